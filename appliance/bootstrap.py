@@ -1,0 +1,80 @@
+"""First start: the configuration an appliance ships with, committed as version 1.
+
+The environment variables read here seed the first configuration only;
+afterwards the configuration rules.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable
+
+from django.db import transaction
+
+from appliance import workflow
+from appliance.models import ConfigVersion, Interface, Role, SystemSettings, User
+from appliance.validators import validate_hostname, validate_ip_address
+
+_first_start_steps: list[Callable[[str], None]] = []
+
+
+class BootstrapError(Exception):
+    """The environment asks for a first configuration that cannot be made."""
+
+
+def register_first_start(step: Callable[[str], None]) -> None:
+    """Apps add their shipped objects here (the Demo certificate); ``step(hostname)``."""
+    _first_start_steps.append(step)
+
+
+def _environment() -> tuple[str, str, int]:
+    hostname = os.environ.get("APPLIANCE_HOSTNAME") or socket.getfqdn()
+    address = os.environ.get("APPLIANCE_LISTEN_ADDRESS", "127.0.0.1")
+    port = os.environ.get("APPLIANCE_HTTPS_PORT", "8443")
+    try:
+        validate_hostname(hostname)
+        validate_ip_address(address)
+    except ValueError as exc:
+        raise BootstrapError(f"APPLIANCE_HOSTNAME/APPLIANCE_LISTEN_ADDRESS: {exc}") from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise BootstrapError(f"APPLIANCE_HTTPS_PORT must be a port number, not {port!r}")
+    return hostname, address, int(port)
+
+
+def first_start() -> str | None:
+    """Make and commit the shipped configuration if none exists.
+
+    Returns the generated admin password (to print once), '' if it came from the
+    environment, None if the appliance was already set up.
+    """
+    if ConfigVersion.objects.exists():
+        return None
+    hostname, address, port = _environment()
+    password = os.environ.get("APPLIANCE_ADMIN_PASSWORD") or ""
+    generated = "" if password else secrets.token_urlsafe(12)
+    with transaction.atomic():
+        if ConfigVersion.objects.exists():  # another process was first
+            return None
+        admin, _ = User.objects.get_or_create(username="admin")
+        admin.role = Role.ADMINISTRATOR
+        admin.set_password(password or generated)
+        admin.save()
+        system = SystemSettings.load()
+        system.hostname = hostname
+        system.save()
+        for step in _first_start_steps:
+            step(hostname)
+        Interface.objects.update_or_create(
+            name="Management",
+            defaults={
+                "ip_address": address,
+                "netmask": 32 if ":" not in address else 128,
+                "hostname": hostname,
+                "https_port": port,
+                "certificate_name": "Demo",
+            },
+        )
+        workflow.commit(admin, "Initial configuration", source="first start")
+    return generated

@@ -1,0 +1,61 @@
+"""Checks on a configuration as a whole: references between sections, and rules apps register.
+
+Load and commit both run them, so a running configuration never names a
+certificate or an interface that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from appliance.config.sections import Config, registry
+from appliance.config.xmlfile import Document
+
+Check = Callable[[Config], list[str]]
+_checks: list[Check] = []
+_warnings: list[Check] = []
+
+
+def register(check: Check) -> Check:
+    """Register a rule on the whole configuration; it returns its problems in the admin's words."""
+    _checks.append(check)
+    return check
+
+
+def register_warning(check: Check) -> Check:
+    """Register advice shown on commit that does not stop it (the demo certificate in use)."""
+    _warnings.append(check)
+    return check
+
+
+def run_registered(config: Config) -> list[str]:
+    return [problem for check in _checks for problem in check(config)]
+
+
+def warnings(config: Config) -> list[str]:
+    return [warning for check in _warnings for warning in check(config)]
+
+
+def reference_problems(config: Config, document: Document | None = None) -> list[str]:
+    """Every field naming an item that ``config`` does not hold.
+
+    Values that came from ``document`` are reported by line and element.
+    """
+    problems = []
+    for section in registry.ordered():
+        for f in section.fields:
+            target = registry.get(f.references) if f.references else None
+            if target is None or section.tag not in config or target.tag not in config:
+                continue
+            names = {item[target.key] for item in config[target.tag]}
+            what = target.item_tag.replace("_", " ")
+            for index, item in enumerate(config[section.tag]):
+                name = item.get(f.tag)
+                if not name or name in names:
+                    continue
+                if document is not None and section.tag in document.config:
+                    line = document.line(section.tag, index, f.tag)
+                    problems.append(f"line {line}: <{f.tag}> names {what} '{name}', which does not exist")
+                else:
+                    problems.append(f"{section.item_name(item)} uses {what} '{name}', which does not exist")
+    return problems

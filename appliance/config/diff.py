@@ -1,0 +1,108 @@
+"""Differences between two configurations, object by object and field by field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from appliance import vault
+from appliance.config.sections import Config, Field, Item, Kind, Section, registry
+
+
+@dataclass
+class FieldChange:
+    label: str
+    before: str
+    after: str
+
+
+@dataclass
+class ObjectChange:
+    action: str  # "added", "deleted", "changed"
+    name: str
+    fields: list[FieldChange] = field(default_factory=list)
+
+
+@dataclass
+class SectionChange:
+    section: Section
+    objects: list[ObjectChange]
+
+    @property
+    def title(self) -> str:
+        return self.section.title
+
+
+def display(f: Field, value) -> str:
+    """A value as the diff shows it; secrets are never shown."""
+    if value is None or value == "":
+        return "(none)"
+    if f.kind is Kind.SECRET:
+        return "(secret)"
+    if f.kind is Kind.BOOL:
+        return "Yes" if value else "No"
+    if f.summarize:
+        return f.summarize(value)
+    return str(value)
+
+
+def _same(f: Field, before, after) -> bool:
+    if f.kind is Kind.SECRET and before and after:
+        # Sealing is randomised: compare what the tokens hold.
+        return before == after or vault.unseal(before) == vault.unseal(after)
+    return before == after
+
+
+def _field_changes(section: Section, before: Item, after: Item) -> list[FieldChange]:
+    changes = []
+    for f in section.fields:
+        old, new = before.get(f.tag), after.get(f.tag)
+        if not _same(f, old, new):
+            if f.kind is Kind.SECRET and old and new:
+                changes.append(FieldChange(f.label, "(secret)", "(secret, changed)"))
+            else:
+                changes.append(FieldChange(f.label, display(f, old), display(f, new)))
+    return changes
+
+
+def _all_fields(section: Section, item: Item) -> list[FieldChange]:
+    return [
+        FieldChange(f.label, "", display(f, item.get(f.tag)))
+        for f in section.fields
+        if item.get(f.tag) not in (None, "")
+    ]
+
+
+def _list_changes(section: Section, before: list[Item], after: list[Item]) -> list[ObjectChange]:
+    old = {item[section.key]: item for item in before}
+    new = {item[section.key]: item for item in after}
+    changes = []
+    for name, item in new.items():
+        if name not in old:
+            changes.append(ObjectChange("added", section.item_name(item), _all_fields(section, item)))
+        elif fields := _field_changes(section, old[name], item):
+            changes.append(ObjectChange("changed", section.item_name(item), fields))
+    for name, item in old.items():
+        if name not in new:
+            changes.append(ObjectChange("deleted", section.item_name(item)))
+    if not changes and list(old) != list(new):
+        changes.append(
+            ObjectChange("changed", section.title, [FieldChange("Order", ", ".join(old), ", ".join(new))])
+        )
+    return changes
+
+
+def diff(before: Config, after: Config) -> list[SectionChange]:
+    """What changes from ``before`` to ``after``, in file order; sections absent on either side are skipped."""
+    result = []
+    for section in registry.ordered():
+        if section.tag not in before or section.tag not in after:
+            continue
+        old, new = before[section.tag], after[section.tag]
+        if section.is_list:
+            objects = _list_changes(section, old, new)
+        else:
+            fields = _field_changes(section, old[0], new[0])
+            objects = [ObjectChange("changed", section.title, fields)] if fields else []
+        if objects:
+            result.append(SectionChange(section, objects))
+    return result

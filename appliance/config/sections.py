@@ -1,0 +1,128 @@
+"""The section registry: how each part of the configuration reads, writes and describes itself.
+
+Every child of ``<config>`` is a section. An app registers its sections in
+``AppConfig.ready()``; the configuration file, commit, abandon, rollback, the
+diff and the services' view of the running configuration all go through here,
+so there is one path between the candidate rows and the XML.
+
+A section's data is a list of items, each a dict of field tag to Python value:
+  - a *scalar* section (``<hostname>x</hostname>``) has one item with one field
+    named like the section;
+  - a *settings* section (``<config_rollback><versions_kept>…``) has one item;
+  - a *list* section (``<certificates><certificate>…``) has any number, each
+    identified by its ``key`` field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Item = dict[str, Any]
+Config = dict[str, list[Item]]
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    INT = "int"
+    BOOL = "bool"
+    SECRET = "secret"  # sealed with the appliance key at rest; masked or encrypted in files
+
+
+class _Required:
+    def __repr__(self):
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: one XML element inside its item."""
+
+    tag: str
+    label: str
+    kind: Kind = Kind.TEXT
+    # The value when the element is absent; REQUIRED: the element must be there.
+    # None means "off" (an ESA service whose port element is absent).
+    default: Any = REQUIRED
+    minimum: int | None = None
+    maximum: int | None = None
+    # Tag of the list section whose keys this field names (a certificate, an interface).
+    references: str | None = None
+    # Raises ValueError with a message in the administrator's words.
+    validate: Callable[[Any], None] | None = None
+    # Short text for the diff, instead of the whole value (a PEM certificate).
+    summarize: Callable[[Any], str] | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Section:
+    """A configuration section and the callables that connect it to its candidate rows."""
+
+    tag: str
+    title: str
+    heading: str  # the boxed comment the section appears under in the file
+    fields: tuple[Field, ...]
+    read: Callable[[], list[Item]]
+    write: Callable[[list[Item]], None]
+    item_tag: str | None = None  # list sections only
+    key: str | None = None  # list sections only: the field naming an item
+    position: int = 100
+    # Cross-field checks on one item, given plaintext secrets: yields (field tag or None, message).
+    clean_item: Callable[[Item], list[tuple[str | None, str]]] | None = None
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.item_tag is None and len(self.fields) == 1 and self.fields[0].tag == self.tag
+
+    @property
+    def is_list(self) -> bool:
+        return self.item_tag is not None
+
+    def field(self, tag: str) -> Field:
+        return self._fields_by_tag[tag]
+
+    @property
+    def _fields_by_tag(self) -> dict[str, Field]:
+        return {f.tag: f for f in self.fields}
+
+    def item_name(self, item: Item) -> str:
+        """How the diff and error messages name an item."""
+        if self.is_list:
+            return f"{self.item_tag.replace('_', ' ')} '{item[self.key]}'"
+        return self.title
+
+
+@dataclass
+class Registry:
+    sections: dict[str, Section] = field(default_factory=dict)
+
+    def register(self, section: Section) -> None:
+        if section.tag in self.sections:
+            raise ValueError(f"section <{section.tag}> is registered twice")
+        self.sections[section.tag] = section
+
+    def ordered(self) -> list[Section]:
+        return sorted(self.sections.values(), key=lambda s: (s.position, s.tag))
+
+    def get(self, tag: str) -> Section | None:
+        return self.sections.get(tag)
+
+    def candidate(self) -> Config:
+        """The whole candidate configuration, as section data."""
+        return {section.tag: section.read() for section in self.ordered()}
+
+    def references_to(self, target: str) -> list[tuple[Section, Field]]:
+        """Fields of every section that name items of ``target`` ("where used")."""
+        return [(section, f) for section in self.ordered() for f in section.fields if f.references == target]
+
+
+registry = Registry()

@@ -1,0 +1,306 @@
+"""The configuration file: section data to the ESA's XML and back.
+
+The same functions write the committed versions (secrets stay sealed with the
+appliance key) and the files an administrator saves (secrets masked, encrypted
+with a passphrase, or plain), so save → load → save is stable by construction.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from django.conf import settings
+from django.utils import timezone
+from lxml import etree
+
+from appliance import vault
+from appliance.config.sections import REQUIRED, Config, Field, Item, Kind, Section, registry
+
+PRODUCT = "Mail Gateway TLS Console"
+VERSION = "1.0"
+
+
+class SecretMode(StrEnum):
+    MASK = "mask"
+    ENCRYPT = "encrypt"
+    PLAIN = "plain"
+    SEALED = "sealed"  # committed versions inside the appliance only
+
+
+class ConfigFileError(Exception):
+    """A document that cannot be loaded; ``problems`` name line and element."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def _text(f: Field, value, mode: SecretMode, cipher: vault.PassphraseCipher | None) -> str:
+    if f.kind is Kind.BOOL:
+        return "1" if value else "0"
+    if f.kind is Kind.SECRET:
+        if mode is SecretMode.SEALED:
+            return value
+        if mode is SecretMode.MASK:
+            return vault.MASK
+        plaintext = vault.unseal(value)
+        return cipher.encrypt(plaintext) if mode is SecretMode.ENCRYPT else plaintext
+    return str(value)
+
+
+def _append_fields(parent, section: Section, item: Item, mode, cipher) -> None:
+    for f in section.fields:
+        value = item.get(f.tag)
+        if value is None or (value == "" and not f.required):
+            continue  # an ESA service that is off, an empty optional setting
+        etree.SubElement(parent, f.tag).text = _text(f, value, mode, cipher)
+
+
+def _heading_comment(heading: str) -> etree._Comment:
+    rule = "*" * 78
+    return etree.Comment(f"\n{rule}\n*{heading.center(76)}*\n{rule}\n")
+
+
+def render(
+    config: Config,
+    mode: SecretMode,
+    passphrase: str | None = None,
+    hostname: str = "",
+) -> str:
+    """The configuration file for ``config`` (every section it holds, in registry order)."""
+    cipher = vault.PassphraseCipher(passphrase) if mode is SecretMode.ENCRYPT else None
+    root = etree.Element("config")
+    heading = None
+    for section in registry.ordered():
+        if section.tag not in config:
+            continue
+        if section.heading != heading:
+            heading = section.heading
+            root.append(_heading_comment(heading))
+        items = config[section.tag]
+        if section.is_scalar:
+            etree.SubElement(root, section.tag).text = _text(
+                section.fields[0], items[0][section.tag], mode, cipher
+            )
+        elif section.is_list:
+            element = etree.SubElement(root, section.tag)
+            for item in items:
+                _append_fields(etree.SubElement(element, section.item_tag), section, item, mode, cipher)
+        else:
+            _append_fields(etree.SubElement(root, section.tag), section, items[0], mode, cipher)
+    etree.indent(root, space="  ")
+    body = etree.tostring(root, encoding="ISO-8859-1", xml_declaration=False).decode("latin-1")
+    header = (
+        f"  Product: {PRODUCT}\n"
+        f"  Version: {VERSION}\n"
+        f"  Hostname: {hostname}\n"
+        f"  Platform: {platform.system()} {platform.machine()}\n"
+        f"  Current Time: {timezone.localtime():%a %b %d %H:%M:%S %Y}\n"
+    )
+    return (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+        '<!DOCTYPE config SYSTEM "config.dtd">\n\n'
+        f"<!--\n{header}-->\n{body}\n"
+    )
+
+
+def without_header(document: str) -> str:
+    """The document less its header comment (which carries the time)."""
+    start = document.index("<!--")
+    return document[:start] + document[document.index("-->", start) + 4 :]
+
+
+# --- reading -----------------------------------------------------------------
+
+
+@dataclass
+class Document:
+    """A parsed configuration file: the sections it contains, and where each value stood."""
+
+    config: Config = field(default_factory=dict)
+    # (section tag, item index, field tag or None) -> source line
+    lines: dict[tuple[str, int, str | None], int] = field(default_factory=dict)
+
+    def line(self, tag: str, index: int, field_tag: str | None = None) -> int | None:
+        return self.lines.get((tag, index, field_tag)) or self.lines.get((tag, index, None))
+
+
+class _Parser:
+    def __init__(self, mode: SecretMode, passphrase: str | None):
+        self.mode = mode
+        self.cipher = vault.PassphraseCipher(passphrase) if passphrase else None
+        self.problems: list[str] = []
+        self.document = Document()
+
+    def problem(self, element, message: str) -> None:
+        self.problems.append(f"line {element.sourceline}: <{element.tag}> {message}")
+
+    def value(self, f: Field, element):
+        text = (element.text or "").strip()
+        if len(element):
+            self.problem(element, "must hold a value, not other elements")
+            return None
+        if f.kind is Kind.BOOL:
+            if text not in ("0", "1"):
+                self.problem(element, f"must be 0 or 1, not {text!r}")
+                return None
+            return text == "1"
+        if f.kind is Kind.INT:
+            try:
+                number = int(text)
+            except ValueError:
+                self.problem(element, f"must be a whole number, not {text!r}")
+                return None
+            if (f.minimum is not None and number < f.minimum) or (
+                f.maximum is not None and number > f.maximum
+            ):
+                self.problem(element, f"must be between {f.minimum} and {f.maximum}, not {number}")
+                return None
+            return number
+        if f.kind is Kind.SECRET and self.mode is not SecretMode.SEALED:
+            return self.secret(element, text)
+        return text
+
+    def secret(self, element, text: str) -> str | None:
+        if text == vault.MASK:
+            self.problem(
+                element,
+                "holds a masked passphrase: a file saved with masked passphrases cannot be "
+                "loaded; save it again with encrypted or plain passphrases",
+            )
+            return None
+        if not vault.is_passphrase_encrypted(text):
+            return text
+        if self.cipher is None:
+            self.problem(element, "is encrypted with a passphrase: give the passphrase to load it")
+            return None
+        try:
+            return self.cipher.decrypt(text)
+        except vault.SecretError:
+            self.problem(element, "cannot be decrypted: the passphrase is wrong")
+            return None
+
+    def item(self, section: Section, element, index: int) -> Item:
+        self.document.lines[(section.tag, index, None)] = element.sourceline
+        item: Item = {}
+        for child in element:
+            if not isinstance(child.tag, str):
+                continue
+            try:
+                f = section.field(child.tag)
+            except KeyError:
+                self.problem(child, f"is not a setting of <{element.tag}>")
+                continue
+            if f.tag in item:
+                self.problem(child, "appears twice")
+                continue
+            self.document.lines[(section.tag, index, f.tag)] = child.sourceline
+            item[f.tag] = self.value(f, child)
+            if item[f.tag] is not None and f.validate and self.mode is not SecretMode.SEALED:
+                try:
+                    f.validate(item[f.tag])
+                except ValueError as exc:
+                    self.problem(child, str(exc))
+        for f in section.fields:
+            if f.tag not in item:
+                if f.default is REQUIRED:
+                    self.problem(element, f"lacks <{f.tag}>")
+                item[f.tag] = None if f.default is REQUIRED else f.default
+        if section.clean_item and self.mode is not SecretMode.SEALED and not self.problems:
+            for field_tag, message in section.clean_item(item):
+                line = self.document.line(section.tag, index, field_tag)
+                self.problems.append(f"line {line}: <{field_tag or element.tag}> {message}")
+        return item
+
+    def section(self, section: Section, element) -> list[Item]:
+        if section.is_scalar:
+            self.document.lines[(section.tag, 0, section.tag)] = element.sourceline
+            value = self.value(section.fields[0], element)
+            if value is not None and section.fields[0].validate and self.mode is not SecretMode.SEALED:
+                try:
+                    section.fields[0].validate(value)
+                except ValueError as exc:
+                    self.problem(element, str(exc))
+            return [{section.tag: value}]
+        if not section.is_list:
+            return [self.item(section, element, 0)]
+        items, seen = [], {}
+        for child in element:
+            if not isinstance(child.tag, str):
+                continue
+            if child.tag != section.item_tag:
+                self.problem(child, f"does not belong in <{section.tag}> (expected <{section.item_tag}>)")
+                continue
+            item = self.item(section, child, len(items))
+            name = item.get(section.key)
+            if name in seen:
+                self.problem(child, f"repeats the name {name!r} (first on line {seen[name]})")
+            seen[name] = child.sourceline
+            items.append(item)
+        return items
+
+    def seal_secrets(self) -> None:
+        for tag, items in self.document.config.items():
+            secret_fields = [f.tag for f in registry.get(tag).fields if f.kind is Kind.SECRET]
+            for item in items:
+                for name in secret_fields:
+                    if item.get(name):
+                        item[name] = vault.seal(item[name])
+
+
+def _xml_parser() -> etree.XMLParser:
+    # No entity expansion, no DTD loading, no network; comments are not settings.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def parse(data: bytes, mode: SecretMode = SecretMode.PLAIN, passphrase: str | None = None) -> Document:
+    """Parse a configuration file into the sections it contains, or raise ConfigFileError."""
+    if len(data) > settings.CONFIG_FILE_MAX_BYTES:
+        limit = settings.CONFIG_FILE_MAX_BYTES // (1024 * 1024)
+        raise ConfigFileError([f"the file is larger than the limit of {limit} MiB"])
+    if not data.strip():
+        raise ConfigFileError(["the file is empty: no data to load"])
+    try:
+        root = etree.fromstring(data, _xml_parser())
+    except etree.XMLSyntaxError as exc:
+        raise ConfigFileError([f"line {exc.lineno}: not well-formed XML ({exc.msg})"]) from None
+    dtd = root.getroottree().docinfo.internalDTD  # also set for a bare <!DOCTYPE config SYSTEM …>
+    if dtd is not None and (any(dtd.iterentities()) or any(dtd.iterelements())):
+        raise ConfigFileError(["the document declares its own DTD: entity declarations are not allowed"])
+    if any(isinstance(node, etree._Entity) for node in root.iter()):
+        raise ConfigFileError(["the document uses entity references, which are not allowed"])
+    if root.tag != "config":
+        raise ConfigFileError(
+            [f"line {root.sourceline}: the root element must be <config>, not <{root.tag}>"]
+        )
+
+    parser = _Parser(mode, passphrase)
+    for element in root:
+        if not isinstance(element.tag, str):
+            continue
+        section = registry.get(element.tag)
+        if section is None:
+            parser.problem(element, "is not a configuration section of this appliance")
+            continue
+        if section.tag in parser.document.config:
+            parser.problem(element, "appears twice: each section may appear once")
+            continue
+        parser.document.config[section.tag] = parser.section(section, element)
+    if parser.problems:
+        raise ConfigFileError(parser.problems)
+    if mode is not SecretMode.SEALED:
+        parser.seal_secrets()
+    return parser.document

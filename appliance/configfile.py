@@ -1,0 +1,65 @@
+"""System Administration > Configuration File, for the web page and the console commands alike."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from appliance import audit, workflow
+from appliance.audit import Action
+from appliance.config.xmlfile import SecretMode, parse, render
+from appliance.roles import Capability, require
+
+EXPORT_CAPABILITY = {
+    SecretMode.MASK: Capability.EXPORT_MASKED,
+    SecretMode.ENCRYPT: Capability.EXPORT_SECRETS,
+    SecretMode.PLAIN: Capability.EXPORT_PLAIN,
+}
+
+
+def configuration_dir() -> Path:
+    return settings.DATA_DIR / "configuration"
+
+
+def running_document(user, mode: SecretMode, passphrase: str | None = None, source: str = "") -> str:
+    """The running configuration as a file; audited."""
+    require(user, EXPORT_CAPABILITY[mode])
+    if mode is SecretMode.ENCRYPT and not passphrase:
+        raise workflow.ChangeRefused("Encrypting passphrases needs a passphrase")
+    running = workflow.running_config()
+    document = render(running, mode, passphrase, hostname=running["hostname"][0]["hostname"])
+    number = workflow.running_number()
+    audit.record(user.username, Action.EXPORT, f"version {number}, {mode} passphrases", source)
+    return document
+
+
+def save_on_appliance(user, mode, passphrase=None, path: Path | None = None, source="") -> Path:
+    """Write the running configuration to ``path`` or the appliance's configuration folder."""
+    document = running_document(user, mode, passphrase, source)
+    if path is None:
+        hostname = workflow.running_config()["hostname"][0]["hostname"]
+        path = configuration_dir() / f"{hostname}-{timezone.now():%Y%m%dT%H%M%S}.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Files with secrets (encrypted or plain) are for the administrator only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="latin-1") as handle:
+        handle.write(document)
+    return path
+
+
+def saved_files() -> list[str]:
+    """Names of the configuration files saved on the appliance, newest first."""
+    folder = configuration_dir()
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.iterdir() if p.suffix == ".xml" and p.is_file()]
+    return [p.name for p in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def load(user, data: bytes, passphrase: str | None, description: str, source: str = ""):
+    """Parse a configuration file and stage the sections it holds (commit applies them)."""
+    document = parse(data, SecretMode.PLAIN, passphrase)
+    return workflow.load_document(user, document, description, source)

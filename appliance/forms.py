@@ -1,0 +1,92 @@
+"""Forms of the appliance's own pages; their validators are the configuration file's."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+
+from appliance.models import Role, User
+from appliance.validators import validate_hostname
+
+
+def _django_validator(check):
+    """Run a configuration validator (ValueError) as a form validator."""
+
+    def validator(value):
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    return validator
+
+
+class SystemSettingsForm(forms.Form):
+    hostname = forms.CharField(
+        label="Hostname",
+        max_length=253,
+        validators=[_django_validator(validate_hostname)],
+        help_text="Fully qualified host name of the appliance, shown at the top of every page.",
+    )
+    rollback_versions_kept = forms.IntegerField(
+        label="Configuration versions kept for rollback", min_value=1, max_value=100
+    )
+
+
+class UserForm(forms.Form):
+    username = forms.RegexField(
+        label="User Name",
+        regex=r"^[A-Za-z0-9_.@-]{1,150}$",
+        error_messages={"invalid": "Use letters, digits and . _ @ - only."},
+    )
+    full_name = forms.CharField(label="Full Name", max_length=150, required=False)
+    role = forms.ChoiceField(label="User Role", choices=Role.choices)
+    is_active = forms.BooleanField(label="Account active", required=False, initial=True)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, required=False, strip=False)
+    password_again = forms.CharField(
+        label="Retype Password", widget=forms.PasswordInput, required=False, strip=False
+    )
+
+    def __init__(self, *args, instance: User | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        if instance is not None:
+            self.fields["username"].disabled = True
+            self.fields["password"].help_text = "Leave empty to keep the current password."
+            if instance.is_builtin_admin:
+                self.fields["role"].disabled = True
+                self.fields["is_active"].disabled = True
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if self.instance is None and User.objects.filter(username=username).exists():
+            raise ValidationError(f"A user named '{username}' already exists.")
+        return username
+
+    def clean(self):
+        cleaned = super().clean()
+        password, again = cleaned.get("password"), cleaned.get("password_again")
+        if self.instance is None and not password:
+            self.add_error("password", "A new user needs a password.")
+        if password:
+            if password != again:
+                self.add_error("password_again", "The two passwords differ.")
+            else:
+                probe = self.instance or User(username=cleaned.get("username", ""))
+                try:
+                    validate_password(password, probe)
+                except ValidationError as exc:
+                    self.add_error("password", exc)
+        return cleaned
+
+    def save(self) -> User:
+        user = self.instance or User(username=self.cleaned_data["username"])
+        user.first_name = self.cleaned_data["full_name"]
+        if not user.is_builtin_admin:
+            user.role = self.cleaned_data["role"]
+            user.is_active = self.cleaned_data["is_active"]
+        if self.cleaned_data["password"]:
+            user.set_password(self.cleaned_data["password"])
+        user.save()
+        return user

@@ -1,0 +1,56 @@
+"""gunicorn settings for the console, computed from the running configuration.
+
+The supervisor (``runappliance``) starts gunicorn with this file and sends it
+SIGHUP when a commit changes where the console listens; gunicorn then re-reads
+this file and rebinds. Certificates change without a reload (``ssl_context``).
+"""
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "appliance.settings")
+django.setup()
+
+from django.db import connections  # noqa: E402
+
+from appliance import https, workflow  # noqa: E402
+
+_endpoints = https.endpoints(workflow.running_config())
+connections.close_all()  # never share the master's database connection with forked workers
+
+bind = [endpoint.bind for endpoint in _endpoints]
+# gunicorn serves TLS only when these are set; the context below replaces what it would build.
+certfile, keyfile = https.certificate_files(
+    next(
+        c
+        for c in workflow.running_config()["certificates"]
+        if c["certificate_name"] == _endpoints[0].certificate
+    )
+)
+wsgi_app = "appliance.wsgi:application"
+# Threads keep TLS connections alive: the sync worker closes each one after a request.
+worker_class = "gthread"
+workers = int(os.environ.get("APPLIANCE_WEB_WORKERS", "2"))
+threads = int(os.environ.get("APPLIANCE_WEB_THREADS", "8"))
+keepalive = 30
+graceful_timeout = 20
+accesslog = "-"
+errorlog = "-"
+loglevel = "info"
+proc_name = "appliance-console"
+secure_scheme_headers = {}  # the console terminates TLS itself; trust no proxy header
+forwarded_allow_ips = ""
+control_socket_disable = True
+
+
+def _running():
+    number = workflow.announced_version()
+    return number, workflow.running_config(number)
+
+
+_console_tls = https.ConsoleTLS(_running)
+
+
+def ssl_context(config, default_ssl_context_factory):
+    return _console_tls.context()

@@ -1,0 +1,96 @@
+"""The frame of every console command: acting user, exit status, one-line errors.
+
+Exit status: 0 done (warnings on stderr as ``Warning: …``), 1 refused or failed
+(``Error: …`` on stderr, never a traceback), 2 usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+
+from appliance import workflow
+from appliance.config.xmlfile import ConfigFileError
+from appliance.models import User
+
+logger = logging.getLogger("appliance.console")
+
+
+class Refused(Exception):
+    """The command cannot do what was asked; the message says why."""
+
+
+class ApplianceCommand(BaseCommand):
+    requires_system_checks = []
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.add_argument("--user", default="admin", help="act as this user, with this user's role")
+        parser.add_argument(
+            "--force", action="store_true", help="accept what would otherwise be refused, as a warning"
+        )
+        return parser
+
+    def warn(self, message: str) -> None:
+        self.stderr.write(f"Warning: {message}")
+
+    def report(self, result, done: str) -> None:
+        """Print ``done``, or for a Read-Only Operator what the submit would have changed."""
+        if not isinstance(result, workflow.Preview):
+            self.stdout.write(done)
+            return
+        self.stdout.write("Preview only (Read-Only Operator): nothing was stored.")
+        for section in result.changes:
+            for change in section.objects:
+                self.stdout.write(f"{section.title}: {change.name} {change.action}")
+                for f in change.fields:
+                    self.stdout.write(f"  {f.label}: {f.before} -> {f.after}")
+
+    def acting_user(self, username: str) -> User:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise Refused(f"there is no user '{username}'")
+        if not user.is_active:
+            raise Refused(f"the account '{username}' is locked")
+        return user
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except (Refused, PermissionDenied, CommandError, OSError) as exc:
+            self._fail(str(exc))
+        except workflow.ChangeRefused as refusal:
+            self._fail("; ".join([str(refusal), *refusal.problems]))
+        except ConfigFileError as error:
+            self._fail("Parsing failed: " + "; ".join(error.problems))
+        except Exception:
+            logger.exception("console command %s failed", self.__class__.__module__)
+            self._fail("internal error; the details are in the console log")
+
+    def _fail(self, reason: str) -> None:
+        self.stderr.write(f"Error: {reason}")
+        sys.exit(1)
+
+    def handle(self, *args, **options):
+        user = self.acting_user(options["user"])
+        return self.run(user, **options)  # each command defines run(user, **options)
+
+
+def read_passphrase_file(path: str | None) -> str | None:
+    """The first line of a passphrase file, trailing CR/LF stripped, as openssl's ``file:``."""
+    if path is None:
+        return None
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            passphrase = handle.readline().rstrip("\r\n")
+    except FileNotFoundError:
+        raise Refused(f'the passphrase file "{path}" does not exist') from None
+    except UnicodeDecodeError:
+        raise Refused(f'the passphrase file "{path}" is not text') from None
+    if not passphrase:
+        raise Refused(f'the passphrase file "{path}" is empty')
+    return passphrase

@@ -1,0 +1,23 @@
+from django.core.management import call_command
+
+from appliance import bootstrap
+from appliance.management.base import ApplianceCommand, Refused
+from appliance.supervisor import Supervisor
+
+
+class Command(ApplianceCommand):
+    help = "Apply migrations, set up the appliance on first start, and run its services in the foreground."
+
+    def handle(self, *args, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        try:
+            password = bootstrap.first_start()
+        except bootstrap.BootstrapError as error:
+            raise Refused(str(error)) from None
+        if password:
+            self.stdout.write(f"First start: the password of user admin is {password} (shown once)")
+        elif password == "":
+            self.stdout.write("First start: user admin has the password from APPLIANCE_ADMIN_PASSWORD")
+        status = Supervisor(lambda line: self.stdout.write(line) or self.stdout.flush()).run()
+        if status:
+            raise SystemExit(status)

@@ -1,0 +1,136 @@
+"""The appliance core: users, system settings, IP interfaces, and the change workflow's rows.
+
+System settings and IP interfaces are candidate configuration: forms and console
+commands edit these rows, a commit turns them into a new ``ConfigVersion``.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Role(models.TextChoices):
+    """The ESA's user roles (ESA-REFERENCE §8)."""
+
+    ADMINISTRATOR = "administrator", "Administrator"
+    OPERATOR = "operator", "Operator"
+    READ_ONLY = "read_only", "Read-Only Operator"
+    GUEST = "guest", "Guest"
+
+
+class User(AbstractUser):
+    """An account of the console and the console commands, with one ESA role."""
+
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.GUEST)
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self):
+        return self.username
+
+    @property
+    def is_builtin_admin(self) -> bool:
+        """The built-in ``admin`` account: cannot be deleted or demoted."""
+        return self.username == "admin"
+
+
+class SystemSettings(models.Model):
+    """The single row of system-wide settings (candidate)."""
+
+    hostname = models.CharField(max_length=253)
+    rollback_versions_kept = models.PositiveIntegerField(default=10)
+
+    class Meta:
+        verbose_name_plural = "system settings"
+
+    def __str__(self):
+        return self.hostname
+
+    @classmethod
+    def load(cls) -> SystemSettings:
+        settings, _ = cls.objects.get_or_create(pk=1, defaults={"hostname": "localhost"})
+        return settings
+
+
+class Interface(models.Model):
+    """An IP interface: an address the console (and later the listeners) serve on (candidate)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    ip_address = models.GenericIPAddressField()
+    netmask = models.PositiveSmallIntegerField(default=24)
+    hostname = models.CharField(max_length=253)
+    https_port = models.PositiveIntegerField(null=True, blank=True)
+    # By name, as in the configuration file; the workflow checks the reference.
+    certificate_name = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class ChangeLock(models.Model):
+    """The single row naming who owns the uncommitted changes, and since when.
+
+    Empty owner: the candidate equals the running configuration.
+    """
+
+    owner = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    owner_name = models.CharField(max_length=150, blank=True)
+    since = models.DateTimeField(null=True)
+
+    def __str__(self):
+        return self.owner_name or "no uncommitted changes"
+
+
+class ConfigVersion(models.Model):
+    """A committed configuration: the whole configuration file, immutable once written.
+
+    The newest row is the running configuration. Secrets inside are encrypted
+    with the appliance key.
+    """
+
+    number = models.PositiveIntegerField(unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    user_name = models.CharField(max_length=150)
+    comment = models.TextField(blank=True)
+    xml = models.TextField()
+
+    class Meta:
+        ordering = ["-number"]
+        get_latest_by = "number"
+
+    def __str__(self):
+        return f"version {self.number}"
+
+
+class AuditEvent(models.Model):
+    """One line of the audit log: who did what, from where."""
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "Login"
+        LOGIN_FAILED = "login_failed", "Login failed"
+        LOGOUT = "logout", "Logout"
+        SUBMIT = "submit", "Submit"
+        COMMIT = "commit", "Commit"
+        ABANDON = "abandon", "Abandon"
+        ROLLBACK = "rollback", "Rollback"
+        LOAD = "load", "Load configuration"
+        EXPORT = "export", "Export configuration"
+        USERS = "users", "User accounts"
+
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    user_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    detail = models.TextField(blank=True)
+    source = models.CharField(max_length=40, blank=True)  # "GUI 127.0.0.1" or "CLI"
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["action", "time"], name="audit_action_time")]
+
+    def __str__(self):
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.user_name} {self.action}"

@@ -1,0 +1,182 @@
+"""Settings for the appliance console.
+
+Everything that differs between installations comes from environment variables,
+read here once through strict parsers; app code reads ``django.conf.settings``.
+The variables that seed the first configuration (hostname, listen address, admin
+password) are read by the bootstrap, not here: afterwards the configuration rules.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: str) -> bool:
+    value = os.environ.get(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}")
+
+
+def envint(name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}")
+    return value
+
+
+def persistent_secret_key(data_dir: Path) -> str:
+    """The SECRET_KEY: from APPLIANCE_SECRET_KEY(_FILE), else made once per data directory."""
+    if os.environ.get("APPLIANCE_SECRET_KEY"):
+        return os.environ["APPLIANCE_SECRET_KEY"]
+    path = Path(os.environ.get("APPLIANCE_SECRET_KEY_FILE", data_dir / "secret_key"))
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+DATA_DIR = Path(os.environ.get("APPLIANCE_DATA_DIR", BASE_DIR / "var")).resolve()
+SECRET_KEY = persistent_secret_key(DATA_DIR)
+DEBUG = envbool("APPLIANCE_DEBUG", "0")
+
+# The console is reached by interface address or hostname, both of which the
+# administrator changes at run time; gunicorn only listens on configured interfaces.
+ALLOWED_HOSTS = os.environ.get("APPLIANCE_ALLOWED_HOSTS", "*").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "appliance",
+    "certificates",
+    "listeners",
+    "destinations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "appliance.urls"
+WSGI_APPLICATION = "appliance.wsgi.application"
+AUTH_USER_MODEL = "appliance.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "appliance.context_processors.console",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "appliance.sqlite3",
+        # The console, the services and the console commands all write: every
+        # transaction takes the write lock up front and waits for it.
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("APPLIANCE_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Static files are served from the source folders (no collectstatic step).
+WHITENOISE_USE_FINDERS = True
+
+# A large configuration (10,000 destinations, 1,000 certificates) pasted or uploaded.
+CONFIG_FILE_MAX_BYTES = envint("APPLIANCE_CONFIG_MAX_BYTES", 32 * 1024 * 1024, 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG_FILE_MAX_BYTES + 64 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# Served only over HTTPS by gunicorn (wsgi.url_scheme is https).
+SECURE_SSL_REDIRECT = True
+SECURE_HSTS_SECONDS = envint("APPLIANCE_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_AGE = envint("APPLIANCE_SESSION_SECONDS", 8 * 3600, 60)
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+X_FRAME_OPTIONS = "DENY"
+
+# Failed logins allowed per user name and per client address in the window.
+LOGIN_FAILURE_LIMIT = envint("APPLIANCE_LOGIN_FAILURE_LIMIT", 5, 1)
+LOGIN_FAILURE_WINDOW_SECONDS = envint("APPLIANCE_LOGIN_FAILURE_WINDOW", 900, 1)
+
+LOG_DIR = DATA_DIR / "logs"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("APPLIANCE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
+}

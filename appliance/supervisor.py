@@ -1,0 +1,105 @@
+"""The supervisor behind ``runappliance``: starts the services and follows each commit.
+
+It runs the HTTPS console (gunicorn, in its own process group so that Ctrl-C
+reaches it only through us), watches the running version, and sends gunicorn
+SIGHUP when a commit changes where the console listens. Certificates change
+inside gunicorn without a reload.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from appliance import https, workflow
+
+GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
+
+
+class ServiceFailed(Exception):
+    pass
+
+
+def _accepting(endpoint: https.Endpoint) -> bool:
+    try:
+        with socket.create_connection((endpoint.address, endpoint.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Supervisor:
+    def __init__(self, write):
+        self.write = write
+        self.stopping = False
+        self.console: subprocess.Popen | None = None
+
+    def _stop(self, signum, frame):
+        self.stopping = True
+
+    def _wait_until_listening(self, endpoints, timeout=30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(_accepting(e) for e in endpoints):
+            if self.console.poll() is not None:
+                raise ServiceFailed(f"the HTTPS console exited with status {self.console.returncode}")
+            if time.monotonic() > deadline or self.stopping:
+                raise ServiceFailed("the HTTPS console did not start listening in time")
+            time.sleep(0.1)
+
+    def _announce(self, number, endpoints) -> None:
+        places = ", ".join(f"{e.url} ({e.interface})" for e in endpoints)
+        self.write(f"Appliance ready: {places} [configuration version {number}]")
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        number = workflow.announced_version()
+        endpoints = https.endpoints(workflow.running_config(number))
+        self.console = subprocess.Popen(
+            # A file, not a module: gunicorn re-reads it on SIGHUP, so new binds take effect.
+            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF)],
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "appliance.settings"},
+            cwd=settings.BASE_DIR,
+            start_new_session=True,
+        )
+        try:
+            self._wait_until_listening(endpoints)
+            self._announce(number, endpoints)
+            while not self.stopping:
+                time.sleep(0.5)
+                if self.console.poll() is not None:
+                    raise ServiceFailed(f"the HTTPS console exited with status {self.console.returncode}")
+                latest = workflow.announced_version()
+                if latest != number:
+                    number, endpoints = self._follow(latest, endpoints)
+        except ServiceFailed as failure:
+            self.write(f"Error: {failure}")
+            return 1
+        finally:
+            self._shutdown()
+        return 0
+
+    def _follow(self, number, endpoints):
+        """A commit happened: rebind the console if its addresses changed."""
+        new_endpoints = https.endpoints(workflow.running_config(number))
+        if [e.bind for e in new_endpoints] != [e.bind for e in endpoints]:
+            self.console.send_signal(signal.SIGHUP)
+            self._wait_until_listening(new_endpoints)
+        self._announce(number, new_endpoints)
+        return number, new_endpoints
+
+    def _shutdown(self) -> None:
+        if self.console and self.console.poll() is None:
+            self.console.terminate()  # gunicorn: graceful stop
+            try:
+                self.console.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.console.kill()
+                self.console.wait()

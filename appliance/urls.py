@@ -1,0 +1,24 @@
+from django.urls import include, path
+
+from appliance.views import account, configfile, monitor, network, system, users, workflow
+
+urlpatterns = [
+    path("login/", account.login_view, name="login"),
+    path("logout/", account.logout_view, name="logout"),
+    path("password/", account.change_password, name="change_password"),
+    path("", monitor.overview, name="overview"),
+    path("commit/", workflow.uncommitted_changes, name="uncommitted_changes"),
+    path("commit/abandon/", workflow.abandon_changes, name="abandon_changes"),
+    path("network/interfaces/", network.interfaces, name="interfaces"),
+    path("admin/system/", system.system_settings, name="system_settings"),
+    path("admin/config/", configfile.config_file, name="config_file"),
+    path("admin/config/load/", configfile.load_config, name="load_config"),
+    path("admin/rollback/", workflow.rollback, name="rollback"),
+    path("admin/rollback/<int:number>/", workflow.rollback_diff, name="rollback_diff"),
+    path("admin/audit/", system.audit_log, name="audit_log"),
+    path("admin/users/", users.user_list, name="users"),
+    path("admin/users/add/", users.user_edit, name="user_add"),
+    path("admin/users/<str:username>/", users.user_edit, name="user_edit"),
+    path("admin/users/<str:username>/delete/", users.user_delete, name="user_delete"),
+    path("network/certificates/", include("certificates.urls")),
+]

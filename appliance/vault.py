@@ -1,0 +1,102 @@
+"""Secrets at rest and in configuration files.
+
+At rest, a secret (a private key, a passphrase) is a Fernet token made with the
+appliance key, a file in the data directory. A configuration file carries it
+masked, encrypted with the administrator's passphrase, or in plain text.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from django.conf import settings
+
+MASK = "*****"
+PASSPHRASE_PREFIX = "$scrypt$"
+
+
+class SecretError(Exception):
+    """A secret could not be decrypted: wrong passphrase, or a foreign appliance key."""
+
+
+def appliance_key_path():
+    return settings.DATA_DIR / "appliance.key"
+
+
+@functools.cache
+def _appliance_keys() -> list[bytes]:
+    """The appliance keys, one a line, newest first: rotation adds a line on top."""
+    path = appliance_key_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key() + b"\n")
+    return [line for line in path.read_bytes().split() if line]
+
+
+@functools.cache
+def _appliance_fernet() -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in _appliance_keys()])
+
+
+def seal(plaintext: str) -> str:
+    """Encrypt a secret with the appliance key, for storage."""
+    return _appliance_fernet().encrypt(plaintext.encode()).decode("ascii")
+
+
+def unseal(token: str) -> str:
+    """Decrypt a secret stored with the appliance key."""
+    try:
+        return _appliance_fernet().decrypt(token.encode("ascii")).decode()
+    except (InvalidToken, UnicodeError) as exc:
+        raise SecretError("a stored secret does not match this appliance's key") from exc
+
+
+def runtime_password() -> bytes:
+    """The password of private-key files written for ssl.load_cert_chain (never plaintext on disk)."""
+    return hmac.new(_appliance_keys()[0], b"runtime key files", hashlib.sha256).hexdigest().encode()
+
+
+@functools.lru_cache(maxsize=16)
+def _passphrase_fernet(passphrase: str, salt: bytes) -> Fernet:
+    kdf = Scrypt(salt=salt, length=32, n=2**15, r=8, p=1)
+    return Fernet(base64.urlsafe_b64encode(kdf.derive(passphrase.encode())))
+
+
+class PassphraseCipher:
+    """Encrypts the secrets of one configuration file with the administrator's passphrase.
+
+    One salt per file keeps the slow key derivation to once a file.
+    """
+
+    def __init__(self, passphrase: str):
+        self.passphrase = passphrase
+        self.salt = secrets.token_bytes(16)
+
+    def encrypt(self, plaintext: str) -> str:
+        token = _passphrase_fernet(self.passphrase, self.salt).encrypt(plaintext.encode())
+        salt = base64.urlsafe_b64encode(self.salt).decode("ascii")
+        return f"{PASSPHRASE_PREFIX}{salt}${token.decode('ascii')}"
+
+    def decrypt(self, value: str) -> str:
+        try:
+            salt, token = value.removeprefix(PASSPHRASE_PREFIX).split("$", 1)
+            fernet = _passphrase_fernet(self.passphrase, base64.urlsafe_b64decode(salt))
+            return fernet.decrypt(token.encode("ascii")).decode()
+        except (ValueError, InvalidToken, UnicodeError) as exc:
+            raise SecretError("the passphrase does not decrypt it") from exc
+
+
+def is_passphrase_encrypted(value: str) -> bool:
+    return value.startswith(PASSPHRASE_PREFIX)

@@ -1,0 +1,82 @@
+"""Log in, log out, change one's own password."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.db.models import Q
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from appliance import audit, workflow
+from appliance.audit import Action
+from appliance.models import AuditEvent
+from appliance.views.common import ConsoleRequest, source_of
+
+
+def _too_many_failures(username: str, source: str) -> bool:
+    """Failed logins in the window, per user name from this address, and per address overall."""
+    since = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    failures = AuditEvent.objects.filter(action=Action.LOGIN_FAILED, time__gte=since, source=source)
+    limit = settings.LOGIN_FAILURE_LIMIT
+    return failures.filter(Q(user_name=username)).count() >= limit or failures.count() >= limit * 4
+
+
+@login_not_required
+def login_view(request: ConsoleRequest):
+    form = AuthenticationForm(request, data=request.POST or None)
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if request.method == "POST":
+        username = request.POST.get("username", "")[:150]
+        source = source_of(request)
+        if _too_many_failures(username, source):
+            minutes = settings.LOGIN_FAILURE_WINDOW_SECONDS // 60
+            form = AuthenticationForm(request)
+            form.add_error(
+                None,
+                f"Too many failed login attempts. Try again in {minutes} minutes.",
+            )
+            audit.record(username, Action.LOGIN_FAILED, "refused: too many failed attempts", source)
+            return render(request, "registration/login.html", {"form": form, "next": next_url}, status=429)
+        if form.is_valid():
+            login(request, form.get_user())
+            audit.record(username, Action.LOGIN, "", source)
+            if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=True):
+                next_url = settings.LOGIN_REDIRECT_URL
+            return redirect(next_url)
+        audit.record(username, Action.LOGIN_FAILED, "wrong user name or password", source)
+    return render(request, "registration/login.html", {"form": form, "next": next_url})
+
+
+@require_POST
+def logout_view(request: ConsoleRequest):
+    user = request.user
+    lock = workflow.lock_state()
+    audit.record(user.username, Action.LOGOUT, "", source_of(request))
+    logout(request)
+    if lock.owner_name == user.username:
+        messages.warning(
+            request,
+            "You logged out with uncommitted changes. They stay pending until you commit or "
+            "abandon them; other administrators cannot submit changes until then.",
+        )
+    messages.info(request, "You have been logged out.")
+    return redirect("login")
+
+
+def change_password(request: ConsoleRequest):
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        update_session_auth_hash(request, form.user)
+        audit.record(request.user.username, Action.USERS, "changed own password", source_of(request))
+        messages.success(request, "Your password has been changed.")
+        return redirect("overview")
+    return render(request, "appliance/password.html", {"form": form})

@@ -1,0 +1,52 @@
+"""System Administration > System Settings and Audit Log."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.shortcuts import render
+
+from appliance.forms import SystemSettingsForm
+from appliance.models import AuditEvent, SystemSettings
+from appliance.roles import Capability, requires
+from appliance.views.common import ConsoleRequest, submit_change
+
+
+@requires(Capability.VIEW_CONFIG)
+def system_settings(request: ConsoleRequest):
+    current = SystemSettings.load()
+    initial = {"hostname": current.hostname, "rollback_versions_kept": current.rollback_versions_kept}
+    form = SystemSettingsForm(request.POST or None, initial=initial)
+    context = {"form": form}
+    if request.method == "POST" and form.is_valid():
+
+        def apply():
+            current.hostname = form.cleaned_data["hostname"]
+            current.rollback_versions_kept = form.cleaned_data["rollback_versions_kept"]
+            current.save()
+
+        return submit_change(
+            request,
+            "edited system settings",
+            apply,
+            success_url="system_settings",
+            template="appliance/system_settings.html",
+            context=context,
+        )
+    return render(request, "appliance/system_settings.html", context)
+
+
+@requires(Capability.VIEW_AUDIT)
+def audit_log(request: ConsoleRequest):
+    events = AuditEvent.objects.all()
+    action = request.GET.get("action", "")
+    if action in AuditEvent.Action.values:
+        events = events.filter(action=action)
+    user_name = request.GET.get("user", "").strip()
+    if user_name:
+        events = events.filter(user_name=user_name)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "appliance/audit_log.html",
+        {"page": page, "actions": AuditEvent.Action.choices, "action": action, "user_name": user_name},
+    )

@@ -1,0 +1,100 @@
+"""Uncommitted Changes (commit, abandon) and Configuration Rollback."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from appliance import workflow
+from appliance.config.diff import diff
+from appliance.models import ConfigVersion
+from appliance.roles import Capability, requires
+from appliance.views.common import ConsoleRequest, source_of
+
+
+class CommitForm(forms.Form):
+    comment = forms.CharField(label="Comment", max_length=1000, required=False)
+
+
+@requires(Capability.VIEW_CONFIG)
+def uncommitted_changes(request: ConsoleRequest):
+    form = CommitForm(request.POST or None)
+    problems = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = workflow.commit(request.user, form.cleaned_data["comment"], source_of(request))
+        except workflow.ChangeRefused as refusal:
+            messages.error(request, str(refusal))
+            problems = refusal.problems
+        else:
+            if version is None:
+                messages.info(request, "There were no changes to commit.")
+            else:
+                for warning in workflow.commit_warnings(version):
+                    messages.warning(request, warning)
+                messages.success(request, f"Your changes have been committed (version {version.number}).")
+            return redirect("uncommitted_changes")
+    return render(
+        request,
+        "appliance/uncommitted.html",
+        {"form": form, "changes": workflow.pending_changes(), "problems": problems},
+        status=409 if problems else 200,
+    )
+
+
+@requires(Capability.COMMIT)
+@require_POST
+def abandon_changes(request: ConsoleRequest):
+    try:
+        abandoned = workflow.abandon(request.user, source_of(request))
+    except workflow.ChangeRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        if abandoned:
+            messages.success(request, "Your changes have been abandoned.")
+        else:
+            messages.info(request, "There were no changes to abandon.")
+    return redirect("uncommitted_changes")
+
+
+@requires(Capability.VIEW_CONFIG)
+def rollback(request: ConsoleRequest):
+    if request.method == "POST":
+        try:
+            number = int(request.POST.get("number", ""))
+        except ValueError:
+            messages.error(request, "Choose a version to roll back to.")
+            return redirect("rollback")
+        try:
+            result = workflow.rollback_to(request.user, number, source_of(request))
+        except workflow.ChangeRefused as refusal:
+            messages.error(request, str(refusal))
+            return redirect("rollback")
+        if isinstance(result, workflow.Preview):
+            messages.warning(
+                request, "Read-Only Operator: this is what the rollback would change. Nothing was stored."
+            )
+            return render(request, "appliance/rollback.html", _rollback_context(preview=result.changes))
+        messages.success(
+            request,
+            f"Version {number} is staged. Review and commit it to roll back the running configuration.",
+        )
+        return redirect("uncommitted_changes")
+    return render(request, "appliance/rollback.html", _rollback_context())
+
+
+def _rollback_context(**extra):
+    return {"versions": ConfigVersion.objects.defer("xml"), "running": workflow.running_number(), **extra}
+
+
+@requires(Capability.VIEW_CONFIG)
+def rollback_diff(request: ConsoleRequest, number: int):
+    version = ConfigVersion.objects.filter(number=number).first()
+    if version is None:
+        raise Http404(f"Version {number} is not kept on this appliance.")
+    changes = diff(workflow.running_config(), workflow.version_config(version))
+    template = "appliance/_rollback_diff.html" if request.htmx else "appliance/rollback_diff.html"
+    return render(request, template, {"version": version, "changes": changes})

@@ -1,0 +1,257 @@
+"""The change workflow: submit, commit, abandon, rollback, load.
+
+Views and console commands parse input and call these; each runs in one
+transaction, writes its audit line in it, and tells the running services only
+after the transaction commits.
+
+One candidate is shared by everyone. The first submit takes the change lock;
+while one user holds it, everyone else's submit is refused with the owner's
+name, so no update is ever lost. Commit and abandon release it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from appliance import audit
+from appliance.audit import Action
+from appliance.config import checks
+from appliance.config.diff import SectionChange, diff
+from appliance.config.sections import Config, registry
+from appliance.config.xmlfile import Document, SecretMode, parse, render
+from appliance.models import ChangeLock, ConfigVersion, SystemSettings
+from appliance.roles import Capability, can, require
+
+
+class ChangeRefused(Exception):
+    """A workflow step that cannot be done; the message says why, in the admin's words."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+@dataclass
+class Preview:
+    """A Read-Only Operator's submit: validated, shown, never stored."""
+
+    changes: list[SectionChange]
+
+
+# --- the running configuration ---------------------------------------------
+
+_running_cache: dict[str, Any] = {"number": None, "config": None}
+
+
+def running_version() -> ConfigVersion | None:
+    return ConfigVersion.objects.order_by("-number").first()
+
+
+def running_number() -> int | None:
+    return ConfigVersion.objects.aggregate(number=Max("number"))["number"]
+
+
+def version_config(version: ConfigVersion) -> Config:
+    return parse(version.xml.encode("latin-1"), SecretMode.SEALED).config
+
+
+def running_config(number: int | None = None) -> Config:
+    """The newest committed configuration, parsed once per process and version.
+
+    ``number``: the newest version, when the caller already knows it (saves a query).
+    """
+    if number is None:
+        number = running_number()
+    if number is None:
+        return {}
+    if _running_cache["number"] != number:
+        _running_cache["config"] = version_config(ConfigVersion.objects.get(number=number))
+        _running_cache["number"] = number
+    return _running_cache["config"]
+
+
+def pending_changes() -> list[SectionChange]:
+    return diff(running_config(), registry.candidate())
+
+
+def lock_state() -> ChangeLock:
+    lock, _ = ChangeLock.objects.get_or_create(pk=1)
+    return lock
+
+
+def has_uncommitted_changes() -> bool:
+    """The cheap signal behind the Commit Changes button."""
+    return ChangeLock.objects.filter(pk=1).exclude(owner_name="").exists()
+
+
+def _locked() -> ChangeLock:
+    # Inside transaction.atomic: SQLite's immediate transactions serialise
+    # writers; select_for_update does the same on PostgreSQL.
+    lock, _ = ChangeLock.objects.select_for_update().get_or_create(pk=1)
+    return lock
+
+
+def _owner_text(lock: ChangeLock) -> str:
+    since = timezone.localtime(lock.since)
+    return f"{lock.owner_name} has uncommitted changes since {since:%H:%M}"
+
+
+def _release(lock: ChangeLock) -> None:
+    lock.owner, lock.owner_name, lock.since = None, "", None
+    lock.save()
+
+
+def version_file():
+    """Holds the running version number; services watch it instead of querying the database."""
+    return settings.DATA_DIR / "run" / "version"
+
+
+def announced_version() -> int | None:
+    """The running version number as the last commit announced it to the services."""
+    try:
+        return int(version_file().read_text())
+    except (FileNotFoundError, ValueError):
+        return running_number()
+
+
+def _notify_services(number: int) -> None:
+    """Tell the services a new running configuration exists."""
+    path = version_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(f"{number}\n")
+    os.replace(temporary, path)
+
+
+# --- the verbs ---------------------------------------------------------------
+
+
+def submit(user, description: str, apply: Callable[[], Any], source: str = "", action=Action.SUBMIT):
+    """Stage a change made by ``apply`` in the candidate.
+
+    A Read-Only Operator's submit runs ``apply`` and is rolled back: it returns
+    a Preview and never stores anything nor takes the lock.
+    """
+    if not can(user, Capability.SUBMIT):
+        require(user, Capability.PREVIEW)
+        with transaction.atomic():
+            before = registry.candidate()
+            savepoint = transaction.savepoint()
+            apply()
+            changes = diff(before, registry.candidate())
+            transaction.savepoint_rollback(savepoint)
+        return Preview(changes)
+    with transaction.atomic():
+        lock = _locked()
+        if lock.owner_name and lock.owner_name != user.username:
+            raise ChangeRefused(_owner_text(lock))
+        result = apply()
+        if not lock.owner_name:
+            lock.owner, lock.owner_name, lock.since = user, user.username, timezone.now()
+            lock.save()
+        audit.record(user.username, action, description, source)
+    return result
+
+
+def validate(config: Config, document: Document | None = None) -> list[str]:
+    """Everything that would make ``config`` invalid as the running configuration."""
+    return checks.reference_problems(config, document) + checks.run_registered(config)
+
+
+def commit(user, comment: str = "", source: str = "") -> ConfigVersion | None:
+    """Apply the whole candidate as a new running version; None if nothing changed."""
+    require(user, Capability.COMMIT)
+    with transaction.atomic():
+        lock = _locked()
+        if lock.owner_name and lock.owner_name != user.username:
+            raise ChangeRefused(f"{_owner_text(lock)}; only they can commit them")
+        candidate = registry.candidate()
+        previous = running_number()
+        changes = diff(running_config(previous), candidate)
+        if previous is not None and not changes:
+            _release(lock)
+            return None
+        problems = validate(candidate)
+        if problems:
+            raise ChangeRefused("The changes cannot be committed", problems)
+        system = SystemSettings.load()
+        number = (previous or 0) + 1
+        version = ConfigVersion.objects.create(
+            number=number,
+            user_name=user.username,
+            comment=comment,
+            xml=render(candidate, SecretMode.SEALED, hostname=system.hostname),
+        )
+        kept = ConfigVersion.objects.order_by("-number").values_list("pk", flat=True)[
+            : max(system.rollback_versions_kept, 1)
+        ]
+        ConfigVersion.objects.exclude(pk__in=list(kept)).delete()
+        _release(lock)
+        summary = "; ".join(f"{c.title}: {len(c.objects)} change(s)" for c in changes)
+        detail = f"version {number}" + (f' "{comment}"' if comment else "") + f" ({summary})"
+        audit.record(user.username, Action.COMMIT, detail, source)
+        transaction.on_commit(lambda: _notify_services(number))
+    return version
+
+
+def commit_warnings(version: ConfigVersion) -> list[str]:
+    """Advice about a committed version that did not stop the commit (the demo certificate in use)."""
+    return checks.warnings(version_config(version))
+
+
+def write_config(config: Config) -> None:
+    """Replace the candidate sections present in ``config``, each as a whole."""
+    for section in registry.ordered():
+        if section.tag in config:
+            section.write(config[section.tag])
+
+
+def abandon(user, source: str = "") -> bool:
+    """Return the candidate to the running configuration. False if nothing was pending."""
+    require(user, Capability.COMMIT)
+    with transaction.atomic():
+        lock = _locked()
+        if not lock.owner_name:
+            return False
+        detail = "abandoned the uncommitted changes"
+        if lock.owner_name != user.username:
+            if not can(user, Capability.ABANDON_OTHERS):
+                raise ChangeRefused(f"{_owner_text(lock)}; only they or an Administrator can abandon them")
+            detail = f"abandoned the uncommitted changes of {lock.owner_name}"
+        write_config(running_config())
+        _release(lock)
+        audit.record(user.username, Action.ABANDON, detail, source)
+    return True
+
+
+def rollback_to(user, number: int, source: str = ""):
+    """Stage committed version ``number`` as the candidate (commit applies it)."""
+    version = ConfigVersion.objects.filter(number=number).first()
+    if version is None:
+        kept = ", ".join(str(n) for n in ConfigVersion.objects.values_list("number", flat=True))
+        raise ChangeRefused(f"Version {number} is not kept on this appliance (kept: {kept})")
+    config = version_config(version)
+    return submit(
+        user,
+        f"staged version {number} for rollback",
+        lambda: write_config(config),
+        source,
+        action=Action.ROLLBACK,
+    )
+
+
+def load_document(user, document: Document, description: str, source: str = ""):
+    """Stage a parsed configuration file: the sections it contains replace the candidate's."""
+    merged = {**registry.candidate(), **document.config}
+    problems = checks.reference_problems(merged, document)
+    if problems:
+        raise ChangeRefused("The configuration cannot be loaded", problems)
+    return submit(user, description, lambda: write_config(document.config), source, action=Action.LOAD)
