@@ -50,7 +50,7 @@ def _text(f: Field, value, mode: SecretMode, cipher: vault.PassphraseCipher | No
             return vault.MASK
         plaintext = vault.unseal(value)
         return cipher.encrypt(plaintext) if mode is SecretMode.ENCRYPT else plaintext
-    return str(value)
+    return str(value).strip()
 
 
 def _append_fields(parent, section: Section, item: Item, mode, cipher) -> None:
