@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from appliance.models import Role, User
 
@@ -70,12 +71,16 @@ def guest(appliance):
     return make_user("gus", Role.GUEST)
 
 
+class HTTPSClient(Client):
+    """Django's test client, every request as over HTTPS (the console redirects plain HTTP)."""
+
+    def generic(self, *args, secure=True, **kwargs):
+        return super().generic(*args, secure=True, **kwargs)
+
+
 @pytest.fixture
-def https_client(client):
-    """Django's test client speaking as over HTTPS (the console redirects plain HTTP)."""
-    client.defaults["wsgi.url_scheme"] = "https"
-    client.defaults["SERVER_PORT"] = "443"
-    return client
+def https_client():
+    return HTTPSClient()
 
 
 @pytest.fixture

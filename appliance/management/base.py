@@ -6,18 +6,18 @@ Exit status: 0 done (warnings on stderr as ``Warning: …``), 1 refused or faile
 
 from __future__ import annotations
 
-import logging
 import sys
+import traceback
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from appliance import workflow
 from appliance.config.xmlfile import ConfigFileError
 from appliance.models import User
-
-logger = logging.getLogger("appliance.console")
 
 
 class Refused(Exception):
@@ -29,7 +29,9 @@ class ApplianceCommand(BaseCommand):
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.add_argument("--user", default="admin", help="act as this user, with this user's role")
+        parser.add_argument(
+            "--user", dest="username", default="admin", help="act as this user, with this user's role"
+        )
         parser.add_argument(
             "--force", action="store_true", help="accept what would otherwise be refused, as a warning"
         )
@@ -68,15 +70,22 @@ class ApplianceCommand(BaseCommand):
         except ConfigFileError as error:
             self._fail("Parsing failed: " + "; ".join(error.problems))
         except Exception:
-            logger.exception("console command %s failed", self.__class__.__module__)
-            self._fail("internal error; the details are in the console log")
+            self._fail(f"internal error; the details are in {self._log_traceback()}")
+
+    def _log_traceback(self) -> Path:
+        """Keep the traceback for the developers, out of the administrator's terminal."""
+        path = settings.DATA_DIR / "logs" / "console_errors.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as log:
+            log.write(f"{timezone.now():%Y-%m-%d %H:%M:%S} {' '.join(sys.argv)}\n{traceback.format_exc()}\n")
+        return path
 
     def _fail(self, reason: str) -> None:
         self.stderr.write(f"Error: {reason}")
         sys.exit(1)
 
     def handle(self, *args, **options):
-        user = self.acting_user(options["user"])
+        user = self.acting_user(options["username"])
         return self.run(user, **options)  # each command defines run(user, **options)
 
 

@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
-from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,7 +25,7 @@ def _too_many_failures(username: str, source: str) -> bool:
     since = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
     failures = AuditEvent.objects.filter(action=Action.LOGIN_FAILED, time__gte=since, source=source)
     limit = settings.LOGIN_FAILURE_LIMIT
-    return failures.filter(Q(user_name=username)).count() >= limit or failures.count() >= limit * 4
+    return failures.filter(user_name=username).count() >= limit or failures.count() >= limit * 4
 
 
 @login_not_required
@@ -38,13 +37,13 @@ def login_view(request: ConsoleRequest):
         source = source_of(request)
         if _too_many_failures(username, source):
             minutes = settings.LOGIN_FAILURE_WINDOW_SECONDS // 60
-            form = AuthenticationForm(request)
-            form.add_error(
-                None,
-                f"Too many failed login attempts. Try again in {minutes} minutes.",
-            )
             audit.record(username, Action.LOGIN_FAILED, "refused: too many failed attempts", source)
-            return render(request, "registration/login.html", {"form": form, "next": next_url}, status=429)
+            context = {
+                "form": AuthenticationForm(request),
+                "next": next_url,
+                "refusal": f"Too many failed login attempts. Try again in {minutes} minutes.",
+            }
+            return render(request, "registration/login.html", context, status=429)
         if form.is_valid():
             login(request, form.get_user())
             audit.record(username, Action.LOGIN, "", source)

@@ -1,0 +1,278 @@
+"""runappliance for real: HTTPS on loopback with the committed certificate, commits that change what runs."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+PROJECT = Path(__file__).resolve().parent.parent
+PASSWORD = "Runtime-Pass-42"
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Appliance:
+    """A runappliance process in its own data directory, its output collected line by line."""
+
+    def __init__(self, data_dir: Path, port: int, admin_password: str | None = PASSWORD):
+        self.data_dir, self.port = data_dir, port
+        self.env = {
+            **os.environ,
+            "APPLIANCE_DATA_DIR": str(data_dir),
+            "APPLIANCE_HOSTNAME": "esa.example.com",
+            "APPLIANCE_HTTPS_PORT": str(port),
+            "DJANGO_SETTINGS_MODULE": "appliance.settings",
+        }
+        self.env.pop("APPLIANCE_ADMIN_PASSWORD", None)
+        if admin_password:
+            self.env["APPLIANCE_ADMIN_PASSWORD"] = admin_password
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runappliance"],
+            cwd=PROJECT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self):
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 60, after: int = 0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[after:]:
+                if re.search(pattern, line):
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines))
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=PROJECT, env=self.env, capture_output=True, text=True
+        )
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=40)
+
+
+@pytest.fixture
+def running(tmp_path):
+    appliance = Appliance(tmp_path / "data", free_port())
+    try:
+        appliance.wait_for(r"^Appliance ready: ")
+        yield appliance
+    finally:
+        appliance.stop()
+
+
+def refuses_connections(port: int, within: float) -> bool:
+    """True once nothing listens on ``port`` (old workers finish their requests first)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def presented_certificate(port: int) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", port)).encode())
+
+
+def committed_certificate(appliance: Appliance, name: str) -> x509.Certificate:
+    shown = appliance.manage("showconfig").stdout
+    profile = re.search(
+        rf"<certificate_name>{name}</certificate_name>\s*<certificate>(.*?)</certificate>", shown, re.S
+    )
+    return x509.load_pem_x509_certificate(profile.group(1).encode())
+
+
+def trusting(certificate: x509.Certificate) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=certificate.public_bytes(ssl_encoding()).decode())
+    return context
+
+
+def ssl_encoding():
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.PEM
+
+
+class Browser:
+    """Just enough of a browser: one HTTPS connection, cookies, CSRF tokens."""
+
+    def __init__(self, port: int, context: ssl.SSLContext):
+        self.port, self.context = port, context
+        self.cookies: dict[str, str] = {}
+        self.connect()
+
+    def connect(self):
+        self.connection = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.context, timeout=10
+        )
+
+    def request(self, method: str, path: str, fields: dict | None = None):
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if fields is not None:
+            from urllib.parse import urlencode
+
+            fields = {"csrfmiddlewaretoken": self.cookies.get("csrftoken", ""), **fields}
+            body = urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Referer"] = f"https://127.0.0.1:{self.port}/"
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        content = response.read().decode()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, value = header.split(";", 1)[0].split("=", 1)
+            self.cookies[name] = value
+        return response, content
+
+
+def test_https_console_presents_demo_and_secure_headers(running):
+    presented = presented_certificate(running.port)
+    demo = committed_certificate(running, "Demo")
+    assert presented == demo
+    assert presented.subject.rfc4514_string() == "O=Mail Gateway Demo Certificate,CN=esa.example.com"
+
+    # Verified against the Demo certificate and its name, like a browser told to trust it.
+    context = trusting(demo)
+    context.check_hostname = False  # the URL uses the address; the name is esa.example.com
+    browser = Browser(running.port, context)
+    response, _ = browser.request("GET", "/login/")
+    assert response.status == 200
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "Secure" in response.headers["Set-Cookie"] and "HttpOnly" in response.headers["Set-Cookie"]
+
+    response, _ = browser.request("POST", "/login/", {"username": "admin", "password": PASSWORD})
+    assert response.status == 302
+    response, page = browser.request("GET", "/")
+    assert response.status == 200
+    assert "System Overview" in page and "esa.example.com" in page
+
+
+def test_a_commit_changes_the_certificate_and_the_port_without_a_restart(running, tmp_path):
+    demo = committed_certificate(running, "Demo")
+    context = trusting(demo)
+    context.check_hostname = False
+    browser = Browser(running.port, context)
+    browser.request("GET", "/login/")
+    browser.request("POST", "/login/", {"username": "admin", "password": PASSWORD})
+
+    # A new certificate and key made by openssl, loaded as the <certificates> section.
+    key, cert = tmp_path / "new.key", tmp_path / "new.crt"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "30",
+            "-subj",
+            "/CN=new.example.com",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    new_port = free_port()
+    document = tmp_path / "change.xml"
+    document.write_text(
+        "<config><certificates><certificate_profile><certificate_name>Demo</certificate_name>"
+        f"<certificate>{cert.read_text()}</certificate><key>{key.read_text()}</key>"
+        "</certificate_profile></certificates>"
+        "<interfaces><interface><interface_name>Management</interface_name><ip>127.0.0.1</ip>"
+        "<netmask>32</netmask><interface_hostname>esa.example.com</interface_hostname>"
+        f"<httpsd_port>{new_port}</httpsd_port><certificate_name>Demo</certificate_name>"
+        "</interface></interfaces></config>"
+    )
+    loaded = running.manage("loadconfig", str(document))
+    assert loaded.returncode == 0, loaded.stderr
+    # Staged only: the running console still presents the old certificate.
+    assert presented_certificate(running.port) == demo
+
+    before = len(running.lines)
+    committed = running.manage("commit", "--comment", "new certificate and port")
+    assert committed.returncode == 0, committed.stderr
+    running.wait_for(rf"^Appliance ready: https://127\.0\.0\.1:{new_port}/ \(Management\)", after=before)
+
+    presented = presented_certificate(new_port)
+    assert presented.subject.rfc4514_string() == "CN=new.example.com"
+    assert refuses_connections(running.port, within=30)
+
+    # The administrator's session survives: same cookie, new port, new certificate.
+    new_context = trusting(presented)
+    new_context.check_hostname = False
+    browser.port, browser.context = new_port, new_context
+    browser.connect()
+    response, page = browser.request("GET", "/")
+    assert response.status == 200 and "System Overview" in page
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    appliance = Appliance(tmp_path / "data", free_port())
+    appliance.wait_for(r"^Appliance ready: ")
+    started = time.monotonic()
+    assert appliance.stop() == 0
+    assert time.monotonic() - started < 30
+    assert refuses_connections(appliance.port, within=1)
+
+
+def test_first_start_prints_a_generated_password_once(tmp_path):
+    def first_line_of_a_run():
+        appliance = Appliance(tmp_path / "data", free_port(), admin_password=None)
+        line = appliance.wait_for(r"^(First start|Appliance ready)")
+        assert appliance.stop() == 0
+        return line
+
+    assert re.fullmatch(
+        r"First start: the password of user admin is \S{12,} \(shown once\)", first_line_of_a_run()
+    )
+    assert first_line_of_a_run().startswith("Appliance ready: ")
+
+
+def test_served_settings_pass_the_deployment_checks(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT,
+        env={**os.environ, "APPLIANCE_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
