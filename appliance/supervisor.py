@@ -44,14 +44,18 @@ class Supervisor:
     def _stop(self, signum, frame):
         self.stopping = True
 
-    def _wait_until_listening(self, endpoints, timeout=30.0) -> None:
+    def _wait_until_listening(self, endpoints, timeout=30.0) -> bool:
+        """True once every endpoint accepts connections; False if we were told to stop meanwhile."""
         deadline = time.monotonic() + timeout
         while not all(_accepting(e) for e in endpoints):
+            if self.stopping:
+                return False
             if self.console.poll() is not None:
                 raise ServiceFailed(f"the HTTPS console exited with status {self.console.returncode}")
-            if time.monotonic() > deadline or self.stopping:
+            if time.monotonic() > deadline:
                 raise ServiceFailed("the HTTPS console did not start listening in time")
             time.sleep(0.1)
+        return True
 
     def _announce(self, number, endpoints) -> None:
         places = ", ".join(f"{e.url} ({e.interface})" for e in endpoints)
@@ -70,8 +74,8 @@ class Supervisor:
             start_new_session=True,
         )
         try:
-            self._wait_until_listening(endpoints)
-            self._announce(number, endpoints)
+            if self._wait_until_listening(endpoints):
+                self._announce(number, endpoints)
             while not self.stopping:
                 time.sleep(0.5)
                 if self.console.poll() is not None:
@@ -91,7 +95,8 @@ class Supervisor:
         new_endpoints = https.endpoints(workflow.running_config(number))
         if [e.bind for e in new_endpoints] != [e.bind for e in endpoints]:
             self.console.send_signal(signal.SIGHUP)
-            self._wait_until_listening(new_endpoints)
+            if not self._wait_until_listening(new_endpoints):
+                return number, new_endpoints
         self._announce(number, new_endpoints)
         return number, new_endpoints
 

@@ -9,11 +9,14 @@ class Command(ApplianceCommand):
     help = "Apply migrations, set up the appliance on first start, and run its services in the foreground."
 
     def handle(self, *args, **options):
-        call_command("migrate", interactive=False, verbosity=0)
         try:
+            call_command("migrate", interactive=False, verbosity=0)
             password = bootstrap.first_start()
         except bootstrap.BootstrapError as error:
             raise Refused(str(error)) from None
+        except KeyboardInterrupt:  # Ctrl-C before the services started: nothing runs yet
+            self.stdout.write("Stopped.")
+            return
         if password:
             self.stdout.write(f"First start: the password of user admin is {password} (shown once)")
         elif password == "":
