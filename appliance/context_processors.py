@@ -15,7 +15,8 @@ def console(request):
     return {
         "menus": navigation.menus_for(user),
         "system_hostname": running["hostname"][0]["hostname"] if running else "",
-        "change_lock": lock if lock.owner_name else None,
+        # Guests see status only: not who changes what.
+        "change_lock": lock if lock.owner_name and can(user, Capability.VIEW_CONFIG) else None,
         "may_commit": can(user, Capability.COMMIT),
         "role_label": user.get_role_display(),
     }

@@ -46,11 +46,12 @@ def display(f: Field, value) -> str:
 
 
 def _same(f: Field, before, after) -> bool:
+    # The file holds values without surrounding space, so neither counts as a change.
     if f.kind is Kind.SECRET and before and after:
         # Sealing is randomised: compare what the tokens hold.
-        return before == after or vault.unseal(before) == vault.unseal(after)
+        return before == after or vault.unseal(before).strip() == vault.unseal(after).strip()
     if f.kind is Kind.TEXT and before and after:
-        return before.strip() == after.strip()  # the file holds values without surrounding space
+        return before.strip() == after.strip()
     return before == after
 
 

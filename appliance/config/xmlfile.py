@@ -48,7 +48,7 @@ def _text(f: Field, value, mode: SecretMode, cipher: vault.PassphraseCipher | No
             return value
         if mode is SecretMode.MASK:
             return vault.MASK
-        plaintext = vault.unseal(value)
+        plaintext = vault.unseal(value).strip()
         return cipher.encrypt(plaintext) if mode is SecretMode.ENCRYPT else plaintext
     return str(value).strip()
 
