@@ -45,10 +45,11 @@ def test_encrypt_needs_a_passphrase(login, admin):
 
 def test_save_on_the_appliance_then_load_it_back(login, admin):
     client = login(admin)
+    before = set(configfile.saved_files())
     response = client.post(
         reverse("config_file"), {"operation": "save", "passphrases": "encrypt", "passphrase": "s3cret"}, follow=True
     )
-    [name] = configfile.saved_files()
+    [name] = set(configfile.saved_files()) - before
     assert f"The configuration has been saved as &quot;{name}&quot;." in response.content.decode()
     assert (configfile.configuration_dir() / name).stat().st_mode & 0o777 == 0o600
 

@@ -98,7 +98,8 @@ def render(
     header = (
         f"  Product: {PRODUCT}\n"
         f"  Version: {VERSION}\n"
-        f"  Hostname: {hostname}\n"
+        # "--" may not appear in a comment; punycode host names contain it.
+        f"  Hostname: {hostname.replace('--', '- -')}\n"
         f"  Platform: {platform.system()} {platform.machine()}\n"
         f"  Current Time: {timezone.localtime():%a %b %d %H:%M:%S %Y}\n"
     )
@@ -273,6 +274,8 @@ def parse(data: bytes, mode: SecretMode = SecretMode.PLAIN, passphrase: str | No
         raise ConfigFileError([f"the file is larger than the limit of {limit} MiB"])
     if not data.strip():
         raise ConfigFileError(["the file is empty: no data to load"])
+    if b"<!ENTITY" in data:  # refused before libxml2 sees them, so the reason is ours
+        raise ConfigFileError(["the document declares its own DTD: entity declarations are not allowed"])
     try:
         root = etree.fromstring(data, _xml_parser())
     except etree.XMLSyntaxError as exc:
