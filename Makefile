@@ -22,8 +22,9 @@ system-packages:
 run: venv
 	$(PY) manage.py runappliance
 
+# The tests keep their keys, logs and databases in a fresh data directory.
 test: venv system-packages
-	$(PY) -m pytest
+	@data=$$(mktemp -d); APPLIANCE_DATA_DIR=$$data $(PY) -m pytest; status=$$?; rm -rf $$data; exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -172,11 +172,22 @@ LOGIN_FAILURE_LIMIT = envint("APPLIANCE_LOGIN_FAILURE_LIMIT", 5, 1)
 LOGIN_FAILURE_WINDOW_SECONDS = envint("APPLIANCE_LOGIN_FAILURE_WINDOW", 900, 1)
 
 LOG_DIR = DATA_DIR / "logs"
+LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("APPLIANCE_LOG_LEVEL", "INFO")},
+    "handlers": {
+        "terminal": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": LOG_DIR / "console.log",
+            "maxBytes": 10 * 1024 * 1024,
+            "backupCount": 5,
+            "formatter": "plain",
+            "delay": True,
+        },
+    },
+    "root": {"handlers": ["terminal", "file"], "level": os.environ.get("APPLIANCE_LOG_LEVEL", "INFO")},
     "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
 }
