@@ -4,20 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint venv system-packages
+.PHONY: run test lint venv apt system-packages
 
 $(STAMP): requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) apt PACKAGES=python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-# Debian packages the tests use (openssl for test certificates); installed only when missing.
+# Install Debian packages (as root, or through sudo).
+apt:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PACKAGES)
+
+# Debian packages the tests use (openssl makes the test certificates); installed only when missing.
 system-packages:
-	@command -v openssl >/dev/null || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssl; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq openssl; fi; }
+	@command -v openssl >/dev/null || $(MAKE) apt PACKAGES=openssl
 
 run: venv
 	$(PY) manage.py runappliance

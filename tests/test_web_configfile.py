@@ -131,3 +131,12 @@ def test_guest_has_no_configuration_file(login, guest):
     client = login(guest)
     assert client.get(reverse("config_file")).status_code == 403
     assert download(client).status_code == 403
+
+
+def test_an_upload_over_the_size_limit_is_refused_before_reading(login, admin, settings):
+    settings.CONFIG_FILE_MAX_BYTES = 1024 * 1024
+    upload = SimpleUploadedFile("big.xml", b"<config>" + b" " * (1024 * 1024) + b"</config>")
+    response = login(admin).post(reverse("load_config"), {"source": "upload", "upload": upload})
+    assert response.status_code == 400
+    assert "The file is larger than the limit of 1 MiB." in response.content.decode()
+    assert not workflow.has_uncommitted_changes()

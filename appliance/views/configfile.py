@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -79,6 +80,13 @@ class LoadForm(forms.Form):
         self.fields["appliance_file"].choices = [("", "—")] + [
             (name, name) for name in configfile.saved_files()
         ]
+
+    def clean_upload(self):
+        upload = self.cleaned_data.get("upload")
+        limit = settings.CONFIG_FILE_MAX_BYTES
+        if upload and upload.size > limit:
+            raise forms.ValidationError(f"The file is larger than the limit of {limit // (1024 * 1024)} MiB.")
+        return upload
 
     def clean(self):
         cleaned = super().clean()
