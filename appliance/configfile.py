@@ -45,6 +45,7 @@ def save_on_appliance(user, mode, passphrase=None, path: Path | None = None, sou
     path.parent.mkdir(parents=True, exist_ok=True)
     # Files with secrets (encrypted or plain) are for the administrator only.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
     with os.fdopen(fd, "w", encoding="latin-1") as handle:
         handle.write(document)
     return path

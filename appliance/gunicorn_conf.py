@@ -12,6 +12,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "appliance.settings")
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connections  # noqa: E402
 
 from appliance import https, workflow  # noqa: E402
@@ -31,8 +32,8 @@ certfile, keyfile = https.certificate_files(
 wsgi_app = "appliance.wsgi:application"
 # Threads keep TLS connections alive: the sync worker closes each one after a request.
 worker_class = "gthread"
-workers = int(os.environ.get("APPLIANCE_WEB_WORKERS", "2"))
-threads = int(os.environ.get("APPLIANCE_WEB_THREADS", "8"))
+workers = settings.WEB_WORKERS
+threads = settings.WEB_THREADS
 keepalive = 30
 graceful_timeout = 20
 accesslog = "-"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import ssl
 import threading
 from dataclasses import dataclass
@@ -69,7 +70,8 @@ def certificate_files(certificate: dict) -> tuple[str, str]:
     chain = certificate["certificate"].strip() + "\n"
     if certificate.get("intermediate_certificates"):
         chain += certificate["intermediate_certificates"].strip() + "\n"
-    name = hashlib.sha256(chain.encode()).hexdigest()[:24]
+    # Named by content and key password, so a rotated appliance key never meets an old file.
+    name = hashlib.sha256(chain.encode() + vault.runtime_password()).hexdigest()[:24]
     folder = runtime_dir()
     folder.mkdir(parents=True, exist_ok=True)
     chain_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
@@ -83,6 +85,11 @@ def certificate_files(certificate: dict) -> tuple[str, str]:
         _write_private(chain_path, chain.encode())
         _write_private(key_path, encrypted)
     return str(chain_path), str(key_path)
+
+
+def forget_certificate_files() -> None:
+    """Remove the files of an earlier run (called before the console starts)."""
+    shutil.rmtree(runtime_dir(), ignore_errors=True)
 
 
 def server_context(certificate: dict) -> ssl.SSLContext:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Kind, Section, registry
 from appliance.models import Interface, SystemSettings
@@ -49,7 +51,7 @@ def _write_interfaces(items):
 
 def _clean_interface(item):
     problems = []
-    netmask_limit = 32 if "." in item["ip"] else 128
+    netmask_limit = 32 if ipaddress.ip_address(item["ip"]).version == 4 else 128
     if item["netmask"] > netmask_limit:
         problems.append(("netmask", f"must be at most {netmask_limit} for {item['ip']}"))
     return problems

@@ -39,6 +39,16 @@ def envint(name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> i
     return value
 
 
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().upper()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def persistent_secret_key(data_dir: Path) -> str:
     """The SECRET_KEY: from APPLIANCE_SECRET_KEY(_FILE), else made once per data directory."""
     if os.environ.get("APPLIANCE_SECRET_KEY"):
@@ -167,6 +177,10 @@ CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
 X_FRAME_OPTIONS = "DENY"
 
+# gunicorn processes and threads serving the console.
+WEB_WORKERS = envint("APPLIANCE_WEB_WORKERS", 2, 1, 64)
+WEB_THREADS = envint("APPLIANCE_WEB_THREADS", 8, 1, 256)
+
 # Failed logins allowed per user name and per client address in the window.
 LOGIN_FAILURE_LIMIT = envint("APPLIANCE_LOGIN_FAILURE_LIMIT", 5, 1)
 LOGIN_FAILURE_WINDOW_SECONDS = envint("APPLIANCE_LOGIN_FAILURE_WINDOW", 900, 1)
@@ -188,6 +202,6 @@ LOGGING = {
             "delay": True,
         },
     },
-    "root": {"handlers": ["terminal", "file"], "level": os.environ.get("APPLIANCE_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["terminal", "file"], "level": envchoice("APPLIANCE_LOG_LEVEL", "INFO", LOG_LEVELS)},
     "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
 }

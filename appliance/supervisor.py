@@ -27,6 +27,22 @@ class ServiceFailed(Exception):
     pass
 
 
+def _bindable(endpoint: https.Endpoint) -> bool:
+    family = socket.AF_INET6 if ":" in endpoint.address else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((endpoint.address, endpoint.port))
+        except OSError:
+            return False
+    return True
+
+
+def _in_use(endpoints) -> str:
+    """The endpoints another program already listens on, for an error message."""
+    return ", ".join(f"{e.address} port {e.port}" for e in endpoints if not _bindable(e))
+
+
 def _accepting(endpoint: https.Endpoint) -> bool:
     try:
         with socket.create_connection((endpoint.address, endpoint.port), timeout=0.5):
@@ -36,8 +52,8 @@ def _accepting(endpoint: https.Endpoint) -> bool:
 
 
 class Supervisor:
-    def __init__(self, write):
-        self.write = write
+    def __init__(self, write, error):
+        self.write, self.error = write, error
         self.stopping = False
         self.console: subprocess.Popen | None = None
 
@@ -66,6 +82,11 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop)
         number = workflow.announced_version()
         endpoints = https.endpoints(workflow.running_config(number))
+        busy = _in_use(endpoints)
+        if busy:
+            self.error(f"Error: the console cannot listen on {busy}: another program uses it")
+            return 1
+        https.forget_certificate_files()
         self.console = subprocess.Popen(
             # A file, not a module: gunicorn re-reads it on SIGHUP, so new binds take effect.
             [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF)],
@@ -84,7 +105,7 @@ class Supervisor:
                 if latest != number:
                     number, endpoints = self._follow(latest, endpoints)
         except ServiceFailed as failure:
-            self.write(f"Error: {failure}")
+            self.error(f"Error: {failure}")
             return 1
         finally:
             self._shutdown()
@@ -93,6 +114,14 @@ class Supervisor:
     def _follow(self, number, endpoints):
         """A commit happened: rebind the console if its addresses changed."""
         new_endpoints = https.endpoints(workflow.running_config(number))
+        old_binds = {e.bind for e in endpoints}
+        busy = _in_use(e for e in new_endpoints if e.bind not in old_binds)
+        if busy:
+            self.error(
+                f"Error: configuration version {number} asks the console to listen on {busy}, which "
+                "another program uses; the console stays where it was"
+            )
+            return number, endpoints
         if [e.bind for e in new_endpoints] != [e.bind for e in endpoints]:
             self.console.send_signal(signal.SIGHUP)
             if not self._wait_until_listening(new_endpoints):

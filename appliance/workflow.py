@@ -154,7 +154,9 @@ def submit(user, description: str, apply: Callable[[], Any], source: str = "", a
         if lock.owner_name and lock.owner_name != user.username:
             raise ChangeRefused(_owner_text(lock))
         result = apply()
-        if not lock.owner_name:
+        if not pending_changes():
+            _release(lock)  # back where the running configuration is: nothing to commit
+        elif not lock.owner_name:
             lock.owner, lock.owner_name, lock.since = user, user.username, timezone.now()
             lock.save()
         audit.record(user.username, action, description, source)
@@ -195,7 +197,7 @@ def commit(user, comment: str = "", source: str = "") -> ConfigVersion | None:
         ]
         ConfigVersion.objects.exclude(pk__in=list(kept)).delete()
         _release(lock)
-        summary = "; ".join(f"{c.title}: {len(c.objects)} change(s)" for c in changes)
+        summary = "; ".join(f"{c.title}: {len(c.objects)} change(s)" for c in changes) or "first version"
         detail = f"version {number}" + (f' "{comment}"' if comment else "") + f" ({summary})"
         audit.record(user.username, Action.COMMIT, detail, source)
         transaction.on_commit(lambda: _notify_services(number))
@@ -214,22 +216,29 @@ def write_config(config: Config) -> None:
             section.write(config[section.tag])
 
 
-def abandon(user, source: str = "") -> bool:
-    """Return the candidate to the running configuration. False if nothing was pending."""
+def abandon(user, source: str = "", others: bool = True) -> str:
+    """Return the candidate to the running configuration.
+
+    Returns whose changes were abandoned ("" if nothing was pending). With
+    ``others=False`` another user's changes are refused even for an Administrator.
+    """
     require(user, Capability.COMMIT)
     with transaction.atomic():
         lock = _locked()
-        if not lock.owner_name:
-            return False
+        owner = lock.owner_name
+        if not owner:
+            return ""
         detail = "abandoned the uncommitted changes"
-        if lock.owner_name != user.username:
+        if owner != user.username:
+            if not others:
+                raise ChangeRefused(f"{_owner_text(lock)}; use --force to abandon them (Administrators only)")
             if not can(user, Capability.ABANDON_OTHERS):
                 raise ChangeRefused(f"{_owner_text(lock)}; only they or an Administrator can abandon them")
-            detail = f"abandoned the uncommitted changes of {lock.owner_name}"
+            detail = f"abandoned the uncommitted changes of {owner}"
         write_config(running_config())
         _release(lock)
         audit.record(user.username, Action.ABANDON, detail, source)
-    return True
+    return owner
 
 
 def rollback_to(user, number: int, source: str = ""):

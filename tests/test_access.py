@@ -21,7 +21,9 @@ def all_patterns(resolver=None, prefix=""):
             yield prefix + entry.name, entry.callback
 
 
-@pytest.mark.parametrize("name,view", list(all_patterns()), ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize(
+    "name,view", list(all_patterns()), ids=lambda value: value if isinstance(value, str) else ""
+)
 def test_every_view_declares_the_capability_it_needs(name, view):
     if name in OPEN_VIEWS:
         return

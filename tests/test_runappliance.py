@@ -276,3 +276,15 @@ def test_served_settings_pass_the_deployment_checks(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_a_port_in_use_is_reported_on_stderr_and_nothing_claims_to_be_ready(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        appliance = Appliance(tmp_path / "data", port)
+        assert appliance.process.wait(timeout=60) == 1
+    output = "\n".join(appliance.lines)
+    assert f"Error: the console cannot listen on 127.0.0.1 port {port}: another program uses it" in output
+    assert "Appliance ready" not in output

@@ -23,7 +23,9 @@ def test_download_is_masked_xml_and_audited(login, admin):
     assert response["Content-Type"] == "application/xml; charset=ISO-8859-1"
     assert response["Content-Disposition"].startswith('attachment; filename="config-')
     document = response.content.decode("latin-1")
-    assert document.startswith('<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE config SYSTEM "config.dtd">')
+    assert document.startswith(
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE config SYSTEM "config.dtd">'
+    )
     assert "<key>*****</key>" in document and "PRIVATE KEY" not in document
     assert AuditEvent.objects.filter(action="export", detail="version 1, mask passphrases").exists()
 
@@ -47,7 +49,9 @@ def test_save_on_the_appliance_then_load_it_back(login, admin):
     client = login(admin)
     before = set(configfile.saved_files())
     response = client.post(
-        reverse("config_file"), {"operation": "save", "passphrases": "encrypt", "passphrase": "s3cret"}, follow=True
+        reverse("config_file"),
+        {"operation": "save", "passphrases": "encrypt", "passphrase": "s3cret"},
+        follow=True,
     )
     [name] = set(configfile.saved_files()) - before
     assert f"The configuration has been saved as &quot;{name}&quot;." in response.content.decode()
@@ -61,7 +65,9 @@ def test_save_on_the_appliance_then_load_it_back(login, admin):
     assert not workflow.has_uncommitted_changes()
 
     response = client.post(
-        reverse("load_config"), {"source": "appliance", "appliance_file": name, "passphrase": "s3cret"}, follow=True
+        reverse("load_config"),
+        {"source": "appliance", "appliance_file": name, "passphrase": "s3cret"},
+        follow=True,
     )
     assert "The configuration has been loaded" in response.content.decode()
     # Loading what runs stages no difference; commit says so.
@@ -81,7 +87,9 @@ def test_pasted_configuration_is_staged_and_committed(login, admin):
 def test_uploaded_configuration_round_trips(login, admin):
     client = login(admin)
     plain = download(client, "plain").content
-    edited = plain.replace(b"<hostname>esa.example.com</hostname>", b"<hostname>upload.example.org</hostname>")
+    edited = plain.replace(
+        b"<hostname>esa.example.com</hostname>", b"<hostname>upload.example.org</hostname>"
+    )
     upload = SimpleUploadedFile("config.xml", edited, content_type="application/xml")
     client.post(reverse("load_config"), {"source": "upload", "upload": upload})
     client.post(reverse("uncommitted_changes"), {"comment": "uploaded"})
@@ -118,7 +126,8 @@ def test_load_form_names_what_is_missing(login, admin):
 def test_read_only_operator_previews_a_load(login, read_only):
     client = login(read_only)
     response = client.post(
-        reverse("load_config"), {"source": "paste", "pasted": "<config><hostname>ro.example.org</hostname></config>"}
+        reverse("load_config"),
+        {"source": "paste", "pasted": "<config><hostname>ro.example.org</hostname></config>"},
     )
     page = response.content.decode()
     assert "this is what loading would change. Nothing was stored." in page

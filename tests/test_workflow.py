@@ -161,3 +161,16 @@ def test_commit_announces_the_new_version_to_the_services(admin, django_capture_
         workflow.submit(admin, "hostname", set_hostname("two.example.org"))
         workflow.commit(admin)
     assert workflow.announced_version() == 2
+
+
+def test_a_submit_that_changes_nothing_leaves_no_changes_pending(admin):
+    workflow.submit(admin, "same hostname", set_hostname("esa.example.com"))
+    assert not workflow.has_uncommitted_changes()
+    workflow.submit(admin, "hostname", set_hostname("two.example.org"))
+    workflow.submit(admin, "hostname back", set_hostname("esa.example.com"))
+    assert not workflow.has_uncommitted_changes()
+
+
+def test_rolling_back_to_the_running_version_stages_nothing(admin):
+    workflow.rollback_to(admin, 1)
+    assert not workflow.has_uncommitted_changes()

@@ -8,6 +8,7 @@ with a passphrase, or plain), so save → load → save is stable by constructio
 from __future__ import annotations
 
 import platform
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -19,6 +20,8 @@ from appliance import vault
 from appliance.config.sections import REQUIRED, Config, Field, Item, Kind, Section, registry
 
 PRODUCT = "Mail Gateway TLS Console"
+DTD_REFUSED = "the document declares its own DTD: declarations such as entities are not allowed"
+_INTERNAL_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[")
 VERSION = "1.0"
 
 
@@ -202,7 +205,7 @@ class _Parser:
                 continue
             self.document.lines[(section.tag, index, f.tag)] = child.sourceline
             item[f.tag] = self.value(f, child)
-            if item[f.tag] is not None and f.validate and self.mode is not SecretMode.SEALED:
+            if item[f.tag] not in (None, "") and f.validate and self.mode is not SecretMode.SEALED:
                 try:
                     f.validate(item[f.tag])
                 except ValueError as exc:
@@ -239,6 +242,8 @@ class _Parser:
                 continue
             item = self.item(section, child, len(items))
             name = item.get(section.key)
+            if name is None:
+                continue  # already reported as lacking its name
             if name in seen:
                 self.problem(child, f"repeats the name {name!r} (first on line {seen[name]})")
             seen[name] = child.sourceline
@@ -252,6 +257,15 @@ class _Parser:
                 for name in secret_fields:
                     if item.get(name):
                         item[name] = vault.seal(item[name])
+
+
+def size_limit_text() -> str:
+    """The configuration file size limit in the admin's units."""
+    limit = settings.CONFIG_FILE_MAX_BYTES
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if limit >= size:
+            return f"{limit / size:.3g} {unit}"
+    return f"{limit} bytes"
 
 
 def _xml_parser() -> etree.XMLParser:
@@ -270,19 +284,18 @@ def _xml_parser() -> etree.XMLParser:
 def parse(data: bytes, mode: SecretMode = SecretMode.PLAIN, passphrase: str | None = None) -> Document:
     """Parse a configuration file into the sections it contains, or raise ConfigFileError."""
     if len(data) > settings.CONFIG_FILE_MAX_BYTES:
-        limit = settings.CONFIG_FILE_MAX_BYTES // (1024 * 1024)
-        raise ConfigFileError([f"the file is larger than the limit of {limit} MiB"])
+        raise ConfigFileError([f"the file is larger than the limit of {size_limit_text()}"])
     if not data.strip():
         raise ConfigFileError(["the file is empty: no data to load"])
-    if b"<!ENTITY" in data:  # refused before libxml2 sees them, so the reason is ours
-        raise ConfigFileError(["the document declares its own DTD: entity declarations are not allowed"])
+    if b"<!ENTITY" in data or _INTERNAL_SUBSET.search(data):  # refused before libxml2 sees them
+        raise ConfigFileError([DTD_REFUSED])
     try:
         root = etree.fromstring(data, _xml_parser())
     except etree.XMLSyntaxError as exc:
         raise ConfigFileError([f"line {exc.lineno}: not well-formed XML ({exc.msg})"]) from None
     dtd = root.getroottree().docinfo.internalDTD  # also set for a bare <!DOCTYPE config SYSTEM …>
     if dtd is not None and (any(dtd.iterentities()) or any(dtd.iterelements())):
-        raise ConfigFileError(["the document declares its own DTD: entity declarations are not allowed"])
+        raise ConfigFileError([DTD_REFUSED])
     if any(isinstance(node, etree._Entity) for node in root.iter()):
         raise ConfigFileError(["the document uses entity references, which are not allowed"])
     if root.tag != "config":

@@ -26,9 +26,12 @@ class Refused(Exception):
 
 class ApplianceCommand(BaseCommand):
     requires_system_checks = []
+    acts_as_user = True  # --user and --force; runappliance acts as nobody
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
+        if not self.acts_as_user:
+            return parser
         parser.add_argument(
             "--user", dest="username", default="admin", help="act as this user, with this user's role"
         )

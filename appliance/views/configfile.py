@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from appliance import configfile, workflow
-from appliance.config.xmlfile import ConfigFileError, SecretMode
+from appliance.config.xmlfile import ConfigFileError, SecretMode, size_limit_text
 from appliance.roles import Capability, can, requires
 from appliance.views.common import ConsoleRequest, source_of
 
@@ -83,9 +83,8 @@ class LoadForm(forms.Form):
 
     def clean_upload(self):
         upload = self.cleaned_data.get("upload")
-        limit = settings.CONFIG_FILE_MAX_BYTES
-        if upload and upload.size > limit:
-            raise forms.ValidationError(f"The file is larger than the limit of {limit // (1024 * 1024)} MiB.")
+        if upload and upload.size > settings.CONFIG_FILE_MAX_BYTES:
+            raise forms.ValidationError(f"The file is larger than the limit of {size_limit_text()}.")
         return upload
 
     def clean(self):

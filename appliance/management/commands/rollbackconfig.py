@@ -1,3 +1,5 @@
+from django.utils import timezone
+
 from appliance import workflow
 from appliance.management.base import ApplianceCommand
 from appliance.models import ConfigVersion
@@ -21,7 +23,7 @@ class Command(ApplianceCommand):
             for version in ConfigVersion.objects.defer("xml"):
                 marker = " (running)" if version.number == running else ""
                 self.stdout.write(
-                    f"{version.number}\t{version.created:%Y-%m-%d %H:%M:%S}\t{version.user_name}\t"
+                    f"{version.number}\t{timezone.localtime(version.created):%Y-%m-%d %H:%M:%S}\t{version.user_name}\t"
                     f"{version.comment}{marker}"
                 )
             return

@@ -7,6 +7,7 @@ from appliance.supervisor import Supervisor
 
 class Command(ApplianceCommand):
     help = "Apply migrations, set up the appliance on first start, and run its services in the foreground."
+    acts_as_user = False
 
     def handle(self, *args, **options):
         try:
@@ -21,6 +22,9 @@ class Command(ApplianceCommand):
             self.stdout.write(f"First start: the password of user admin is {password} (shown once)")
         elif password == "":
             self.stdout.write("First start: user admin has the password from APPLIANCE_ADMIN_PASSWORD")
-        status = Supervisor(lambda line: self.stdout.write(line) or self.stdout.flush()).run()
+        status = Supervisor(
+            write=lambda line: self.stdout.write(line) or self.stdout.flush(),
+            error=lambda line: self.stderr.write(line) or self.stderr.flush(),
+        ).run()
         if status:
             raise SystemExit(status)

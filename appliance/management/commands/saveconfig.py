@@ -35,9 +35,9 @@ class Command(ApplianceCommand):
 
     def run(self, user, passphrases, passphrase_file, file, **options):
         mode, passphrase = passphrase_options(passphrases, passphrase_file)
-        if mode is SecretMode.PLAIN:
-            self.warn("the file holds private keys in plain text")
         path = configfile.save_on_appliance(
             user, mode, passphrase, Path(file).resolve() if file else None, source="CLI"
         )
+        if mode is SecretMode.PLAIN:
+            self.warn("the file holds private keys in plain text")
         self.stdout.write(str(path))
