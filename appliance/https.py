@@ -67,16 +67,19 @@ def _write_private(path, data: bytes) -> None:
 
 def certificate_files(certificate: dict) -> tuple[str, str]:
     """The chain and the (encrypted) key of a certificate as files, for ssl.load_cert_chain."""
-    chain = certificate["certificate"].strip() + "\n"
-    if certificate.get("intermediate_certificates"):
-        chain += certificate["intermediate_certificates"].strip() + "\n"
+    chain = "".join(
+        pem.strip() + "\n"
+        for pem in [certificate["certificate_pem"], *certificate["intermediate_certificate"]]
+    )
     # Named by content and key password, so a rotated appliance key never meets an old file.
     name = hashlib.sha256(chain.encode() + vault.runtime_password()).hexdigest()[:24]
     folder = runtime_dir()
     folder.mkdir(parents=True, exist_ok=True)
     chain_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
     if not key_path.exists():
-        key = serialization.load_pem_private_key(vault.unseal(certificate["key"]).encode(), password=None)
+        key = serialization.load_pem_private_key(
+            vault.unseal(certificate["private_key"]).encode(), password=None
+        )
         encrypted = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -37,6 +37,18 @@ class ChangeRefused(Exception):
     def __init__(self, message: str, problems: list[str] | None = None):
         super().__init__(message)
         self.problems = problems or []
+
+
+class ConfirmationNeeded(ChangeRefused):
+    """A step that destroys something the administrator may still need; ``problems`` say what."""
+
+
+@dataclass
+class Outcome:
+    """What a submitted change wants the administrator to read besides "submitted"."""
+
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -216,11 +228,21 @@ def write_config(config: Config) -> None:
             section.write(config[section.tag])
 
 
-def abandon(user, source: str = "", others: bool = True) -> str:
+def _confirm_discard(target: Config, what: str, confirmed: bool) -> None:
+    if confirmed:
+        return
+    warnings = checks.discard_warnings(registry.candidate(), target)
+    if warnings:
+        raise ConfirmationNeeded(f"{what} needs your confirmation", warnings)
+
+
+def abandon(user, source: str = "", others: bool = True, confirmed: bool = False) -> str:
     """Return the candidate to the running configuration.
 
     Returns whose changes were abandoned ("" if nothing was pending). With
     ``others=False`` another user's changes are refused even for an Administrator.
+    Destroying what registered discard checks name (a key whose CSR left the
+    appliance) needs ``confirmed``.
     """
     require(user, Capability.COMMIT)
     with transaction.atomic():
@@ -235,19 +257,21 @@ def abandon(user, source: str = "", others: bool = True) -> str:
             if not can(user, Capability.ABANDON_OTHERS):
                 raise ChangeRefused(f"{_owner_text(lock)}; only they or an Administrator can abandon them")
             detail = f"abandoned the uncommitted changes of {owner}"
+        _confirm_discard(running_config(), "Abandoning the changes", confirmed)
         write_config(running_config())
         _release(lock)
         audit.record(user.username, Action.ABANDON, detail, source)
     return owner
 
 
-def rollback_to(user, number: int, source: str = ""):
+def rollback_to(user, number: int, source: str = "", confirmed: bool = False):
     """Stage committed version ``number`` as the candidate (commit applies it)."""
     version = ConfigVersion.objects.filter(number=number).first()
     if version is None:
         kept = ", ".join(str(n) for n in ConfigVersion.objects.values_list("number", flat=True))
         raise ChangeRefused(f"Version {number} is not kept on this appliance (kept: {kept})")
     config = version_config(version)
+    _confirm_discard(config, f"Rolling back to version {number}", confirmed)
     return submit(
         user,
         f"staged version {number} for rollback",

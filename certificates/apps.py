@@ -7,8 +7,9 @@ class CertificatesConfig(AppConfig):
 
     def ready(self):
         from appliance import bootstrap, navigation
-        from certificates import sections
+        from certificates import sections, store
 
         sections.register_sections()
-        bootstrap.register_first_start(sections.create_demo_certificate)
+        bootstrap.register_first_start(store.create_demo_certificate)
         navigation.register("Network", "Certificates", "certificates:list", position=20)
+        navigation.register("Network", "Certificate Authorities", "certificates:authorities", position=21)

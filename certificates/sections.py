@@ -1,51 +1,126 @@
-"""The ``<certificates>`` configuration section and the shipped Demo certificate."""
+"""The ``<certificates>`` and ``<certificate_authorities>`` configuration sections."""
 
 from __future__ import annotations
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
-from appliance import vault
 from appliance.config import checks
 from appliance.config.sections import Field, Kind, Section, registry
 from appliance.validators import validate_object_name
-from certificates import pem
-from certificates.models import Certificate
-
-DEMO_NAME = "Demo"
-
-FIELDS = {
-    "certificate_name": "name",
-    "certificate": "certificate_pem",
-    "intermediate_certificates": "intermediates_pem",
-    "key": "private_key_sealed",
-}
+from certificates import downloads, pki
+from certificates.chains import arrange
+from certificates.models import AuthoritySettings, Certificate, CustomAuthority
+from certificates.store import DEMO_NAME
 
 
-def _read():
+def _read_certificates():
     return [
-        {tag: getattr(certificate, attribute) for tag, attribute in FIELDS.items()}
-        for certificate in Certificate.objects.all()
+        {
+            "certificate_name": c.name,
+            "certificate_pem": c.certificate_pem,
+            "intermediate_certificate": list(c.intermediates),
+            "csr_pem": c.csr_pem,
+            "private_key": c.private_key_sealed,
+            "pending_private_key": c.pending_key_sealed,
+        }
+        for c in Certificate.objects.all()
     ]
 
 
-def _write(items):
+def _write_certificates(items):
+    rows = [
+        Certificate(
+            name=item["certificate_name"],
+            certificate_pem=item["certificate_pem"],
+            intermediates=list(item["intermediate_certificate"]),
+            csr_pem=item["csr_pem"] or "",
+            private_key_sealed=item["private_key"],
+            pending_key_sealed=item["pending_private_key"] or "",
+        )
+        for item in items
+    ]
+    for row in rows:
+        row.read_metadata()
     Certificate.objects.all().delete()
-    Certificate.objects.bulk_create(
-        Certificate(**{attribute: item[tag] for tag, attribute in FIELDS.items()}) for item in items
+    Certificate.objects.bulk_create(rows)
+
+
+def _clean_certificate(item):
+    """Given plaintext keys: the key fits the certificate, the CSR fits a key, the chain is in order."""
+    problems = []
+    certificate = pki.load_certificate(item["certificate_pem"])
+    key = pki.load_private_key(item["private_key"])
+    if pki.public_key_id(key) != pki.public_key_id(certificate):
+        problems.append(("private_key", f"does not match the certificate of '{item['certificate_name']}'"))
+    if item["csr_pem"]:
+        request = x509.load_pem_x509_csr(item["csr_pem"].encode())
+        keys = [key] + (
+            [pki.load_private_key(item["pending_private_key"])] if item["pending_private_key"] else []
+        )
+        if pki.public_key_id(request) not in {pki.public_key_id(k) for k in keys}:
+            problems.append(("csr_pem", "was not made with this entry's private key"))
+    chain = [pki.load_certificate(pem) for pem in item["intermediate_certificate"]]
+    try:
+        arranged = arrange(certificate, chain)
+    except pki.CertificateError as exc:
+        problems.append(("intermediate_certificate", str(exc)))
+    else:
+        if arranged.intermediates != chain:
+            problems.append(
+                (
+                    "intermediate_certificate",
+                    "must be in chain order (issuer of the certificate first), without the root",
+                )
+            )
+    return problems
+
+
+def _read_authorities():
+    settings = AuthoritySettings.load()
+    return [
+        {
+            "system_list_enabled": settings.system_list_enabled,
+            "custom_list_enabled": settings.custom_list_enabled,
+            "custom_ca_pem": [authority.pem for authority in CustomAuthority.objects.all()],
+        }
+    ]
+
+
+def _write_authorities(items):
+    [item] = items
+    AuthoritySettings.objects.update_or_create(
+        pk=1,
+        defaults={
+            "system_list_enabled": item["system_list_enabled"],
+            "custom_list_enabled": item["custom_list_enabled"],
+        },
+    )
+    CustomAuthority.objects.all().delete()
+    CustomAuthority.objects.bulk_create(
+        CustomAuthority.from_pem(pem, position) for position, pem in enumerate(item["custom_ca_pem"])
     )
 
 
-def _clean(item):
-    if item["key"] and not pem.key_matches_certificate(item["key"], item["certificate"]):
-        return [("key", f"does not match the certificate of '{item['certificate_name']}'")]
+def validate_authority(pem: str) -> None:
+    pki.validate_certificate(pem)
+    if not pki.is_ca(pki.load_certificate(pem)):
+        raise ValueError("is not a CA certificate (its basic constraints do not say CA:TRUE)")
+
+
+def _clean_authorities(item):
+    seen = set()
+    for pem in item["custom_ca_pem"]:
+        key = pki.fingerprint(pki.load_certificate(pem))
+        if key in seen:
+            return [("custom_ca_pem", f"lists the CA {pki.describe(pki.load_certificate(pem))} twice")]
+        seen.add(key)
     return []
 
 
 def demo_in_use(config) -> list[str]:
     """The ESA's commit warning when the shipped certificate does any work."""
     users = [
-        f"{section.item_name(item)}"
+        section.item_name(item)
         for section, f in registry.references_to("certificates")
         for item in config.get(section.tag, [])
         if item.get(f.tag) == DEMO_NAME
@@ -58,26 +133,6 @@ def demo_in_use(config) -> list[str]:
     ]
 
 
-def create_demo_certificate(hostname: str) -> None:
-    """The self-signed certificate the appliance ships with, as the ESA does."""
-    key = pem.generate_key("rsa2048")
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, hostname),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Mail Gateway Demo Certificate"),
-        ]
-    )
-    certificate = pem.self_signed(key, subject, [hostname], days=3650)
-    Certificate.objects.update_or_create(
-        name=DEMO_NAME,
-        defaults={
-            "certificate_pem": pem.certificate_pem(certificate),
-            "intermediates_pem": "",
-            "private_key_sealed": vault.seal(pem.private_key_pem(key)),
-        },
-    )
-
-
 def register_sections():
     registry.register(
         Section(
@@ -85,25 +140,65 @@ def register_sections():
             title="Certificates",
             heading="Certificates",
             position=20,
-            item_tag="certificate_profile",
+            item_tag="certificate",
             key="certificate_name",
             fields=(
                 Field("certificate_name", "Name", validate=validate_object_name),
                 Field(
-                    "certificate", "Certificate", validate=pem.validate_certificate, summarize=pem.summarize
+                    "certificate_pem",
+                    "Certificate",
+                    validate=pki.validate_certificate,
+                    summarize=pki.summarize,
                 ),
                 Field(
-                    "intermediate_certificates",
+                    "intermediate_certificate",
                     "Intermediate certificates",
-                    default="",
-                    validate=pem.validate_intermediates,
-                    summarize=pem.summarize,
+                    repeated=True,
+                    validate=pki.validate_certificate,
+                    summarize=pki.summarize,
                 ),
-                Field("key", "Private key", Kind.SECRET, validate=pem.validate_private_key),
+                Field(
+                    "csr_pem",
+                    "Signing request",
+                    default="",
+                    validate=pki.validate_csr,
+                    summarize=pki.summarize_csr,
+                ),
+                Field("private_key", "Private key", Kind.SECRET, validate=pki.validate_private_key),
+                Field(
+                    "pending_private_key",
+                    "New private key (renewal)",
+                    Kind.SECRET,
+                    default="",
+                    validate=pki.validate_private_key,
+                ),
             ),
-            read=_read,
-            write=_write,
-            clean_item=_clean,
+            read=_read_certificates,
+            write=_write_certificates,
+            clean_item=_clean_certificate,
+        )
+    )
+    registry.register(
+        Section(
+            tag="certificate_authorities",
+            title="Certificate Authorities",
+            heading="Certificates",
+            position=21,
+            fields=(
+                Field("system_list_enabled", "System List", Kind.BOOL, default=True),
+                Field("custom_list_enabled", "Custom List", Kind.BOOL, default=False),
+                Field(
+                    "custom_ca_pem",
+                    "Custom List certificates",
+                    repeated=True,
+                    validate=validate_authority,
+                    summarize=pki.summarize,
+                ),
+            ),
+            read=_read_authorities,
+            write=_write_authorities,
+            clean_item=_clean_authorities,
         )
     )
     checks.register_warning(demo_in_use)
+    checks.register_discard_warning(downloads.destroyed_keys)

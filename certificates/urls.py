@@ -6,4 +6,11 @@ app_name = "certificates"
 
 urlpatterns = [
     path("", views.certificate_list, name="list"),
+    path("add/", views.add_certificate, name="add"),
+    path("authorities/", views.authorities, name="authorities"),
+    path("authorities/system/", views.system_authorities, name="system_authorities"),
+    path("authorities/export/<str:which>/", views.export_authorities, name="export_authorities"),
+    path("<str:name>/", views.certificate_detail, name="detail"),
+    path("<str:name>/csr/", views.download_csr, name="csr"),
+    path("<str:name>/export/", views.export_certificate, name="export"),
 ]

@@ -1,38 +1,306 @@
-"""Network > Certificates."""
+"""Network > Certificates: the list, Add Certificate, one certificate's page, Certificate Authorities."""
 
 from __future__ import annotations
 
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from appliance.config.sections import registry
+from appliance import audit, workflow
+from appliance.audit import Action
 from appliance.roles import Capability, requires
-from certificates import pem
-from certificates.models import Certificate
+from appliance.views.common import ConsoleRequest, source_of, submit_change
+from certificates import downloads, forms, pki, store, trust
+from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 
-
-def where_used() -> dict[str, list[str]]:
-    """Certificate name → what uses it in the candidate, asked of every section that names certificates."""
-    used: dict[str, list[str]] = {}
-    for section, f in registry.references_to("certificates"):
-        for item in section.read():
-            if item.get(f.tag):
-                used.setdefault(item[f.tag], []).append(f"{section.item_name(item)} ({f.label})")
-    return used
+SORTS = {
+    "name": "name",
+    "common_name": "common_name",
+    "issuer": "issuer",
+    "expires": "not_after",
+}
 
 
 @requires(Capability.VIEW_CONFIG)
-def certificate_list(request):
-    used = where_used()
-    rows = []
-    for certificate in Certificate.objects.all():
-        leaf = pem.load_certificates(certificate.certificate_pem)[0]
-        rows.append(
-            {
-                "name": certificate.name,
-                "common_name": pem.common_name(leaf),
-                "issued_by": leaf.issuer.rfc4514_string(),
-                "expires": leaf.not_valid_after_utc,
-                "used_by": used.get(certificate.name, []),
-            }
+def certificate_list(request: ConsoleRequest):
+    certificates = Certificate.objects.defer(
+        "certificate_pem", "intermediates", "csr_pem", "private_key_sealed"
+    )
+    query = request.GET.get("q", "").strip()
+    if query:
+        certificates = certificates.filter(
+            Q(name__icontains=query)
+            | Q(common_name__icontains=query)
+            | Q(domains__icontains=query)
+            | Q(issuer__icontains=query)
         )
-    return render(request, "certificates/list.html", {"rows": rows})
+    sort = request.GET.get("sort", "name")
+    field = SORTS.get(sort.removeprefix("-"), "name")
+    certificates = certificates.order_by(f"-{field}" if sort.startswith("-") else field, "name")
+    page = Paginator(certificates, 50).get_page(request.GET.get("page"))
+    used = store.where_used()
+    rows = [(certificate, used.get(certificate.name, [])) for certificate in page]
+    context = {
+        "page": page,
+        "rows": rows,
+        "query": query,
+        "sort": sort,
+        "authority_settings": AuthoritySettings.load(),
+        "custom_count": CustomAuthority.objects.count(),
+    }
+    template = (
+        "certificates/_table.html" if request.htmx and not request.htmx.boosted else "certificates/list.html"
+    )
+    return render(request, template, context)
+
+
+@requires(Capability.VIEW_CONFIG)
+def add_certificate(request: ConsoleRequest):
+    option = request.POST.get("option") or request.GET.get("option") or "self_signed"
+    form_class = {
+        "self_signed": forms.SelfSignedForm,
+        "import": forms.ImportForm,
+        "paste": forms.PasteForm,
+    }.get(option, forms.SelfSignedForm)
+    form = form_class(request.POST or None, request.FILES or None)
+    context = {"form": form, "option": option}
+    template = "certificates/_add_form.html" if request.htmx else "certificates/add.html"
+    if request.method != "POST" or not form.is_valid():
+        return render(request, template, context, status=400 if request.method == "POST" else 200)
+    data = form.cleaned_data
+    if option == "import":
+        imported = {}
+
+        def apply():
+            imported["name"], outcome = store.import_pkcs12(
+                data["name"], forms.uploaded_bytes(data["cert_file"]), data["cert_pass"], data["accept_dates"]
+            )
+            return outcome
+
+        description = "imported a PKCS#12 certificate"
+    elif option == "paste":
+
+        def apply():
+            return store.paste(
+                data["name"],
+                data["certificate"].encode(),
+                data["private_key"],
+                data["key_passphrase"] or None,
+                data["intermediates"].encode() or None,
+                data["accept_dates"],
+            )
+
+        description = f"pasted certificate {data['name']}"
+    else:
+
+        def apply():
+            store.create_self_signed(
+                data["name"], form.subject(), data["expiration"], data["alternative_names"], data["key_type"]
+            )
+            return workflow.Outcome(
+                notes=[f"'{data['name']}' is ready: download its signing request after you commit."]
+            )
+
+        description = f"created self-signed certificate {data['name']}"
+    response = submit_change(
+        request,
+        description,
+        apply,
+        success_url=reverse("certificates:list"),
+        template=template,
+        context=context,
+    )
+    if request.htmx and response.status_code == 302:
+        # htmx would swap the list page into the form: send the browser there instead.
+        return HttpResponse(status=204, headers={"HX-Redirect": response["Location"]})
+    return response
+
+
+def _entry(name: str) -> Certificate:
+    certificate = Certificate.objects.filter(name=name).first()
+    if certificate is None:
+        raise Http404(f"There is no certificate named '{name}'.")
+    return certificate
+
+
+ACTIONS = {
+    "upload_signed": (forms.UploadSignedForm, "uploaded the signed certificate of {name}"),
+    "add_intermediates": (forms.IntermediatesForm, "added intermediates to {name}"),
+    "remove_intermediate": (None, "removed an intermediate from {name}"),
+    "renew": (forms.RenewForm, "renewed {name}"),
+    "delete": (None, "deleted certificate {name}"),
+}
+
+
+def _operation(action: str, name: str, data: dict, request):
+    if action == "upload_signed":
+        return lambda: store.upload_signed(
+            name, forms.uploaded_bytes(data["signed_cert"]), data["accept_dates"]
+        )
+    if action == "add_intermediates":
+        return lambda: store.add_intermediates(name, forms.uploaded_bytes(data["interm_cert"]))
+    if action == "remove_intermediate":
+        return lambda: store.remove_intermediate(name, request.POST.get("fingerprint", ""))
+    if action == "renew":
+        return lambda: workflow.Outcome(notes=[store.renew(name, data["new_key"])])
+    return lambda: store.delete(name)
+
+
+@requires(Capability.VIEW_CONFIG)
+def certificate_detail(request: ConsoleRequest, name: str):
+    entry = _entry(name)
+    context = _detail_context(request, entry)
+    if request.method != "POST":
+        return render(request, "certificates/detail.html", context)
+    action = request.POST.get("action", "")
+    if action not in ACTIONS:
+        messages.error(request, "Choose what to do with the certificate.")
+        return render(request, "certificates/detail.html", context, status=400)
+    form_class, description = ACTIONS[action]
+    data = {}
+    if form_class is not None:
+        form = form_class(request.POST, request.FILES)
+        context[f"{action}_form"] = form
+        if not form.is_valid():
+            return render(request, "certificates/detail.html", context, status=400)
+        data = form.cleaned_data
+    success = (
+        reverse("certificates:list") if action == "delete" else reverse("certificates:detail", args=[name])
+    )
+    return submit_change(
+        request,
+        description.format(name=name),
+        _operation(action, name, data, request),
+        success_url=success,
+        template="certificates/detail.html",
+        context=context,
+    )
+
+
+def _detail_context(request, entry: Certificate) -> dict:
+    certificate = entry.certificate
+    return {
+        "entry": entry,
+        "certificate": certificate,
+        "subject": certificate.subject.rfc4514_string(),
+        "key_description": pki.key_description(certificate.public_key()),
+        "fingerprint": pki.fingerprint(certificate),
+        "served_chain": [certificate, *entry.chain],
+        "chain_notes": store.chain_notes(entry),
+        "used_by": store.users_of(entry.name),
+        "committed": downloads.is_committed(entry),
+        "upload_signed_form": forms.UploadSignedForm(),
+        "add_intermediates_form": forms.IntermediatesForm(),
+        "renew_form": forms.RenewForm(),
+        "export_form": forms.ExportForm(user=request.user, initial={"file_name": entry.name}),
+    }
+
+
+@requires(Capability.VIEW_CONFIG)
+def download_csr(request: ConsoleRequest, name: str):
+    entry = _entry(name)
+    if not entry.csr_pem:
+        raise Http404(f"'{name}' has no signing request: its signed certificate was uploaded.")
+    downloads.record(entry, request.user)
+    response = HttpResponse(entry.csr_pem, content_type="application/pkcs10")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csr"'
+    return response
+
+
+@requires(Capability.EXPORT_SECRETS)
+@require_POST
+def export_certificate(request: ConsoleRequest, name: str):
+    entry = _entry(name)
+    form = forms.ExportForm(request.POST, user=request.user)
+    if not form.is_valid():
+        context = {**_detail_context(request, entry), "export_form": form}
+        return render(request, "certificates/detail.html", context, status=400)
+    data = form.cleaned_data
+    if data["what"] == "pkcs12":
+        payload = store.export_pkcs12(name, data["password"], data["profile"])
+        filename, content_type = f"{data['file_name']}.p12", "application/x-pkcs12"
+        detail = f"exported certificate {name} with its private key (PKCS#12, {data['profile']})"
+    else:
+        payload = store.export_pem(name, full_chain=data["what"] == "chain").encode()
+        filename, content_type = f"{data['file_name']}.pem", "application/x-pem-file"
+        detail = f"exported certificate {name} as PEM ({data['what']})"
+    audit.record(request.user.username, Action.EXPORT, detail, source_of(request))
+    response = HttpResponse(payload, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@requires(Capability.VIEW_CONFIG)
+def authorities(request: ConsoleRequest):
+    settings = AuthoritySettings.load()
+    settings_form = forms.AuthoritySettingsForm(
+        initial={
+            "system_list_enabled": settings.system_list_enabled,
+            "custom_list_enabled": settings.custom_list_enabled,
+        }
+    )
+    upload_form = forms.CustomAuthorityForm()
+    context = {
+        "settings": settings,
+        "settings_form": settings_form,
+        "upload_form": upload_form,
+        "custom": CustomAuthority.objects.all(),
+        "system_count": len(trust.system_list()),
+    }
+    if request.method != "POST":
+        return render(request, "certificates/authorities.html", context)
+    action = request.POST.get("action")
+    if action == "settings":
+        form = context["settings_form"] = forms.AuthoritySettingsForm(request.POST)
+        form.is_valid()
+        apply = lambda: store.set_authority_lists(  # noqa: E731
+            form.cleaned_data["system_list_enabled"], form.cleaned_data["custom_list_enabled"]
+        )
+        description = "edited the Certificate Authorities settings"
+    elif action == "add":
+        form = context["upload_form"] = forms.CustomAuthorityForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return render(request, "certificates/authorities.html", context, status=400)
+        data = forms.uploaded_bytes(form.cleaned_data["custom_ca_file"])
+        apply = lambda: store.add_custom_authorities(data)  # noqa: E731
+        description = "added CA certificates to the Custom List"
+    elif action == "remove":
+        fingerprint = request.POST.get("fingerprint", "")
+        apply = lambda: workflow.Outcome(notes=[f"Removed {store.remove_custom_authority(fingerprint)}."])  # noqa: E731
+        description = "removed a CA certificate from the Custom List"
+    else:
+        messages.error(request, "Choose what to change.")
+        return render(request, "certificates/authorities.html", context, status=400)
+    return submit_change(
+        request,
+        description,
+        apply,
+        success_url=reverse("certificates:authorities"),
+        template="certificates/authorities.html",
+        context=context,
+    )
+
+
+@requires(Capability.VIEW_CONFIG)
+def system_authorities(request: ConsoleRequest):
+    query = request.GET.get("q", "").strip().lower()
+    listed = [a for a in trust.system_list() if query in a.subject.lower()]
+    page = Paginator(listed, 50).get_page(request.GET.get("page"))
+    return render(request, "certificates/system_authorities.html", {"page": page, "query": query})
+
+
+@requires(Capability.VIEW_CONFIG)
+def export_authorities(request: ConsoleRequest, which: str):
+    if which == "system":
+        pem = "".join(a.pem for a in trust.system_list())
+    elif which == "custom":
+        pem = "".join(a.pem.strip() + "\n" for a in CustomAuthority.objects.all())
+    else:
+        raise Http404("Export the system or the custom list.")
+    response = HttpResponse(pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="{which}-certificate-authorities.pem"'
+    return response

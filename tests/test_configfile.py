@@ -40,8 +40,8 @@ def line_of(document: str | bytes, needle: str, occurrence: int = 0) -> int:
 
 def profile(name: str, certificate: str, key: str) -> str:
     return (
-        f"<certificate_profile>\n<certificate_name>{name}</certificate_name>\n"
-        f"<certificate>{certificate}</certificate>\n<key>{key}</key>\n</certificate_profile>"
+        f"<certificate>\n<certificate_name>{name}</certificate_name>\n"
+        f"<certificate_pem>{certificate}</certificate_pem>\n<private_key>{key}</private_key>\n</certificate>"
     )
 
 
@@ -82,7 +82,7 @@ def pki(tmp_path_factory):
 def stage_certificate(user, name, pki):
     def apply():
         Certificate.objects.create(
-            name=name, certificate_pem=pki.cert, intermediates_pem="", private_key_sealed=vault.seal(pki.key)
+            name=name, certificate_pem=pki.cert, private_key_sealed=vault.seal(pki.key)
         )
 
     workflow.submit(user, f"add certificate {name}", apply)
@@ -139,6 +139,7 @@ def test_saved_file_has_the_esa_shape(admin):
         "hostname",
         "interfaces",
         "certificates",
+        "certificate_authorities",
         "config_rollback",
     ]
     comments = [text for tag, text in (c for c in children if isinstance(c, tuple))]
@@ -149,7 +150,7 @@ def test_saved_file_has_the_esa_shape(admin):
     ]
     assert root.findtext("hostname") == "esa.example.com"
     assert root.findtext("interfaces/interface/netmask") == "32"
-    assert root.findtext("certificates/certificate_profile/key") == vault.MASK
+    assert root.findtext("certificates/certificate/private_key") == vault.MASK
 
 
 @pytest.fixture
@@ -224,7 +225,7 @@ def test_loading_the_running_plain_file_stages_no_change(admin):
 def test_encrypt_round_trip_gives_the_same_file_once_decrypted(admin, pki):
     saved = make_interesting_then_save(admin, pki, SecretMode.ENCRYPT, "pass phrase")
     assert "PRIVATE KEY" not in saved
-    assert len(re.findall(r"<key>\$scrypt\$", saved)) == 2
+    assert len(re.findall(r"<private_key>\$scrypt\$", saved)) == 2
     configfile.load(admin, saved.encode("latin-1"), "pass phrase", "saved.xml")
     workflow.commit(admin, "restored")
     again = configfile.running_document(admin, SecretMode.ENCRYPT, "pass phrase")
@@ -261,7 +262,7 @@ def test_a_punycode_hostname_survives_commit_and_the_file(admin):
 def test_mask_mode_replaces_the_private_key(admin):
     key = vault.unseal(Certificate.objects.get(name="Demo").private_key_sealed)
     document = configfile.running_document(admin, SecretMode.MASK)
-    assert "<key>*****</key>" in document
+    assert "<private_key>*****</private_key>" in document
     assert "PRIVATE KEY" not in document and key.splitlines()[1] not in document
     assert AuditEvent.objects.filter(action="export", detail="version 1, mask passphrases").exists()
 
@@ -270,21 +271,25 @@ def test_loading_a_masked_file_is_refused_naming_line_and_element(admin, untouch
     document = configfile.running_document(admin, SecretMode.MASK)
     with pytest.raises(ConfigFileError) as error:
         configfile.load(admin, document.encode("latin-1"), None, "masked.xml")
-    assert error.value.problems == [f"line {line_of(document, '<key>')}: <key> {MASKED_MESSAGE}"]
+    assert error.value.problems == [
+        f"line {line_of(document, '<private_key>')}: <private_key> {MASKED_MESSAGE}"
+    ]
     untouched()
 
 
 def test_encrypted_file_needs_the_right_passphrase(admin, untouched):
     document = configfile.running_document(admin, SecretMode.ENCRYPT, "right")
-    line = line_of(document, "<key>")
+    line = line_of(document, "<private_key>")
     with pytest.raises(ConfigFileError) as error:
         configfile.load(admin, document.encode("latin-1"), None, "encrypted.xml")
     assert error.value.problems == [
-        f"line {line}: <key> is encrypted with a passphrase: give the passphrase to load it"
+        f"line {line}: <private_key> is encrypted with a passphrase: give the passphrase to load it"
     ]
     with pytest.raises(ConfigFileError) as error:
         configfile.load(admin, document.encode("latin-1"), "wrong", "encrypted.xml")
-    assert error.value.problems == [f"line {line}: <key> cannot be decrypted: the passphrase is wrong"]
+    assert error.value.problems == [
+        f"line {line}: <private_key> cannot be decrypted: the passphrase is wrong"
+    ]
     untouched()
 
 
@@ -303,7 +308,7 @@ def test_plain_is_for_administrators_only(admin, operator):
 
 
 def test_read_only_may_save_masked_only_and_guest_nothing(read_only, guest):
-    assert "<key>*****</key>" in configfile.running_document(read_only, SecretMode.MASK)
+    assert "<private_key>*****</private_key>" in configfile.running_document(read_only, SecretMode.MASK)
     with pytest.raises(PermissionDenied):
         configfile.running_document(read_only, SecretMode.ENCRYPT, "x")
     with pytest.raises(PermissionDenied):
@@ -349,7 +354,7 @@ def test_a_certificates_section_replaces_the_whole_list(admin, pki):
     configfile.load(admin, document, None, "certificates.xml")
     assert list(Certificate.objects.values_list("name", flat=True)) == ["Demo"]
     [change] = workflow.pending_changes()
-    assert [(o.action, o.name) for o in change.objects] == [("deleted", "certificate profile 'Mail'")]
+    assert [(o.action, o.name) for o in change.objects] == [("deleted", "certificate 'Mail'")]
 
 
 def test_settings_left_out_take_their_defaults(admin):
@@ -395,7 +400,7 @@ def test_a_reference_to_a_missing_certificate_is_refused_at_load(admin, untouche
     with pytest.raises(workflow.ChangeRefused, match="^The configuration cannot be loaded$") as refusal:
         configfile.load(admin, document, None, "dangling.xml")
     assert refusal.value.problems == [
-        "line 9: <certificate_name> names certificate profile 'Missing', which does not exist"
+        "line 9: <certificate_name> names certificate 'Missing', which does not exist"
     ]
     untouched()
 
@@ -582,7 +587,7 @@ def test_a_key_that_does_not_match_its_certificate_is_refused(admin, untouched, 
     with pytest.raises(ConfigFileError) as error:
         configfile.load(admin, document, None, "mismatch.xml")
     assert error.value.problems == [
-        f"line {line_of(document, '<key>')}: <key> does not match the certificate of 'Mail'"
+        f"line {line_of(document, '<private_key>')}: <private_key> does not match the certificate of 'Mail'"
     ]
     untouched()
 
@@ -597,8 +602,8 @@ def test_an_encrypted_pem_key_or_a_broken_certificate_is_refused(admin, untouche
     with pytest.raises(ConfigFileError) as error:
         configfile.load(admin, document, None, "bad-pem.xml")
     assert error.value.problems == [
-        f"line {line_of(document, '<key>')}: <key> is not an unencrypted PEM private key",
-        f"line {line_of(document, '<certificate>', 1)}: <certificate> is not a PEM certificate "
+        f"line {line_of(document, '<private_key>')}: <private_key> is not an unencrypted PEM private key",
+        f"line {line_of(document, '<certificate_pem>', 1)}: <certificate_pem> is not a PEM certificate "
         "(-----BEGIN CERTIFICATE----- … block)",
     ]
     untouched()
@@ -736,4 +741,4 @@ def test_a_large_configuration_loads_within_the_size_limit(admin, pki, settings)
     assert list(Certificate.objects.values_list("name", flat=True)) == names
     assert workflow.commit(admin, "large").number == 2
     saved = configfile.running_document(admin, SecretMode.MASK)
-    assert saved.count("<certificate_profile>") == 1000
+    assert saved.count("<certificate>") == 1000

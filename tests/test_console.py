@@ -206,7 +206,7 @@ def test_saveconfig_mask_to_a_file(admin, tmp_path):
     assert run("saveconfig", "--passphrases", "mask", "--file", str(path)) == (f"{path}\n", "")
     assert mode_of(path) == 0o600
     text = path.read_text(encoding="latin-1")
-    assert "<key>*****</key>" in text and "PRIVATE KEY" not in text
+    assert "<private_key>*****</private_key>" in text and "PRIVATE KEY" not in text
 
 
 def test_saveconfig_without_file_saves_in_the_configuration_folder(admin, settings):
@@ -254,7 +254,7 @@ def test_passphrase_file_first_line_without_trailing_cr_lf(admin, tmp_path):
     secret.write_bytes(b"secret\r\nsecond line\n")
     run("saveconfig", "--passphrases", "encrypt", "--passphrase-file", str(secret), "--file", str(path))
     assert mode_of(path) == 0o600
-    [token] = re.findall(r"<key>([^<]+)</key>", path.read_text(encoding="latin-1"))
+    [token] = re.findall(r"<private_key>([^<]+)</private_key>", path.read_text(encoding="latin-1"))
     key = vault.PassphraseCipher("secret").decrypt(token)
     assert key.startswith("-----BEGIN PRIVATE KEY-----")
     plain_line = tmp_path / "plain-line.txt"
@@ -300,7 +300,7 @@ def test_showconfig_masks_by_default_and_shows_the_running_configuration(admin):
     assert out.startswith(
         '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE config SYSTEM "config.dtd">\n'
     )
-    assert "<key>*****</key>" in out and "PRIVATE KEY" not in out
+    assert "<private_key>*****</private_key>" in out and "PRIVATE KEY" not in out
     assert "<hostname>esa.example.com</hostname>" in out and "staged.example.org" not in out
 
 
@@ -341,9 +341,9 @@ def test_loadconfig_of_a_masked_file_names_line_and_element(admin, tmp_path):
     path = tmp_path / "masked.xml"
     run("saveconfig", "--passphrases", "mask", "--file", str(path))
     text = path.read_text(encoding="latin-1")
-    line = text[: text.index("<key>")].count("\n") + 1
+    line = text[: text.index("<private_key>")].count("\n") + 1
     assert refused("loadconfig", str(path)) == (
-        f"Error: Parsing failed: line {line}: <key> holds a masked passphrase: a file saved with masked "
+        f"Error: Parsing failed: line {line}: <private_key> holds a masked passphrase: a file saved with masked "
         "passphrases cannot be loaded; save it again with encrypted or plain passphrases"
     )
     assert lock_owner() == ""
@@ -370,7 +370,7 @@ def test_loadconfig_refuses_a_reference_to_a_missing_certificate(admin, tmp_path
     )
     assert refused("loadconfig", str(path)) == (
         "Error: The configuration cannot be loaded; "
-        "line 7: <certificate_name> names certificate profile 'Missing', which does not exist"
+        "line 7: <certificate_name> names certificate 'Missing', which does not exist"
     )
     assert lock_owner() == ""
 
@@ -401,7 +401,7 @@ def test_read_only_operator_gets_a_preview_and_nothing_is_stored(read_only, tmp_
         refused("commit", "--user=rita")
         == "Error: The Read-Only Operator role may not commit or abandon changes."
     )
-    assert "<key>*****</key>" in run("showconfig", "--user=rita")[0]
+    assert "<private_key>*****</private_key>" in run("showconfig", "--user=rita")[0]
 
 
 def test_guest_is_refused(guest):

@@ -109,7 +109,9 @@ def presented_certificate(port: int) -> x509.Certificate:
 def committed_certificate(appliance: Appliance, name: str) -> x509.Certificate:
     shown = appliance.manage("showconfig").stdout
     profile = re.search(
-        rf"<certificate_name>{name}</certificate_name>\s*<certificate>(.*?)</certificate>", shown, re.S
+        rf"<certificate_name>{name}</certificate_name>\s*<certificate_pem>(.*?)</certificate_pem>",
+        shown,
+        re.S,
     )
     return x509.load_pem_x509_certificate(profile.group(1).encode())
 
@@ -213,9 +215,9 @@ def test_a_commit_changes_the_certificate_and_the_port_without_a_restart(running
     new_port = free_port()
     document = tmp_path / "change.xml"
     document.write_text(
-        "<config><certificates><certificate_profile><certificate_name>Demo</certificate_name>"
-        f"<certificate>{cert.read_text()}</certificate><key>{key.read_text()}</key>"
-        "</certificate_profile></certificates>"
+        "<config><certificates><certificate><certificate_name>Demo</certificate_name>"
+        f"<certificate_pem>{cert.read_text()}</certificate_pem><private_key>{key.read_text()}</private_key>"
+        "</certificate></certificates>"
         "<interfaces><interface><interface_name>Management</interface_name><ip>127.0.0.1</ip>"
         "<netmask>32</netmask><interface_hostname>esa.example.com</interface_hostname>"
         f"<httpsd_port>{new_port}</httpsd_port><certificate_name>Demo</certificate_name>"

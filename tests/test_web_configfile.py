@@ -26,7 +26,7 @@ def test_download_is_masked_xml_and_audited(login, admin):
     assert document.startswith(
         '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE config SYSTEM "config.dtd">'
     )
-    assert "<key>*****</key>" in document and "PRIVATE KEY" not in document
+    assert "<private_key>*****</private_key>" in document and "PRIVATE KEY" not in document
     assert AuditEvent.objects.filter(action="export", detail="version 1, mask passphrases").exists()
 
 
@@ -42,7 +42,7 @@ def test_encrypt_needs_a_passphrase(login, admin):
     assert response.status_code == 400
     assert "Give the passphrase that will encrypt the private keys." in response.content.decode()
     document = download(login(admin), "encrypt", "pass phrase").content.decode("latin-1")
-    assert "<key>$scrypt$" in document
+    assert "<private_key>$scrypt$" in document
 
 
 def test_save_on_the_appliance_then_load_it_back(login, admin):

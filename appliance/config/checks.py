@@ -28,6 +28,20 @@ def register_warning(check: Check) -> Check:
     return check
 
 
+Discard = Callable[[Config, Config], list[str]]
+_discard_warnings: list[Discard] = []
+
+
+def register_discard_warning(check: Discard) -> Discard:
+    """Register what abandon or rollback must confirm first: ``check(current, target)`` → warnings."""
+    _discard_warnings.append(check)
+    return check
+
+
+def discard_warnings(current: Config, target: Config) -> list[str]:
+    return [warning for check in _discard_warnings for warning in check(current, target)]
+
+
 def run_registered(config: Config) -> list[str]:
     return [problem for check in _checks for problem in check(config)]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from appliance import vault
 from appliance.config.sections import Config, Field, Item, Kind, Section, registry
@@ -34,12 +34,14 @@ class SectionChange:
 
 def display(f: Field, value) -> str:
     """A value as the diff shows it; secrets are never shown."""
-    if value is None or value == "":
+    if value is None or value == "" or value == []:
         return "(none)"
     if f.kind is Kind.SECRET:
         return "(secret)"
     if f.kind is Kind.BOOL:
         return "Yes" if value else "No"
+    if f.repeated:
+        return "; ".join(display(replace(f, repeated=False), one) for one in value) if value else "(none)"
     if f.summarize:
         return f.summarize(value)
     return str(value)
@@ -50,6 +52,8 @@ def _same(f: Field, before, after) -> bool:
     if f.kind is Kind.SECRET and before and after:
         # Sealing is randomised: compare what the tokens hold.
         return before == after or vault.unseal(before).strip() == vault.unseal(after).strip()
+    if f.repeated:
+        return [one.strip() for one in before or ()] == [one.strip() for one in after or ()]
     if f.kind is Kind.TEXT and before and after:
         return before.strip() == after.strip()
     return before == after

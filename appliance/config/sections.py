@@ -57,6 +57,12 @@ class Field:
     validate: Callable[[Any], None] | None = None
     # Short text for the diff, instead of the whole value (a PEM certificate).
     summarize: Callable[[Any], str] | None = None
+    # Zero or more elements of this tag, in order; the value is a list.
+    repeated: bool = False
+
+    def __post_init__(self):
+        if self.repeated and self.default is REQUIRED:
+            object.__setattr__(self, "default", ())
 
     @property
     def required(self) -> bool:

@@ -59,9 +59,10 @@ def _text(f: Field, value, mode: SecretMode, cipher: vault.PassphraseCipher | No
 def _append_fields(parent, section: Section, item: Item, mode, cipher) -> None:
     for f in section.fields:
         value = item.get(f.tag)
-        if value is None or (value == "" and not f.required):
-            continue  # an ESA service that is off, an empty optional setting
-        etree.SubElement(parent, f.tag).text = _text(f, value, mode, cipher)
+        for one in value if f.repeated else [value]:
+            if one is None or (one == "" and not f.required):
+                continue  # an ESA service that is off, an empty optional setting
+            etree.SubElement(parent, f.tag).text = _text(f, one, mode, cipher)
 
 
 def _heading_comment(heading: str) -> etree._Comment:
@@ -200,21 +201,27 @@ class _Parser:
             except KeyError:
                 self.problem(child, f"is not a setting of <{element.tag}>")
                 continue
-            if f.tag in item:
+            if f.tag in item and not f.repeated:
                 self.problem(child, "appears twice")
                 continue
-            self.document.lines[(section.tag, index, f.tag)] = child.sourceline
-            item[f.tag] = self.value(f, child)
-            if item[f.tag] not in (None, "") and f.validate and self.mode is not SecretMode.SEALED:
+            self.document.lines.setdefault((section.tag, index, f.tag), child.sourceline)
+            value = self.value(f, child)
+            if value not in (None, "") and f.validate and self.mode is not SecretMode.SEALED:
                 try:
-                    f.validate(item[f.tag])
+                    f.validate(value)
                 except ValueError as exc:
                     self.problem(child, str(exc))
+            if f.repeated:
+                item.setdefault(f.tag, []).append(value)
+            else:
+                item[f.tag] = value
         for f in section.fields:
             if f.tag not in item:
                 if f.default is REQUIRED:
                     self.problem(element, f"lacks <{f.tag}>")
                 item[f.tag] = None if f.default is REQUIRED else f.default
+                if f.repeated:
+                    item[f.tag] = list(f.default)
         if section.clean_item and self.mode is not SecretMode.SEALED and not self.problems:
             for field_tag, message in section.clean_item(item):
                 line = self.document.line(section.tag, index, field_tag)

@@ -39,8 +39,8 @@ def submit_change(
     try:
         result = workflow.submit(request.user, description, apply, source_of(request))
     except workflow.ChangeRefused as refusal:
-        messages.error(request, str(refusal))
-        return render(request, template, context, status=409)
+        messages.error(request, f"{str(refusal).rstrip('.')}. Nothing was changed.")
+        return render(request, template, {**context, "problems": refusal.problems}, status=409)
     if isinstance(result, workflow.Preview):
         messages.warning(
             request,
@@ -48,4 +48,9 @@ def submit_change(
         )
         return render(request, template, {**context, "preview": result.changes})
     messages.success(request, "Your changes have been submitted. Commit them to make them take effect.")
+    if isinstance(result, workflow.Outcome):
+        for note in result.notes:
+            messages.info(request, note)
+        for warning in result.warnings:
+            messages.warning(request, warning)
     return redirect(success_url)

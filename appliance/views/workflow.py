@@ -49,7 +49,11 @@ def uncommitted_changes(request: ConsoleRequest):
 @require_POST
 def abandon_changes(request: ConsoleRequest):
     try:
-        abandoned = workflow.abandon(request.user, source_of(request))
+        abandoned = workflow.abandon(
+            request.user, source_of(request), confirmed=request.POST.get("confirmed") == "1"
+        )
+    except workflow.ConfirmationNeeded as question:
+        return _confirm(request, question, "abandon_changes", "Abandon Changes anyway", {})
     except workflow.ChangeRefused as refusal:
         messages.error(request, str(refusal))
     else:
@@ -69,7 +73,13 @@ def rollback(request: ConsoleRequest):
             messages.error(request, "Choose a version to roll back to.")
             return redirect("rollback")
         try:
-            result = workflow.rollback_to(request.user, number, source_of(request))
+            result = workflow.rollback_to(
+                request.user, number, source_of(request), confirmed=request.POST.get("confirmed") == "1"
+            )
+        except workflow.ConfirmationNeeded as question:
+            return _confirm(
+                request, question, "rollback", f"Stage version {number} anyway", {"number": number}
+            )
         except workflow.ChangeRefused as refusal:
             messages.error(request, str(refusal))
             return redirect("rollback")
@@ -84,6 +94,12 @@ def rollback(request: ConsoleRequest):
         )
         return redirect("uncommitted_changes")
     return render(request, "appliance/rollback.html", _rollback_context())
+
+
+def _confirm(request, question: workflow.ConfirmationNeeded, url_name: str, button: str, fields: dict):
+    """Ask again before destroying what the warnings name."""
+    context = {"question": question, "action": url_name, "button": button, "fields": fields}
+    return render(request, "appliance/confirm.html", context, status=409)
 
 
 def _rollback_context(**extra):

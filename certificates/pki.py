@@ -1,0 +1,367 @@
+"""Certificates, keys, CSRs and PKCS#12 with ``cryptography``: reading what admins bring, making what they ask.
+
+Every refusal is a ``CertificateError`` (or ValueError for field validators)
+whose message names the problem in the administrator's words.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.x509.oid import ExtensionOID, NameOID
+from django.db import models
+
+from appliance.workflow import ChangeRefused
+
+PEM = serialization.Encoding.PEM
+
+
+class CertificateError(ChangeRefused):
+    """A certificate, key or file the appliance refuses; the message says which and why."""
+
+
+class KeyType(models.TextChoices):
+    RSA2048 = "rsa2048", "RSA 2048"
+    RSA3072 = "rsa3072", "RSA 3072"
+    RSA4096 = "rsa4096", "RSA 4096"
+    EC256 = "ec256", "ECDSA P-256"
+    EC384 = "ec384", "ECDSA P-384"
+
+
+def generate_key(key_type: str):
+    key_type = KeyType(key_type)
+    if key_type.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    curve = ec.SECP256R1() if key_type is KeyType.EC256 else ec.SECP384R1()
+    return ec.generate_private_key(curve)
+
+
+def key_description(key) -> str:
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"RSA {key.key_size}"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"ECDSA {key.curve.name}"
+    return type(key).__name__
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def load_certificates(pem: str) -> list[x509.Certificate]:
+    """Every certificate in a PEM text, in order; ValueError if there is none or one is broken."""
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise ValueError("is not a PEM certificate (-----BEGIN CERTIFICATE----- … block)") from None
+
+
+def load_certificate(pem: str) -> x509.Certificate:
+    return load_certificates(pem)[0]
+
+
+def validate_certificate(pem: str) -> None:
+    if len(load_certificates(pem)) != 1:
+        raise ValueError("must hold exactly one certificate")
+
+
+def load_private_key(pem: str, passphrase: str | None = None):
+    """A PEM private key (PKCS#1, SEC1 or PKCS#8), decrypted with ``passphrase`` if it is encrypted."""
+    data = pem.encode()
+    secret = passphrase.encode() if passphrase else None
+    try:
+        key = serialization.load_pem_private_key(data, password=secret)
+    except TypeError:
+        if secret is None:
+            raise CertificateError("The private key is encrypted: give its passphrase") from None
+        raise CertificateError("The private key is not encrypted, but a passphrase was given") from None
+    except ValueError as exc:
+        if secret is not None and b"ENCRYPTED" in data:
+            raise CertificateError("The passphrase does not decrypt the private key") from None
+        raise CertificateError("This is not a PEM private key (RSA or EC)") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise CertificateError(f"{key_description(key)} keys are not supported: use RSA or ECDSA")
+    return key
+
+
+def validate_private_key(pem: str) -> None:
+    try:
+        load_private_key(pem)
+    except CertificateError:
+        raise ValueError("is not an unencrypted PEM private key") from None
+
+
+def private_key_pem(key) -> str:
+    return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def certificate_pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(PEM).decode()
+
+
+@dataclass
+class CertificateFile:
+    """What an uploaded file held: certificates in file order, and whether a key block was skipped."""
+
+    certificates: list[x509.Certificate] = field(default_factory=list)
+    had_private_key: bool = False
+
+
+def read_certificate_file(data: bytes) -> CertificateFile:
+    """Certificates from PEM (one or a bundle), DER, or PKCS#7 (.p7b, PEM or DER)."""
+    if not data.strip():
+        raise CertificateError("The file is empty")
+    if b"-----BEGIN" in data:
+        if b"-----BEGIN PKCS7-----" in data:
+            return CertificateFile(_pkcs7(pkcs7.load_pem_pkcs7_certificates, data))
+        had_key = b"PRIVATE KEY-----" in data
+        try:
+            certificates = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise CertificateError("The file has PEM blocks but no readable certificate") from None
+        return CertificateFile(certificates, had_key)
+    try:
+        return CertificateFile([x509.load_der_x509_certificate(data)])
+    except ValueError:
+        pass
+    try:
+        return CertificateFile(_pkcs7(pkcs7.load_der_pkcs7_certificates, data))
+    except CertificateError:
+        raise CertificateError("The file is not a certificate: expected PEM, DER or PKCS#7 (.p7b)") from None
+
+
+def _pkcs7(loader, data: bytes) -> list[x509.Certificate]:
+    try:
+        certificates = loader(data)
+    except ValueError:
+        raise CertificateError("The PKCS#7 file cannot be read") from None
+    if not certificates:
+        raise CertificateError("The PKCS#7 file holds no certificate")
+    return certificates
+
+
+# --- describing --------------------------------------------------------------
+
+
+def common_name(certificate: x509.Certificate) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def describe(certificate: x509.Certificate) -> str:
+    """How messages name a certificate: its CN, else its whole subject."""
+    name = common_name(certificate)
+    return f"'{name}'" if name else f"'{certificate.subject.rfc4514_string() or '(empty subject)'}'"
+
+
+def alternative_names(certificate: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
+    try:
+        extension = certificate.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    except x509.ExtensionNotFound:
+        return []
+    names = extension.value.get_values_for_type(x509.DNSName)
+    return names + [str(a) for a in extension.value.get_values_for_type(x509.IPAddress)]
+
+
+def is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def is_self_signed(certificate: x509.Certificate) -> bool:
+    if certificate.issuer != certificate.subject:
+        return False
+    return issued_by(certificate, certificate)
+
+
+def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True if ``issuer``'s name and key signed ``certificate``."""
+    if certificate.issuer != issuer.subject:
+        return False
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def public_key_id(key_or_certificate) -> bytes:
+    """The DER public key, to compare a key with a certificate or CSR."""
+    public = key_or_certificate.public_key()
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def summarize(pem: str) -> str:
+    """One line for the diff: the certificate's common name and expiry."""
+    try:
+        certificate = load_certificate(pem)
+    except ValueError:
+        return "(unreadable certificate)"
+    return f"CN={common_name(certificate) or '(none)'}, expires {certificate.not_valid_after_utc:%Y-%m-%d}"
+
+
+def summarize_csr(pem: str) -> str:
+    try:
+        request = x509.load_pem_x509_csr(pem.encode())
+    except ValueError:
+        return "(unreadable request)"
+    names = request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return f"signing request for CN={names[0].value if names else '(none)'}"
+
+
+def validate_csr(pem: str) -> None:
+    try:
+        x509.load_pem_x509_csr(pem.encode())
+    except ValueError:
+        raise ValueError("is not a PEM certificate signing request") from None
+
+
+def validity_problem(certificate: x509.Certificate, now: datetime.datetime | None = None) -> str:
+    """'' if ``certificate`` is valid now, else why not (expired, not yet valid)."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    if certificate.not_valid_after_utc < now:
+        return f"{describe(certificate)} expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    if certificate.not_valid_before_utc > now:
+        return f"{describe(certificate)} is not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    return ""
+
+
+# --- making ------------------------------------------------------------------
+
+
+@dataclass
+class Subject:
+    """The distinguished name fields of Create Self-Signed Certificate."""
+
+    common_name: str
+    organization: str = ""
+    organizational_unit: str = ""
+    city: str = ""
+    state: str = ""
+    country: str = ""
+
+    def name(self) -> x509.Name:
+        parts = [
+            (NameOID.COUNTRY_NAME, self.country.upper()),
+            (NameOID.STATE_OR_PROVINCE_NAME, self.state),
+            (NameOID.LOCALITY_NAME, self.city),
+            (NameOID.ORGANIZATION_NAME, self.organization),
+            (NameOID.ORGANIZATIONAL_UNIT_NAME, self.organizational_unit),
+            (NameOID.COMMON_NAME, self.common_name),
+        ]
+        return x509.Name([x509.NameAttribute(oid, value) for oid, value in parts if value])
+
+
+def _general_names(names: list[str]) -> list[x509.GeneralName]:
+    result = []
+    for name in names:
+        try:
+            result.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            result.append(x509.DNSName(name))
+    return result
+
+
+def self_signed(key, subject: x509.Name, names: list[str], days: int) -> x509.Certificate:
+    """A self-signed server certificate for ``names`` (DNS names or IP addresses)."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_general_names(names)), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def signing_request(key, subject: x509.Name, names: list[str]) -> x509.CertificateSigningRequest:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_general_names(names)), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def csr_pem(request: x509.CertificateSigningRequest) -> str:
+    return request.public_bytes(PEM).decode()
+
+
+# --- PKCS#12 -----------------------------------------------------------------
+
+
+@dataclass
+class Pkcs12Content:
+    key: object
+    certificate: x509.Certificate
+    chain: list[x509.Certificate]
+    friendly_name: str
+
+
+def read_pkcs12(data: bytes, password: str) -> Pkcs12Content:
+    """Key, certificate and chain of a PKCS#12 file (OpenSSL 1.x and 3, Windows, Java)."""
+    if not data:
+        raise CertificateError("The PKCS#12 file is empty")
+    try:
+        bundle = pkcs12.load_pkcs12(data, password.encode() if password else None)
+    except ValueError as exc:
+        if "Invalid password" in str(exc):
+            raise CertificateError("The password does not open this PKCS#12 file") from None
+        raise CertificateError(
+            "The file is not a readable PKCS#12 file (damaged, or another format)"
+        ) from None
+    if bundle.key is None:
+        raise CertificateError("The PKCS#12 file holds no private key, only certificates")
+    if bundle.cert is None:
+        raise CertificateError("The PKCS#12 file holds a private key but no certificate for it")
+    if not isinstance(bundle.key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise CertificateError(f"{key_description(bundle.key)} keys are not supported: use RSA or ECDSA")
+    name = bundle.cert.friendly_name.decode("utf-8", "replace") if bundle.cert.friendly_name else ""
+    return Pkcs12Content(
+        bundle.key, bundle.cert.certificate, [c.certificate for c in bundle.additional_certs], name
+    )
+
+
+class Pkcs12Profile(models.TextChoices):
+    MODERN = "modern", "Modern (AES-256-CBC, PBKDF2-SHA256, SHA-256 MAC)"
+    COMPATIBLE = "compatible", "Compatible (3DES, SHA-1 MAC) for old importers"
+
+
+def write_pkcs12(
+    name: str, key, certificate: x509.Certificate, chain: list[x509.Certificate], password: str, profile: str
+) -> bytes:
+    if Pkcs12Profile(profile) is Pkcs12Profile.MODERN:
+        algorithm, mac = pkcs12.PBES.PBESv2SHA256AndAES256CBC, hashes.SHA256()
+    else:
+        algorithm, mac = pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC, hashes.SHA1()
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(100_000 if mac.name == "sha256" else 2048)
+        .key_cert_algorithm(algorithm)
+        .hmac_hash(mac)
+        .build(password.encode())
+    )
+    return pkcs12.serialize_key_and_certificates(name.encode(), key, certificate, chain or None, encryption)
