@@ -164,7 +164,7 @@ def test_https_console_presents_demo_and_secure_headers(running):
     presented = presented_certificate(running.port)
     demo = committed_certificate(running, "Demo")
     assert presented == demo
-    assert presented.subject.rfc4514_string() == "O=Mail Gateway Demo Certificate,CN=esa.example.com"
+    assert presented.subject.rfc4514_string() == "CN=esa.example.com,O=Mail Gateway Demo Certificate"
 
     # Verified against the Demo certificate and its name, like a browser told to trust it.
     context = trusting(demo)
