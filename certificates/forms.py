@@ -179,9 +179,7 @@ class ExportForm(forms.Form):
         if cleaned.get("what") != "pkcs12":
             return cleaned
         password = cleaned.get("password") or ""
-        if len(password) < 8:
-            self.add_error("password", "The file password needs at least 8 characters.")
-        elif password != cleaned.get("password_again"):
+        if password != cleaned.get("password_again"):
             self.add_error("password_again", "The two file passwords differ.")
         if not self.user.check_password(cleaned.get("your_password") or ""):
             self.add_error("your_password", "That is not your login password.")

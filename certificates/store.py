@@ -296,7 +296,12 @@ def delete(name: str) -> None:
 # --- export ------------------------------------------------------------------
 
 
+PKCS12_MIN_PASSWORD = 8
+
+
 def export_pkcs12(name: str, password: str, profile: str) -> bytes:
+    if len(password) < PKCS12_MIN_PASSWORD:
+        raise CertificateError(f"The file password needs at least {PKCS12_MIN_PASSWORD} characters")
     entry = get(name)
     return pki.write_pkcs12(
         name, unseal(entry.private_key_sealed), entry.certificate, entry.chain, password, profile

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from appliance import audit, workflow
 from appliance.audit import Action
-from appliance.roles import Capability, requires
+from appliance.roles import Capability, require, requires
 from appliance.views.common import ConsoleRequest, source_of, submit_change
 from certificates import downloads, forms, pki, store, trust
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
@@ -211,17 +211,22 @@ def download_csr(request: ConsoleRequest, name: str):
     return response
 
 
-@requires(Capability.EXPORT_SECRETS)
+@requires(Capability.VIEW_CONFIG)
 @require_POST
 def export_certificate(request: ConsoleRequest, name: str):
     entry = _entry(name)
     form = forms.ExportForm(request.POST, user=request.user)
+    if form.is_valid() and form.cleaned_data["what"] == "pkcs12":
+        require(request.user, Capability.EXPORT_SECRETS)
+        try:
+            payload = store.export_pkcs12(name, form.cleaned_data["password"], form.cleaned_data["profile"])
+        except pki.CertificateError as refusal:
+            form.add_error("password", str(refusal))
     if not form.is_valid():
         context = {**_detail_context(request, entry), "export_form": form}
         return render(request, "certificates/detail.html", context, status=400)
     data = form.cleaned_data
     if data["what"] == "pkcs12":
-        payload = store.export_pkcs12(name, data["password"], data["profile"])
         filename, content_type = f"{data['file_name']}.p12", "application/x-pkcs12"
         detail = f"exported certificate {name} with its private key (PKCS#12, {data['profile']})"
     else:

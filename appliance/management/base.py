@@ -6,6 +6,7 @@ Exit status: 0 done (warnings on stderr as ``Warning: …``), 1 refused or faile
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
 from pathlib import Path
@@ -24,29 +25,45 @@ class Refused(Exception):
     """The command cannot do what was asked; the message says why."""
 
 
+def add_common_options(parser, defaults: bool = True) -> None:
+    """--user and --force; on subcommands without defaults, so either place works."""
+    keep = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--user",
+        dest="username",
+        help="act as this user, with this user's role",
+        **(keep or {"default": "admin"}),
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="accept what would otherwise be refused, as a warning",
+        **keep,
+    )
+
+
 class ApplianceCommand(BaseCommand):
     requires_system_checks = []
     acts_as_user = True  # --user and --force; runappliance acts as nobody
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        if not self.acts_as_user:
-            return parser
-        parser.add_argument(
-            "--user", dest="username", default="admin", help="act as this user, with this user's role"
-        )
-        parser.add_argument(
-            "--force", action="store_true", help="accept what would otherwise be refused, as a warning"
-        )
+        if self.acts_as_user:
+            add_common_options(parser)
         return parser
 
     def warn(self, message: str) -> None:
         self.stderr.write(f"Warning: {message}")
 
     def report(self, result, done: str) -> None:
-        """Print ``done``, or for a Read-Only Operator what the submit would have changed."""
+        """Print ``done`` and the outcome's notes and warnings, or a Read-Only Operator's preview."""
         if not isinstance(result, workflow.Preview):
             self.stdout.write(done)
+            if isinstance(result, workflow.Outcome):
+                for note in result.notes:
+                    self.stdout.write(note)
+                for warning in result.warnings:
+                    self.warn(warning)
             return
         self.stdout.write("Preview only (Read-Only Operator): nothing was stored.")
         for section in result.changes:
