@@ -156,7 +156,7 @@ class ExportForm(forms.Form):
         error_messages={"invalid": "Use letters, digits and . _ - only."},
     )
     profile = forms.ChoiceField(
-        label="PKCS#12 profile", choices=Pkcs12Profile.choices, initial=Pkcs12Profile.MODERN
+        label="PKCS#12 profile", choices=Pkcs12Profile.choices, initial=Pkcs12Profile.MODERN, required=False
     )
     password = forms.CharField(label="File password", widget=forms.PasswordInput, required=False, strip=False)
     password_again = forms.CharField(

@@ -84,7 +84,8 @@ def _check_dates(certificate: x509.Certificate, accept: bool, outcome: Outcome) 
 
 
 def _check_leaf(certificate: x509.Certificate) -> None:
-    if pki.is_ca(certificate):
+    # A self-signed certificate often says CA:TRUE (openssl req -x509 does): it serves as itself.
+    if pki.is_ca(certificate) and not pki.is_self_signed(certificate):
         raise CertificateError(
             f"{pki.describe(certificate)} is a CA certificate, not a server certificate: "
             "upload it as an intermediate"

@@ -28,7 +28,7 @@ SORTS = {
 @requires(Capability.VIEW_CONFIG)
 def certificate_list(request: ConsoleRequest):
     certificates = Certificate.objects.defer(
-        "certificate_pem", "intermediates", "csr_pem", "private_key_sealed"
+        "certificate_pem", "intermediates", "private_key_sealed", "pending_key_sealed"
     )
     query = request.GET.get("q", "").strip()
     if query:
@@ -218,8 +218,9 @@ def export_certificate(request: ConsoleRequest, name: str):
     form = forms.ExportForm(request.POST, user=request.user)
     if form.is_valid() and form.cleaned_data["what"] == "pkcs12":
         require(request.user, Capability.EXPORT_SECRETS)
+        profile = form.cleaned_data["profile"] or pki.Pkcs12Profile.MODERN
         try:
-            payload = store.export_pkcs12(name, form.cleaned_data["password"], form.cleaned_data["profile"])
+            payload = store.export_pkcs12(name, form.cleaned_data["password"], profile)
         except pki.CertificateError as refusal:
             form.add_error("password", str(refusal))
     if not form.is_valid():
@@ -228,7 +229,7 @@ def export_certificate(request: ConsoleRequest, name: str):
     data = form.cleaned_data
     if data["what"] == "pkcs12":
         filename, content_type = f"{data['file_name']}.p12", "application/x-pkcs12"
-        detail = f"exported certificate {name} with its private key (PKCS#12, {data['profile']})"
+        detail = f"exported certificate {name} with its private key (PKCS#12, {profile})"
     else:
         payload = store.export_pem(name, full_chain=data["what"] == "chain").encode()
         filename, content_type = f"{data['file_name']}.pem", "application/x-pem-file"
