@@ -290,3 +290,71 @@ def test_a_port_in_use_is_reported_on_stderr_and_nothing_claims_to_be_ready(tmp_
     output = "\n".join(appliance.lines)
     assert f"Error: the console cannot listen on 127.0.0.1 port {port}: another program uses it" in output
     assert "Appliance ready" not in output
+
+
+def test_the_guides_path_ends_with_the_console_serving_the_ca_signed_chain(running, tmp_path):
+    """Create + CSR → a CA signs it → upload with the intermediate → commit → HTTPS serves the chain → export."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from tests.pki_factory import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+
+    def ok(*args):
+        result = running.manage(*args)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    ok(
+        "certconfig",
+        "new",
+        "Mail",
+        "--cn",
+        "mail.example.org",
+        "--san",
+        "mail.example.org",
+        "--key",
+        "rsa3072",
+    )
+    ok("commit", "--comment", "key and CSR before they go to the CA")
+    csr = ok("certconfig", "csr", "Mail").stdout
+    signed = pki.intermediate.sign(csr, "mail-signed")
+    ok("certconfig", "upload", "Mail", "--cert", str(signed), "--intermediates", str(pki.intermediate.cert))
+
+    document = tmp_path / "interface.xml"
+    document.write_text(
+        "<config><interfaces><interface><interface_name>Management</interface_name><ip>127.0.0.1</ip>"
+        "<netmask>32</netmask><interface_hostname>mail.example.org</interface_hostname>"
+        f"<httpsd_port>{running.port}</httpsd_port><certificate_name>Mail</certificate_name>"
+        "</interface></interfaces></config>"
+    )
+    ok("loadconfig", str(document))
+    before = len(running.lines)
+    ok("commit", "--comment", "CA-signed certificate on the console")
+    running.wait_for(r"configuration version 3\]", after=before)
+
+    # A real TLS client that trusts only the test root verifies the chain and the name.
+    client = ssl.create_default_context(cafile=str(pki.root.cert))
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as raw:
+        with client.wrap_socket(raw, server_hostname="mail.example.org") as tls:
+            served = tls._sslobj.get_unverified_chain()  # public API from Python 3.13
+            assert [
+                x509.load_der_x509_certificate(c.public_bytes(ssl._ssl.ENCODING_DER)).subject.rfc4514_string()
+                for c in served
+            ] == ["CN=mail.example.org", "CN=Test Intermediate CA"]
+
+    exported = tmp_path / "mail.p12"
+    (tmp_path / "pass").write_text("export-pass-1\n")
+    ok("certconfig", "export", "Mail", "--pkcs12", str(exported), "--passphrase-file", str(tmp_path / "pass"))
+    bundle = pkcs12.load_pkcs12(exported.read_bytes(), b"export-pass-1")
+    assert bundle.cert.certificate.subject.rfc4514_string() == "CN=mail.example.org"
+    assert [c.certificate.subject.rfc4514_string() for c in bundle.additional_certs] == [
+        "CN=Test Intermediate CA"
+    ]
+    listing = subprocess.run(
+        ["openssl", "pkcs12", "-in", exported, "-passin", "pass:export-pass-1", "-nokeys"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert listing.count("BEGIN CERTIFICATE") == 2
