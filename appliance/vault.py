@@ -1,8 +1,10 @@
 """Secrets at rest and in configuration files.
 
-At rest, a secret (a private key, a passphrase) is a Fernet token made with the
-appliance key, a file in the data directory. A configuration file carries it
-masked, encrypted with the administrator's passphrase, or in plain text.
+At rest, a secret (a private key, a passphrase) is sealed by envelope
+encryption: a fresh data key encrypts it, and the appliance key (a file in the
+data directory) encrypts the data key. Rotating the appliance key re-wraps the
+small data keys only. A configuration file carries a secret masked, encrypted
+with the administrator's passphrase, or in plain text.
 """
 
 from __future__ import annotations
@@ -50,16 +52,26 @@ def _appliance_fernet() -> MultiFernet:
     return MultiFernet([Fernet(key) for key in _appliance_keys()])
 
 
+ENVELOPE = "env1"
+
+
 def seal(plaintext: str) -> str:
-    """Encrypt a secret with the appliance key, for storage."""
-    return _appliance_fernet().encrypt(plaintext.encode()).decode("ascii")
+    """Encrypt a secret for storage: ``env1.<data key wrapped by the appliance key>.<secret under the data key>``."""
+    data_key = Fernet.generate_key()
+    wrapped = _appliance_fernet().encrypt(data_key).decode("ascii")
+    sealed = Fernet(data_key).encrypt(plaintext.encode()).decode("ascii")
+    return f"{ENVELOPE}.{wrapped}.{sealed}"
 
 
 def unseal(token: str) -> str:
-    """Decrypt a secret stored with the appliance key."""
+    """Decrypt a secret sealed on this appliance."""
     try:
-        return _appliance_fernet().decrypt(token.encode("ascii")).decode()
-    except (InvalidToken, UnicodeError) as exc:
+        version, wrapped, sealed = token.split(".")
+        if version != ENVELOPE:
+            raise ValueError(version)
+        data_key = _appliance_fernet().decrypt(wrapped.encode("ascii"))
+        return Fernet(data_key).decrypt(sealed.encode("ascii")).decode()
+    except (ValueError, InvalidToken, UnicodeError) as exc:
         raise SecretError("a stored secret does not match this appliance's key") from exc
 
 

@@ -7,8 +7,9 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
-from certificates.pki import KeyType, Pkcs12Profile, Subject
+from appliance.validators import validate_object_name
+from certificates.pki import KeyType, Pkcs12Profile, Subject, validate_alternative_name, validate_country
+from certificates.store import MAX_DAYS
 
 MAX_UPLOAD_BYTES = 1024 * 1024  # certificates and PKCS#12 files are a few KiB
 
@@ -47,9 +48,11 @@ class SelfSignedForm(forms.Form):
     org_unit = forms.CharField(label="Organizational Unit", max_length=64, required=False)
     city = forms.CharField(label="City (Locality)", max_length=128, required=False)
     state = forms.CharField(label="State (Province)", max_length=128, required=False)
-    country = forms.CharField(label="Country (2 letters only)", max_length=2, min_length=2, required=False)
+    country = forms.CharField(
+        label="Country (2 letters only)", max_length=2, required=False, validators=[_check(validate_country)]
+    )
     expiration = forms.IntegerField(
-        label="Duration before expiration (days)", min_value=1, max_value=3650 * 3, initial=3650
+        label="Duration before expiration (days)", min_value=1, max_value=MAX_DAYS, initial=3650
     )
     alternative_names = forms.CharField(
         label="Subject Alternative Names (Domains)",
@@ -60,21 +63,12 @@ class SelfSignedForm(forms.Form):
     key_type = forms.ChoiceField(label="Private Key", choices=KeyType.choices, initial=KeyType.RSA2048)
 
     def clean_country(self):
-        country = self.cleaned_data["country"].upper()
-        if country and not re.fullmatch(r"[A-Z]{2}", country):
-            raise ValidationError("Country should be a ISO two character country code (DE, US, …).")
-        return country
+        return self.cleaned_data["country"].upper()
 
     def clean_alternative_names(self):
         names = [n for n in re.split(r"[\s,]+", self.cleaned_data["alternative_names"]) if n]
         for name in names:
-            try:
-                validate_ip_address(name)
-            except ValueError:
-                try:
-                    validate_hostname(name.removeprefix("*."))
-                except ValueError:
-                    raise ValidationError(f"{name!r} is neither a DNS name nor an IP address.") from None
+            _check(validate_alternative_name)(name)
         return names
 
     def subject(self) -> Subject:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 from django.db import models
 
+from appliance.validators import validate_hostname
 from appliance.workflow import ChangeRefused
 
 PEM = serialization.Encoding.PEM
@@ -241,6 +242,24 @@ def validity_problem(certificate: x509.Certificate, now: datetime.datetime | Non
 # --- making ------------------------------------------------------------------
 
 
+def validate_country(value: str) -> None:
+    if value and not (len(value) == 2 and value.isascii() and value.isalpha()):
+        raise ValueError("Country should be a ISO two character country code (DE, US, …)")
+
+
+def validate_alternative_name(name: str) -> None:
+    """A DNS name (a leading ``*.`` allowed) or an IP address."""
+    try:
+        ipaddress.ip_address(name)
+        return
+    except ValueError:
+        pass
+    try:
+        validate_hostname(name.removeprefix("*."))
+    except ValueError:
+        raise ValueError(f"{name!r} is neither a DNS name nor an IP address") from None
+
+
 @dataclass
 class Subject:
     """The distinguished name fields of Create Self-Signed Certificate."""
@@ -251,6 +270,23 @@ class Subject:
     city: str = ""
     state: str = ""
     country: str = ""
+
+    def validate(self) -> None:
+        """CertificateError naming the field the CA and X.509 would refuse."""
+        if not 1 <= len(self.common_name) <= 64:
+            raise CertificateError("The Common Name must have 1 to 64 characters")
+        try:
+            validate_country(self.country)
+        except ValueError as exc:
+            raise CertificateError(str(exc)) from None
+        for label, value in (
+            ("Organization", self.organization),
+            ("Organizational Unit", self.organizational_unit),
+            ("City", self.city),
+            ("State", self.state),
+        ):
+            if len(value) > 128:
+                raise CertificateError(f"The {label} may have at most 128 characters")
 
     def name(self) -> x509.Name:
         parts = [

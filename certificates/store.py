@@ -20,6 +20,7 @@ from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 from certificates.pki import CertificateError
 
 DEMO_NAME = "Demo"
+MAX_DAYS = 3650 * 3
 
 
 class DatesRefused(CertificateError):
@@ -100,6 +101,14 @@ def create_self_signed(
 ) -> Certificate:
     """Create Self-Signed Certificate: a new key, the certificate, and a CSR for the same key."""
     _new_name(name)
+    subject.validate()
+    if not 1 <= days <= MAX_DAYS:
+        raise CertificateError(f"The duration must be between 1 and {MAX_DAYS} days")
+    for alternative in names:
+        try:
+            pki.validate_alternative_name(alternative)
+        except ValueError as exc:
+            raise CertificateError(f"The Subject Alternative Name {exc}") from None
     key = pki.generate_key(key_type)
     names = names or [subject.common_name]
     certificate = pki.self_signed(key, subject.name(), names, days)

@@ -126,10 +126,6 @@ class Command(ApplianceCommand):
     # --- changing --------------------------------------------------------
 
     def do_new(self, user, name, cn, org, ou, city, state, country, days, san, key, **options):
-        if country and (len(country) != 2 or not country.isalpha()):
-            raise Refused("Country should be a ISO two character country code")
-        if not 1 <= days <= 3650 * 3:
-            raise Refused("--days must be between 1 and 10950")
         subject = pki.Subject(cn, org, ou, city, state, country.upper())
         self.stage(
             user,
