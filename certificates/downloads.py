@@ -37,13 +37,14 @@ def is_committed(entry: Certificate) -> bool:
 
 
 def record(entry: Certificate, user) -> bool:
-    """Note a CSR download; True if the certificate was not committed (the admin must be told)."""
-    if is_committed(entry):
-        return False
+    """Note a CSR download; True if the certificate was not committed (the admin must be told).
+
+    Committed or not, a later abandon or rollback that destroys the key asks first.
+    """
     CsrDownload.objects.create(
         certificate_name=entry.name, public_key_id=request_key_id(entry.csr_pem), user_name=user.username
     )
-    return True
+    return not is_committed(entry)
 
 
 def _key_ids(config: Config) -> set[str]:

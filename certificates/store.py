@@ -208,6 +208,8 @@ def upload_signed(name: str, data: bytes, accept_dates: bool = False) -> Outcome
     target = {pki.public_key_id(k): which for which, k in keys.items()}
     leaf = next((c for c in content.certificates if pki.public_key_id(c) in target), None)
     if leaf is None:
+        if all(pki.is_ca(c) for c in content.certificates):
+            _check_leaf(content.certificates[0])  # only CA certificates: say so, not "does not match"
         _matching(content.certificates, keys["current"], name)  # raises with the names found
     _check_leaf(leaf)
     outcome = Outcome()

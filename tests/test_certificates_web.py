@@ -200,14 +200,19 @@ def test_csr_download_of_an_uncommitted_certificate_warns_and_abandon_asks(login
     assert not Certificate.objects.filter(name="Mail").exists()
 
 
-def test_csr_download_after_commit_records_nothing(login, admin):
+def test_csr_download_after_commit_warns_nothing_but_a_rollback_still_asks(login, admin):
     client = login(admin)
     client.post(reverse("certificates:add"), SELF_SIGNED)
     client.post(reverse("uncommitted_changes"), {"comment": "mail"})
     page = client.get(reverse("certificates:detail", args=["Mail"])).content.decode()
     assert "not committed yet" not in page
     client.get(reverse("certificates:csr", args=["Mail"]))
-    assert not CsrDownload.objects.exists()
+    assert CsrDownload.objects.count() == 1
+    response = client.post(reverse("rollback"), {"number": "1"})
+    assert response.status_code == 409
+    assert "Rolling back to version 1 needs your confirmation" in response.content.decode()
+    client.post(reverse("rollback"), {"number": "1", "confirmed": "1"})
+    assert not Certificate.objects.filter(name="Mail").exists()
 
 
 def test_delete_is_refused_while_in_use_and_staged_otherwise(login, admin):
