@@ -10,7 +10,7 @@ from appliance.models import Role, User
 from appliance.validators import validate_hostname
 
 
-def _django_validator(check):
+def config_validator(check):
     """Run a configuration validator (ValueError) as a form validator."""
 
     def validator(value):
@@ -26,7 +26,7 @@ class SystemSettingsForm(forms.Form):
     hostname = forms.CharField(
         label="Hostname",
         max_length=253,
-        validators=[_django_validator(validate_hostname)],
+        validators=[config_validator(validate_hostname)],
         help_text="Fully qualified host name of the appliance, shown at the top of every page.",
     )
     rollback_versions_kept = forms.IntegerField(

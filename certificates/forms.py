@@ -7,21 +7,12 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
+from appliance.forms import config_validator
 from appliance.validators import validate_object_name
 from certificates.pki import KeyType, Pkcs12Profile, Subject, validate_alternative_name, validate_country
 from certificates.store import MAX_DAYS
 
 MAX_UPLOAD_BYTES = 1024 * 1024  # certificates and PKCS#12 files are a few KiB
-
-
-def _check(validator):
-    def check(value):
-        try:
-            validator(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-
-    return check
 
 
 class UploadField(forms.FileField):
@@ -42,14 +33,19 @@ def uploaded_bytes(upload) -> bytes:
 
 
 class SelfSignedForm(forms.Form):
-    name = forms.CharField(label="Certificate Name", max_length=64, validators=[_check(validate_object_name)])
+    name = forms.CharField(
+        label="Certificate Name", max_length=64, validators=[config_validator(validate_object_name)]
+    )
     common_name = forms.CharField(label="Common Name", max_length=64)
     organization = forms.CharField(label="Organization", max_length=64, required=False)
     org_unit = forms.CharField(label="Organizational Unit", max_length=64, required=False)
     city = forms.CharField(label="City (Locality)", max_length=128, required=False)
     state = forms.CharField(label="State (Province)", max_length=128, required=False)
     country = forms.CharField(
-        label="Country (2 letters only)", max_length=2, required=False, validators=[_check(validate_country)]
+        label="Country (2 letters only)",
+        max_length=2,
+        required=False,
+        validators=[config_validator(validate_country)],
     )
     expiration = forms.IntegerField(
         label="Duration before expiration (days)", min_value=1, max_value=MAX_DAYS, initial=3650
@@ -68,7 +64,7 @@ class SelfSignedForm(forms.Form):
     def clean_alternative_names(self):
         names = [n for n in re.split(r"[\s,]+", self.cleaned_data["alternative_names"]) if n]
         for name in names:
-            _check(validate_alternative_name)(name)
+            config_validator(validate_alternative_name)(name)
         return names
 
     def subject(self) -> Subject:
@@ -90,14 +86,16 @@ class ImportForm(forms.Form):
         label="Certificate Name",
         max_length=64,
         required=False,
-        validators=[_check(validate_object_name)],
+        validators=[config_validator(validate_object_name)],
         help_text="Empty: the certificate's Common Name.",
     )
     accept_dates = forms.BooleanField(label="Accept an expired or not yet valid certificate", required=False)
 
 
 class PasteForm(forms.Form):
-    name = forms.CharField(label="Certificate Name", max_length=64, validators=[_check(validate_object_name)])
+    name = forms.CharField(
+        label="Certificate Name", max_length=64, validators=[config_validator(validate_object_name)]
+    )
     certificate = forms.CharField(label="Certificate (PEM)", widget=forms.Textarea(attrs={"rows": 8}))
     private_key = forms.CharField(
         label="Private key (PEM, RSA or EC)", widget=forms.Textarea(attrs={"rows": 8})

@@ -16,6 +16,7 @@ from appliance import vault, workflow
 from certificates import pki, store
 from certificates.models import Certificate, CsrDownload
 from tests.conftest import PASSWORD
+from tests.pki_factory import encrypt_key, pkcs12_file, self_signed
 
 SELF_SIGNED = {
     "option": "self_signed",
@@ -92,32 +93,9 @@ def test_a_duplicate_name_is_refused_with_nothing_changed(login, admin):
 
 
 def test_import_pkcs12_through_the_form(login, admin, tmp_path):
-    key, cert, p12 = tmp_path / "k.pem", tmp_path / "c.pem", tmp_path / "f.p12"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-            "-days",
-            "30",
-            "-subj",
-            "/CN=imported.example.org",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        ["openssl", "pkcs12", "-export", "-inkey", key, "-in", cert, "-out", p12, "-passout", "pass:pw"],
-        check=True,
-        capture_output=True,
-    )
+    credential = self_signed(tmp_path, "imported.example.org")
+    p12 = tmp_path / "f.p12"
+    pkcs12_file(p12, credential, "pw")
     client = login(admin)
     wrong = client.post(
         reverse("certificates:add"),
@@ -133,39 +111,12 @@ def test_import_pkcs12_through_the_form(login, admin, tmp_path):
 
 
 def test_paste_through_the_form_with_an_encrypted_key(login, admin, tmp_path):
-    key, cert, locked = tmp_path / "k.pem", tmp_path / "c.pem", tmp_path / "locked.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-384",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-            "-days",
-            "30",
-            "-subj",
-            "/CN=pasted.example.org",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        ["openssl", "pkey", "-in", key, "-aes256", "-passout", "pass:secret", "-out", locked],
-        check=True,
-        capture_output=True,
-    )
+    credential = self_signed(tmp_path, "pasted.example.org", kind="ec")
     fields = {
         "option": "paste",
         "name": "Pasted",
-        "certificate": cert.read_text(),
-        "private_key": locked.read_text(),
+        "certificate": credential.cert_pem,
+        "private_key": encrypt_key(credential.key, "secret"),
     }
     client = login(admin)
     response = client.post(reverse("certificates:add"), fields)
@@ -327,29 +278,7 @@ def test_the_list_searches_sorts_and_pages_a_thousand_certificates_in_few_querie
 
 
 def test_certificate_authorities_page(login, admin, tmp_path):
-    key, ca = tmp_path / "ca.key", tmp_path / "ca.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            ca,
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Example Root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    ca = self_signed(tmp_path, "Example Root", ca=True).cert
     client = login(admin)
     page = client.get(reverse("certificates:authorities")).content.decode()
     assert "trusted root certificates from Mozilla's bundle" in page

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from tests.pki_factory import make_pki, self_signed
+
 PROJECT = Path(__file__).resolve().parent.parent
 PASSWORD = "Runtime-Pass-42"
 pytestmark = pytest.mark.slow
@@ -191,27 +193,8 @@ def test_a_commit_changes_the_certificate_and_the_port_without_a_restart(running
     browser.request("POST", "/login/", {"username": "admin", "password": PASSWORD})
 
     # A new certificate and key made by openssl, loaded as the <certificates> section.
-    key, cert = tmp_path / "new.key", tmp_path / "new.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-            "-days",
-            "30",
-            "-subj",
-            "/CN=new.example.com",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    credential = self_signed(tmp_path, "new.example.com")
+    key, cert = credential.key, credential.cert
     new_port = free_port()
     document = tmp_path / "change.xml"
     document.write_text(
@@ -295,8 +278,6 @@ def test_a_port_in_use_is_reported_on_stderr_and_nothing_claims_to_be_ready(tmp_
 def test_the_guides_path_ends_with_the_console_serving_the_ca_signed_chain(running, tmp_path):
     """Create + CSR → a CA signs it → upload with the intermediate → commit → HTTPS serves the chain → export."""
     from cryptography.hazmat.primitives.serialization import pkcs12
-
-    from tests.pki_factory import make_pki
 
     pki = make_pki(tmp_path / "pki")
 
