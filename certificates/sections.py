@@ -7,7 +7,7 @@ from cryptography import x509
 from appliance.config import checks
 from appliance.config.sections import Field, Kind, Section, registry
 from appliance.validators import validate_object_name
-from certificates import downloads, pki
+from certificates import downloads, pki, selectors
 from certificates.chains import arrange
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 from certificates.store import DEMO_NAME
@@ -201,4 +201,5 @@ def register_sections():
         )
     )
     checks.register_warning(demo_in_use)
+    checks.register_warning(selectors.configuration_warnings)
     checks.register_discard_warning(downloads.destroyed_keys)

@@ -422,7 +422,11 @@ def test_a_reference_to_a_certificate_of_the_same_document_is_accepted(admin, pk
     )
     configfile.load(admin, document, None, "new.xml")
     version = workflow.commit(admin, "Mail certificate")
-    assert workflow.commit_warnings(version) == []
+    # Not the Demo certificate any more; but 'Mail' does not name the interface's host.
+    assert workflow.commit_warnings(version) == [
+        "interface 'Management' (HTTPS Certificate): The certificate 'Mail' (mail.example.org) "
+        "does not cover the host name esa.example.com"
+    ]
     assert workflow.running_config()["interfaces"][0]["certificate_name"] == "Mail"
 
 

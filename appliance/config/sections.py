@@ -59,6 +59,9 @@ class Field:
     summarize: Callable[[Any], str] | None = None
     # Zero or more elements of this tag, in order; the value is a list.
     repeated: bool = False
+    # For a field naming a certificate: the host names that certificate should cover,
+    # given the item and the whole configuration (an interface's hostname).
+    covers: Callable[[Item, Config], list[str]] | None = None
 
     def __post_init__(self):
         if self.repeated and self.default is REQUIRED:

@@ -9,7 +9,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from appliance import workflow
+from appliance.config import checks
 from appliance.config.diff import diff
+from appliance.config.sections import registry
 from appliance.models import ConfigVersion
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, source_of
@@ -37,10 +39,16 @@ def uncommitted_changes(request: ConsoleRequest):
                     messages.warning(request, warning)
                 messages.success(request, f"Your changes have been committed (version {version.number}).")
             return redirect("uncommitted_changes")
+    changes = workflow.pending_changes()
     return render(
         request,
         "appliance/uncommitted.html",
-        {"form": form, "changes": workflow.pending_changes(), "problems": problems},
+        {
+            "form": form,
+            "changes": changes,
+            "problems": problems,
+            "advice": checks.warnings(registry.candidate()) if changes else [],
+        },
         status=409 if problems else 200,
     )
 
