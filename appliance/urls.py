@@ -21,4 +21,6 @@ urlpatterns = [
     path("admin/users/<str:username>/", users.user_edit, name="user_edit"),
     path("admin/users/<str:username>/delete/", users.user_delete, name="user_delete"),
     path("network/certificates/", include("certificates.urls")),
+    path("network/listeners/", include("listeners.urls")),
+    path("services/", include("destinations.urls")),
 ]
