@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import ssl
 import warnings
 from dataclasses import dataclass
 
@@ -11,6 +12,8 @@ import certifi
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
+from appliance import https, vault, workflow
+from appliance.config.sections import Config
 from certificates import pki
 
 
@@ -43,3 +46,37 @@ def system_list() -> tuple[Authority, ...]:
             key=lambda a: a.subject.lower(),
         )
     )
+
+
+def anchors_pem(config: Config | None = None) -> str:
+    """The trusted CA certificates as PEM: the lists the Certificate Authorities settings enable.
+
+    ``config``: a configuration's section data (default: the running configuration).
+    """
+    config = workflow.running_config() if config is None else config
+    [settings] = config.get("certificate_authorities") or [
+        {"system_list_enabled": True, "custom_list_enabled": False}
+    ]
+    pem = ""
+    if settings["system_list_enabled"]:
+        pem += "".join(authority.pem for authority in system_list())
+    if settings.get("custom_list_enabled"):
+        pem += "".join(item.strip() + "\n" for item in settings.get("custom_ca_pem", []))
+    return pem
+
+
+def client_context(certificate_name: str | None = None, config: Config | None = None) -> ssl.SSLContext:
+    """A TLS client context that verifies servers against the trusted lists and, if named,
+    presents certificate ``certificate_name`` (with its intermediates) as the client certificate."""
+    config = workflow.running_config() if config is None else config
+    # Not create_default_context(): it would add the operating system's store to the configured lists.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    anchors = anchors_pem(config)
+    if anchors:
+        context.load_verify_locations(cadata=anchors)
+    if certificate_name:
+        item = next(c for c in config["certificates"] if c["certificate_name"] == certificate_name)
+        chain, key = https.certificate_files(item)
+        context.load_cert_chain(chain, key, password=vault.runtime_password())
+    return context
