@@ -271,7 +271,11 @@ def rollback_to(user, number: int, source: str = "", confirmed: bool = False):
         kept = ", ".join(str(n) for n in ConfigVersion.objects.values_list("number", flat=True))
         raise ChangeRefused(f"Version {number} is not kept on this appliance (kept: {kept})")
     config = version_config(version)
-    _confirm_discard(config, f"Rolling back to version {number}", confirmed)
+    if can(user, Capability.SUBMIT):  # a preview destroys nothing: no question
+        lock = lock_state()
+        if lock.owner_name and lock.owner_name != user.username:
+            raise ChangeRefused(_owner_text(lock))
+        _confirm_discard(config, f"Rolling back to version {number}", confirmed)
     return submit(
         user,
         f"staged version {number} for rollback",

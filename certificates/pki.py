@@ -44,6 +44,13 @@ def generate_key(key_type: str):
     return ec.generate_private_key(curve)
 
 
+def generate_key_like(key):
+    """A new key of the same algorithm and size (RSA) or curve (ECDSA) as ``key``."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return rsa.generate_private_key(public_exponent=65537, key_size=max(key.key_size, 2048))
+    return ec.generate_private_key(key.curve)
+
+
 def key_description(key) -> str:
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         return f"RSA {key.key_size}"

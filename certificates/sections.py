@@ -59,13 +59,17 @@ def _clean_certificate(item):
         )
         if pki.public_key_id(request) not in {pki.public_key_id(k) for k in keys}:
             problems.append(("csr_pem", "was not made with this entry's private key"))
+    elif item["pending_private_key"]:
+        problems.append(("pending_private_key", "belongs to a renewal: it needs the <csr_pem> made with it"))
     chain = [pki.load_certificate(pem) for pem in item["intermediate_certificate"]]
     try:
         arranged = arrange(certificate, chain)
     except pki.CertificateError as exc:
         problems.append(("intermediate_certificate", str(exc)))
     else:
-        if arranged.intermediates != chain:
+        if len({pki.fingerprint(c) for c in chain}) != len(chain):
+            problems.append(("intermediate_certificate", "lists the same certificate twice"))
+        elif arranged.intermediates != chain:
             problems.append(
                 (
                     "intermediate_certificate",

@@ -266,7 +266,7 @@ def renew(name: str, new_key: bool = False) -> str:
     """
     entry = get(name)
     current = entry.certificate
-    key = pki.generate_key(_same_kind(unseal(entry.private_key_sealed))) if new_key else None
+    key = pki.generate_key_like(unseal(entry.private_key_sealed)) if new_key else None
     names = pki.alternative_names(current)
     if entry.self_signed:
         key = key or unseal(entry.private_key_sealed)
@@ -288,13 +288,6 @@ def renew(name: str, new_key: bool = False) -> str:
         f"'{name}' has a new signing request{' for a new key' if key else ''}; the current certificate "
         "stays in service until the signed one is uploaded."
     )
-
-
-def _same_kind(key) -> str:
-    description = pki.key_description(key)
-    if description.startswith("RSA"):
-        return f"rsa{max(key.key_size, 2048)}"
-    return pki.KeyType.EC384 if "384" in description else pki.KeyType.EC256
 
 
 def delete(name: str) -> None:

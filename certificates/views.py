@@ -204,7 +204,7 @@ def _detail_context(request, entry: Certificate) -> dict:
 def download_csr(request: ConsoleRequest, name: str):
     entry = _entry(name)
     if not entry.csr_pem:
-        raise Http404(f"'{name}' has no signing request: its signed certificate was uploaded.")
+        raise Http404(f"'{name}' has no signing request.")
     downloads.record(entry, request.user)
     response = HttpResponse(entry.csr_pem, content_type="application/pkcs10")
     response["Content-Disposition"] = f'attachment; filename="{name}.csr"'

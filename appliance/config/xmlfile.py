@@ -212,6 +212,9 @@ class _Parser:
                 except ValueError as exc:
                     self.problem(child, str(exc))
             if f.repeated:
+                if value == "":
+                    self.problem(child, "is empty: leave the element out instead")
+                    continue
                 item.setdefault(f.tag, []).append(value)
             else:
                 item[f.tag] = value

@@ -6,7 +6,7 @@ class Command(ApplianceCommand):
     help = "Abandon the uncommitted changes, as the ESA's clear. Another user's need --force."
 
     def run(self, user, force, **options):
-        owner = workflow.abandon(user, source="CLI", others=force)
+        owner = workflow.abandon(user, source="CLI", others=force, confirmed=force)
         if not owner:
             self.stdout.write("No changes to commit.")
             return

@@ -16,7 +16,7 @@ class Command(ApplianceCommand):
         )
         action.add_argument("--to", type=int, metavar="N", help="stage version N as the candidate")
 
-    def run(self, user, list, to, **options):
+    def run(self, user, list, to, force=False, **options):
         if list:
             require(user, Capability.VIEW_CONFIG)
             running = workflow.running_number()
@@ -27,5 +27,5 @@ class Command(ApplianceCommand):
                     f"{version.comment}{marker}"
                 )
             return
-        result = workflow.rollback_to(user, to, source="CLI")
+        result = workflow.rollback_to(user, to, source="CLI", confirmed=force)
         self.report(result, f"Version {to} staged. Use commit to apply it.")

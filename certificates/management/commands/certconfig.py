@@ -60,7 +60,7 @@ class Command(ApplianceCommand):
         imported = action("import", "import a PKCS#12 file")
         imported.add_argument("name", nargs="?", default="", help="default: the certificate's Common Name")
         imported.add_argument("--pkcs12", required=True, metavar="PATH")
-        imported.add_argument("--passphrase-file", required=True, metavar="PATH")
+        imported.add_argument("--passphrase-file", metavar="PATH", help="omit for a file without a password")
         export = action("export", "write a PKCS#12 file with the private key")
         export.add_argument("name")
         export.add_argument("--pkcs12", required=True, metavar="PATH")
@@ -85,8 +85,9 @@ class Command(ApplianceCommand):
         used = store.where_used()
         for entry in Certificate.objects.all():
             self.stdout.write(
-                f"{entry.name}\t{entry.common_name}\t{entry.issuer}\t{entry.status.label}\t"
-                f"{entry.not_after:%Y-%m-%d}\t{', '.join(used.get(entry.name, [])) or '-'}"
+                f"{entry.name}\t{entry.common_name}\t{entry.issuer}\t{entry.domains or '-'}\t"
+                f"{entry.status.label}\t{entry.time_remaining.days} days\t{entry.not_after:%Y-%m-%d}\t"
+                f"{', '.join(used.get(entry.name, [])) or '-'}"
             )
 
     def do_print(self, user, name, **options):
@@ -115,7 +116,7 @@ class Command(ApplianceCommand):
         require(user, Capability.VIEW_CONFIG)
         entry = store.get(name)
         if not entry.csr_pem:
-            raise Refused(f"'{name}' has no signing request: its signed certificate was uploaded")
+            raise Refused(f"'{name}' has no signing request (renew it to make one)")
         if downloads.record(entry, user):
             self.warn(
                 f"'{name}' is not committed yet: commit before you send this request to a CA, "
@@ -160,7 +161,7 @@ class Command(ApplianceCommand):
         )
 
     def do_import(self, user, name, pkcs12, passphrase_file, force, **options):
-        data, password = _read(pkcs12), read_passphrase_file(passphrase_file)
+        data, password = _read(pkcs12), read_passphrase_file(passphrase_file) or ""
         imported = {}
 
         def apply():

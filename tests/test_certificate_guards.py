@@ -1,0 +1,118 @@
+"""Edges found in review: confirmations from the console, rollback checks order, malformed certificate sections."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+
+from appliance import workflow
+from appliance.config.xmlfile import ConfigFileError
+from certificates import downloads, pki, store
+from certificates.models import Certificate
+
+
+def create_mail(user, key_type=pki.KeyType.EC256):
+    subject = pki.Subject(common_name="mail.example.org")
+    workflow.submit(user, "mail", lambda: store.create_self_signed("Mail", subject, 30, [], key_type))
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_console_clear_asks_then_force_confirms_destroying_a_downloaded_request(admin):
+    create_mail(admin)
+    downloads.record(Certificate.objects.get(name="Mail"), admin)
+    with pytest.raises(SystemExit) as exit_status:
+        run("clear")
+    assert exit_status.value.code == 1
+    assert Certificate.objects.filter(name="Mail").exists()
+    assert run("clear", "--force") == ("Changes cleared.\n", "")
+    assert not Certificate.objects.filter(name="Mail").exists()
+
+
+def test_console_rollback_force_confirms(admin):
+    create_mail(admin)
+    workflow.commit(admin, "mail")
+    downloads.record(Certificate.objects.get(name="Mail"), admin)
+    with pytest.raises(workflow.ConfirmationNeeded):
+        workflow.rollback_to(admin, 1)
+    assert run("rollbackconfig", "--to", "1", "--force")[0] == "Version 1 staged. Use commit to apply it.\n"
+
+
+def test_rollback_checks_role_and_lock_before_asking(admin, guest, second_admin, read_only):
+    create_mail(admin)
+    workflow.commit(admin, "mail")
+    downloads.record(Certificate.objects.get(name="Mail"), admin)
+    with pytest.raises(PermissionDenied):
+        workflow.rollback_to(guest, 1)
+    assert isinstance(workflow.rollback_to(read_only, 1), workflow.Preview)
+    workflow.submit(second_admin, "hold the lock", lambda: store.renew("Demo"))
+    with pytest.raises(workflow.ChangeRefused, match=r"^bob has uncommitted changes since \d\d:\d\d$"):
+        workflow.rollback_to(admin, 1)
+
+
+def test_renewing_with_a_new_key_keeps_the_curve(admin):
+    create_mail(admin, pki.KeyType.EC384)
+    workflow.submit(admin, "renew", lambda: store.renew("Mail", new_key=True))
+    key = store.unseal(Certificate.objects.get(name="Mail").private_key_sealed)
+    assert key.curve.name == "secp384r1"
+
+
+def section_document(inner: str) -> bytes:
+    demo = Certificate.objects.get(name="Demo")
+    from appliance import vault
+
+    return (
+        "<config><certificates><certificate><certificate_name>Demo</certificate_name>"
+        f"<certificate_pem>{demo.certificate_pem}</certificate_pem>{inner}"
+        f"<private_key>{vault.unseal(demo.private_key_sealed)}</private_key>"
+        "</certificate></certificates></config>"
+    ).encode()
+
+
+def test_an_empty_repeated_element_is_refused(admin):
+    from appliance import configfile
+
+    with pytest.raises(ConfigFileError) as error:
+        configfile.load(admin, section_document("<intermediate_certificate/>"), None, "empty.xml")
+    assert error.value.problems == [
+        "line 22: <intermediate_certificate> is empty: leave the element out instead"
+    ]
+
+
+def test_a_renewal_key_without_its_request_is_refused(admin):
+    from appliance import configfile, vault
+
+    other = vault.unseal(store.seal(pki.generate_key(pki.KeyType.EC256)))
+    with pytest.raises(ConfigFileError) as error:
+        configfile.load(
+            admin, section_document(f"<pending_private_key>{other}</pending_private_key>"), None, "p.xml"
+        )
+    assert error.value.problems == [
+        "line 22: <pending_private_key> belongs to a renewal: it needs the <csr_pem> made with it"
+    ]
+
+
+def test_an_intermediate_listed_twice_is_named_as_such(admin, tmp_path):
+    from appliance import configfile
+    from tests.pki_factory import make_pki
+
+    authority = make_pki(tmp_path)
+    leaf = authority.intermediate.issue("dup.example.org")
+    document = (
+        "<config><certificates><certificate><certificate_name>Dup</certificate_name>"
+        f"<certificate_pem>{leaf.cert_pem}</certificate_pem>"
+        f"<intermediate_certificate>{authority.intermediate.cert_pem}</intermediate_certificate>"
+        f"<intermediate_certificate>{authority.intermediate.cert_pem}</intermediate_certificate>"
+        f"<private_key>{leaf.key_pem}</private_key></certificate></certificates></config>"
+    ).encode()
+    with pytest.raises(ConfigFileError) as error:
+        configfile.load(admin, document, None, "dup.xml")
+    [problem] = error.value.problems
+    assert problem.endswith("<intermediate_certificate> lists the same certificate twice")
