@@ -19,4 +19,5 @@ def console(request):
         "change_lock": lock if lock.owner_name and can(user, Capability.VIEW_CONFIG) else None,
         "may_commit": can(user, Capability.COMMIT),
         "role_label": user.get_role_display(),
+        "pending_confirmation": workflow.pending_confirmation(),
     }

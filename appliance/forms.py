@@ -7,7 +7,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
 from appliance.models import Role, User
-from appliance.validators import validate_hostname
+from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
 
 
 def config_validator(check):
@@ -90,3 +90,55 @@ class UserForm(forms.Form):
             user.set_password(self.cleaned_data["password"])
         user.save()
         return user
+
+
+class InterfaceForm(forms.Form):
+    """Network > IP Interfaces > Add/Edit; field names as the ESA's page (intname, ipv4, hostname…)."""
+
+    intname = forms.CharField(
+        label="Name", max_length=64, validators=[config_validator(validate_object_name)]
+    )
+    ip = forms.CharField(label="IP Address", validators=[config_validator(validate_ip_address)])
+    netmask = forms.IntegerField(label="Netmask (prefix length)", min_value=0, max_value=128, initial=24)
+    hostname = forms.CharField(
+        label="Hostname", max_length=253, validators=[config_validator(validate_hostname)]
+    )
+    httpd_port = forms.IntegerField(
+        label="HTTP port", min_value=1, max_value=65535, required=False, help_text="Empty: HTTP off."
+    )
+    https_redirect = forms.BooleanField(label="Redirect HTTP requests to HTTPS", required=False)
+    httpsd_port = forms.IntegerField(
+        label="HTTPS port", min_value=1, max_value=65535, required=False, help_text="Empty: HTTPS off."
+    )
+    certificate = forms.ChoiceField(label="HTTPS Certificate", required=False)
+
+    def __init__(self, *args, certificate_choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["certificate"].choices = certificate_choices
+
+    def item(self) -> dict:
+        """The interface as the configuration file holds it."""
+        data = self.cleaned_data
+        return {
+            "interface_name": data["intname"],
+            "ip": data["ip"],
+            "netmask": data["netmask"],
+            "interface_hostname": data["hostname"],
+            "httpd_port": data["httpd_port"],
+            "https_redirect": data["https_redirect"],
+            "httpsd_port": data["httpsd_port"],
+            "certificate_name": data["certificate"],
+        }
+
+    @classmethod
+    def initial_from(cls, item: dict) -> dict:
+        return {
+            "intname": item["interface_name"],
+            "ip": item["ip"],
+            "netmask": item["netmask"],
+            "hostname": item["interface_hostname"],
+            "httpd_port": item["httpd_port"],
+            "https_redirect": item["https_redirect"],
+            "httpsd_port": item["httpsd_port"],
+            "certificate": item["certificate_name"],
+        }

@@ -61,6 +61,8 @@ class Interface(models.Model):
     ip_address = models.GenericIPAddressField()
     netmask = models.PositiveSmallIntegerField(default=24)
     hostname = models.CharField(max_length=253)
+    http_port = models.PositiveIntegerField(null=True, blank=True)
+    https_redirect = models.BooleanField(default=False)
     https_port = models.PositiveIntegerField(null=True, blank=True)
     # By name, as in the configuration file; the workflow checks the reference.
     certificate_name = models.CharField(max_length=64, blank=True)
@@ -107,6 +109,22 @@ class ConfigVersion(models.Model):
         return f"version {self.number}"
 
 
+class PendingConfirmation(models.Model):
+    """A commit made "roll back automatically unless confirmed": what comes back if nobody confirms.
+
+    The previous configuration is copied here, so pruning old versions cannot lose it.
+    """
+
+    number = models.PositiveIntegerField()  # the version awaiting confirmation
+    previous_number = models.PositiveIntegerField()
+    previous_xml = models.TextField()
+    deadline = models.DateTimeField()
+    user_name = models.CharField(max_length=150)
+
+    def __str__(self):
+        return f"version {self.number} until {self.deadline:%H:%M}"
+
+
 class AuditEvent(models.Model):
     """One line of the audit log: who did what, from where."""
 
@@ -120,6 +138,7 @@ class AuditEvent(models.Model):
         ROLLBACK = "rollback", "Rollback"
         LOAD = "load", "Load configuration"
         EXPORT = "export", "Export configuration"
+        CONFIRM = "confirm", "Confirm commit"
         USERS = "users", "User accounts"
 
     time = models.DateTimeField(auto_now_add=True, db_index=True)

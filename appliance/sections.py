@@ -30,6 +30,8 @@ INTERFACE_FIELDS = {
     "ip": "ip_address",
     "netmask": "netmask",
     "interface_hostname": "hostname",
+    "httpd_port": "http_port",
+    "https_redirect": "https_redirect",
     "httpsd_port": "https_port",
     "certificate_name": "certificate_name",
 }
@@ -49,11 +51,21 @@ def _write_interfaces(items):
     )
 
 
-def _clean_interface(item):
+def interface_problems(item) -> list[tuple[str, str]]:
+    """Checks on one interface, for the file, the page and interfaceconfig alike."""
     problems = []
     netmask_limit = 32 if ipaddress.ip_address(item["ip"]).version == 4 else 128
     if item["netmask"] > netmask_limit:
         problems.append(("netmask", f"must be at most {netmask_limit} for {item['ip']}"))
+    if item["httpd_port"] and item["httpd_port"] == item["httpsd_port"]:
+        problems.append(("httpd_port", "HTTP and HTTPS cannot share a port"))
+    if item["httpd_port"] and not item["https_redirect"]:
+        # The console is served encrypted only: plain HTTP exists to send browsers to HTTPS.
+        problems.append(
+            ("https_redirect", "must be 1 when HTTP is on: the console is served over HTTPS only")
+        )
+    if item["https_redirect"] and not (item["httpd_port"] and item["httpsd_port"]):
+        problems.append(("https_redirect", "needs both an HTTP and an HTTPS port"))
     return problems
 
 
@@ -82,6 +94,8 @@ def register_sections():
                 Field("ip", "IP Address", validate=validate_ip_address),
                 Field("netmask", "Netmask", Kind.INT, default=24, minimum=0, maximum=128),
                 Field("interface_hostname", "Hostname", validate=validate_hostname),
+                Field("httpd_port", "HTTP port", Kind.INT, default=None, minimum=1, maximum=65535),
+                Field("https_redirect", "Redirect HTTP to HTTPS", Kind.BOOL, default=False),
                 Field("httpsd_port", "HTTPS port", Kind.INT, default=None, minimum=1, maximum=65535),
                 Field(
                     "certificate_name",
@@ -93,7 +107,7 @@ def register_sections():
             ),
             read=_read_interfaces,
             write=_write_interfaces,
-            clean_item=_clean_interface,
+            clean_item=interface_problems,
         )
     )
     registry.register(
@@ -108,24 +122,25 @@ def register_sections():
         )
     )
     checks.register(console_reachable)
+    checks.register_sockets(interface_sockets)
 
 
 def console_reachable(config: Config) -> list[str]:
-    """The console must stay reachable, on distinct sockets, each with a certificate."""
-    interfaces = config.get("interfaces", [])
+    """The console must stay reachable, each HTTPS interface with a certificate."""
+    served = [i for i in config.get("interfaces", []) if i["httpsd_port"]]
     problems = []
-    served = [i for i in interfaces if i["httpsd_port"]]
     if not served:
         problems.append("At least one IP interface must serve HTTPS, or the console becomes unreachable")
-    sockets = {}
     for interface in served:
-        where = (interface["ip"], interface["httpsd_port"])
-        if where in sockets:
-            problems.append(
-                f"interfaces '{sockets[where]}' and '{interface['interface_name']}' "
-                f"both serve HTTPS on {where[0]} port {where[1]}"
-            )
-        sockets[where] = interface["interface_name"]
         if not interface["certificate_name"]:
             problems.append(f"interface '{interface['interface_name']}' serves HTTPS but has no certificate")
     return problems
+
+
+def interface_sockets(config: Config) -> list[checks.SocketUse]:
+    return [
+        (interface["ip"], interface[tag], f"{service} of interface '{interface['interface_name']}'")
+        for interface in config.get("interfaces", [])
+        for tag, service in (("httpd_port", "HTTP"), ("httpsd_port", "HTTPS"))
+        if interface[tag]
+    ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from django.conf import settings
 
 from appliance import https, workflow
+from appliance.redirects import RedirectServers
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 
@@ -56,6 +57,7 @@ class Supervisor:
         self.write, self.error = write, error
         self.stopping = False
         self.console: subprocess.Popen | None = None
+        self.redirects = RedirectServers()
 
     def _stop(self, signum, frame):
         self.stopping = True
@@ -74,12 +76,23 @@ class Supervisor:
         return True
 
     def _announce(self, number, endpoints) -> None:
-        places = ", ".join(f"{e.url} ({e.interface})" for e in endpoints)
+        places = ", ".join([*(f"{e.url} ({e.interface})" for e in endpoints), *self.redirects.urls()])
         self.write(f"Appliance ready: {places} [configuration version {number}]")
+
+    def _redirect(self, number) -> None:
+        for problem in self.redirects.apply(workflow.running_config(number)):
+            self.error(f"Error: {problem}")
+
+    def _roll_back_unconfirmed(self) -> None:
+        """A commit not confirmed in time comes back out, also when its deadline passed while we were down."""
+        rolled_back = workflow.roll_back_unconfirmed()
+        if rolled_back:
+            self.error(f"Warning: {rolled_back}")
 
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
+        self._roll_back_unconfirmed()
         number = workflow.announced_version()
         endpoints = https.endpoints(workflow.running_config(number))
         busy = _in_use(endpoints)
@@ -96,11 +109,13 @@ class Supervisor:
         )
         try:
             if self._wait_until_listening(endpoints):
+                self._redirect(number)
                 self._announce(number, endpoints)
             while not self.stopping:
                 time.sleep(0.5)
                 if self.console.poll() is not None:
                     raise ServiceFailed(f"the HTTPS console exited with status {self.console.returncode}")
+                self._roll_back_unconfirmed()
                 latest = workflow.announced_version()
                 if latest != number:
                     number, endpoints = self._follow(latest, endpoints)
@@ -126,10 +141,12 @@ class Supervisor:
             self.console.send_signal(signal.SIGHUP)
             if not self._wait_until_listening(new_endpoints):
                 return number, new_endpoints
+        self._redirect(number)
         self._announce(number, new_endpoints)
         return number, new_endpoints
 
     def _shutdown(self) -> None:
+        self.redirects.close()
         if self.console and self.console.poll() is None:
             self.console.terminate()  # gunicorn: graceful stop
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +28,7 @@ from appliance.config import checks
 from appliance.config.diff import SectionChange, diff
 from appliance.config.sections import Config, registry
 from appliance.config.xmlfile import Document, SecretMode, parse, render
-from appliance.models import ChangeLock, ConfigVersion, SystemSettings
+from appliance.models import ChangeLock, ConfigVersion, PendingConfirmation, SystemSettings
 from appliance.roles import Capability, can, require
 
 
@@ -180,8 +181,15 @@ def validate(config: Config, document: Document | None = None) -> list[str]:
     return checks.reference_problems(config, document) + checks.run_registered(config)
 
 
-def commit(user, comment: str = "", source: str = "") -> ConfigVersion | None:
-    """Apply the whole candidate as a new running version; None if nothing changed."""
+def commit(
+    user, comment: str = "", source: str = "", confirm_within: int | None = None
+) -> ConfigVersion | None:
+    """Apply the whole candidate as a new running version; None if nothing changed.
+
+    ``confirm_within`` minutes: unless ``confirm`` is called by then, the
+    previous version comes back by itself (the supervisor sees to it). A plain
+    commit confirms a commit still awaiting confirmation, as Junos does.
+    """
     require(user, Capability.COMMIT)
     with transaction.atomic():
         lock = _locked()
@@ -196,24 +204,90 @@ def commit(user, comment: str = "", source: str = "") -> ConfigVersion | None:
         problems = validate(candidate)
         if problems:
             raise ChangeRefused("The changes cannot be committed", problems)
-        system = SystemSettings.load()
-        number = (previous or 0) + 1
-        version = ConfigVersion.objects.create(
-            number=number,
-            user_name=user.username,
-            comment=comment,
-            xml=render(candidate, SecretMode.SEALED, hostname=system.hostname),
-        )
-        kept = ConfigVersion.objects.order_by("-number").values_list("pk", flat=True)[
-            : max(system.rollback_versions_kept, 1)
-        ]
-        ConfigVersion.objects.exclude(pk__in=list(kept)).delete()
-        _release(lock)
+        if confirm_within is None:
+            _confirm_pending(user, source)
+        elif not 1 <= confirm_within <= 60:
+            raise ChangeRefused("Roll back automatically after 1 to 60 minutes")
+        elif previous is None:
+            raise ChangeRefused("There is no earlier version to roll back to")
         summary = "; ".join(f"{c.title}: {len(c.objects)} change(s)" for c in changes) or "first version"
-        detail = f"version {number}" + (f' "{comment}"' if comment else "") + f" ({summary})"
-        audit.record(user.username, Action.COMMIT, detail, source)
-        transaction.on_commit(lambda: _notify_services(number))
+        version = _record_version(user.username, comment, candidate, previous, summary, source)
+        _release(lock)
+        if confirm_within is not None:
+            PendingConfirmation.objects.all().delete()
+            PendingConfirmation.objects.create(
+                number=version.number,
+                previous_number=previous,
+                previous_xml=ConfigVersion.objects.get(number=previous).xml,
+                deadline=timezone.now() + timedelta(minutes=confirm_within),
+                user_name=user.username,
+            )
     return version
+
+
+def _record_version(user_name: str, comment: str, config: Config, previous, summary: str, source: str):
+    """Write ``config`` as the next running version (inside the caller's transaction)."""
+    system = SystemSettings.load()
+    number = (previous or 0) + 1
+    version = ConfigVersion.objects.create(
+        number=number,
+        user_name=user_name,
+        comment=comment,
+        xml=render(config, SecretMode.SEALED, hostname=system.hostname),
+    )
+    kept = ConfigVersion.objects.order_by("-number").values_list("pk", flat=True)[
+        : max(system.rollback_versions_kept, 1)
+    ]
+    ConfigVersion.objects.exclude(pk__in=list(kept)).delete()
+    detail = f"version {number}" + (f' "{comment}"' if comment else "") + f" ({summary})"
+    audit.record(user_name, Action.COMMIT, detail, source)
+    transaction.on_commit(lambda: _notify_services(number))
+    return version
+
+
+def pending_confirmation() -> PendingConfirmation | None:
+    return PendingConfirmation.objects.first()
+
+
+def _confirm_pending(user, source: str) -> PendingConfirmation | None:
+    pending = PendingConfirmation.objects.first()
+    if pending is not None:
+        pending.delete()
+        audit.record(user.username, Action.CONFIRM, f"confirmed version {pending.number}", source)
+    return pending
+
+
+def confirm(user, source: str = "") -> PendingConfirmation | None:
+    """Keep a commit that was to roll back automatically; None if none was waiting."""
+    require(user, Capability.COMMIT)
+    with transaction.atomic():
+        return _confirm_pending(user, source)
+
+
+def roll_back_unconfirmed() -> str:
+    """If a commit's confirmation time is over, bring the previous version back; says what it did.
+
+    Uncommitted changes are thrown away: reaching the console again comes first.
+    """
+    with transaction.atomic():
+        pending = PendingConfirmation.objects.select_for_update().first()
+        if pending is None or pending.deadline > timezone.now():
+            return ""
+        config = parse(pending.previous_xml.encode("latin-1"), SecretMode.SEALED).config
+        write_config(config)
+        _release(_locked())
+        comment = f"automatic rollback: version {pending.number} was not confirmed in time"
+        version = _record_version(
+            pending.user_name,
+            comment,
+            config,
+            running_number(),
+            f"back to version {pending.previous_number}",
+            "system",
+        )
+        pending.delete()
+        audit.record(pending.user_name, Action.ROLLBACK, comment, "system")
+    return f"version {pending.number} was not confirmed in time: version {version.number} restores version {pending.previous_number}"
 
 
 def commit_warnings(version: ConfigVersion) -> list[str]:

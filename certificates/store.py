@@ -44,12 +44,7 @@ def get(name: str) -> Certificate:
 
 def where_used() -> dict[str, list[str]]:
     """Certificate name → what uses it in the candidate, asked of every section that names certificates."""
-    used: dict[str, list[str]] = {}
-    for section, f in registry.references_to("certificates"):
-        for item in section.read():
-            if item.get(f.tag):
-                used.setdefault(item[f.tag], []).append(f"{section.item_name(item)} ({f.label})")
-    return used
+    return registry.where_used("certificates")
 
 
 def users_of(name: str) -> list[str]:

@@ -42,8 +42,29 @@ def discard_warnings(current: Config, target: Config) -> list[str]:
     return [warning for check in _discard_warnings for warning in check(current, target)]
 
 
+SocketUse = tuple[str, int, str]  # address, port, and who uses it, in words
+_socket_users: list[Callable[[Config], list[SocketUse]]] = []
+
+
+def register_sockets(users: Callable[[Config], list[SocketUse]]) -> None:
+    """Register what a section listens on, so no two services claim one address and port."""
+    _socket_users.append(users)
+
+
+def socket_conflicts(config: Config) -> list[str]:
+    claimed: dict[tuple[str, int], str] = {}
+    problems = []
+    for users in _socket_users:
+        for address, port, who in users(config):
+            if (address, port) in claimed:
+                problems.append(f"{claimed[address, port]} and {who} both use {address} port {port}")
+            else:
+                claimed[address, port] = who
+    return problems
+
+
 def run_registered(config: Config) -> list[str]:
-    return [problem for check in _checks for problem in check(config)]
+    return socket_conflicts(config) + [problem for check in _checks for problem in check(config)]
 
 
 def warnings(config: Config) -> list[str]:

@@ -129,6 +129,15 @@ class Registry:
         """The whole candidate configuration, as section data."""
         return {section.tag: section.read() for section in self.ordered()}
 
+    def where_used(self, target: str) -> dict[str, list[str]]:
+        """Name of each ``target`` item → what uses it in the candidate, e.g. "interface 'X' (HTTPS Certificate)"."""
+        used: dict[str, list[str]] = {}
+        for section, f in self.references_to(target):
+            for item in section.read():
+                if item.get(f.tag):
+                    used.setdefault(item[f.tag], []).append(f"{section.item_name(item)} ({f.label})")
+        return used
+
     def references_to(self, target: str) -> list[tuple[Section, Field]]:
         """Fields of every section that name items of ``target`` ("where used")."""
         return [(section, f) for section in self.ordered() for f in section.fields if f.references == target]

@@ -8,7 +8,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from appliance import workflow
+from appliance import interfaces, workflow
 from appliance.config import checks
 from appliance.config.diff import diff
 from appliance.config.sections import registry
@@ -19,6 +19,12 @@ from appliance.views.common import ConsoleRequest, source_of
 
 class CommitForm(forms.Form):
     comment = forms.CharField(label="Comment", max_length=1000, required=False)
+    confirm_needed = forms.BooleanField(
+        label="Roll back automatically unless confirmed within", required=False
+    )
+    confirm_minutes = forms.IntegerField(
+        label="minutes", min_value=1, max_value=60, initial=10, required=False
+    )
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -26,8 +32,9 @@ def uncommitted_changes(request: ConsoleRequest):
     form = CommitForm(request.POST or None)
     problems = []
     if request.method == "POST" and form.is_valid():
+        minutes = form.cleaned_data["confirm_minutes"] or 10 if form.cleaned_data["confirm_needed"] else None
         try:
-            version = workflow.commit(request.user, form.cleaned_data["comment"], source_of(request))
+            version = workflow.commit(request.user, form.cleaned_data["comment"], source_of(request), minutes)
         except workflow.ChangeRefused as refusal:
             messages.error(request, str(refusal))
             problems = refusal.problems
@@ -38,8 +45,18 @@ def uncommitted_changes(request: ConsoleRequest):
                 for warning in workflow.commit_warnings(version):
                     messages.warning(request, warning)
                 messages.success(request, f"Your changes have been committed (version {version.number}).")
+                if minutes:
+                    messages.warning(
+                        request,
+                        f"Confirm version {version.number} within {minutes} minutes, or it rolls back by itself.",
+                    )
             return redirect("uncommitted_changes")
     changes = workflow.pending_changes()
+    candidate = registry.candidate()
+    host, port = _browser_target(request)
+    affected = interfaces.console_change(workflow.running_config(), candidate, host, port)
+    if request.method != "POST" and affected:
+        form = CommitForm(initial={"confirm_needed": True, "confirm_minutes": 10})
     return render(
         request,
         "appliance/uncommitted.html",
@@ -47,10 +64,20 @@ def uncommitted_changes(request: ConsoleRequest):
             "form": form,
             "changes": changes,
             "problems": problems,
-            "advice": checks.warnings(registry.candidate()) if changes else [],
+            "advice": checks.warnings(candidate) if changes else [],
+            "affected_interface": affected,
         },
         status=409 if problems else 200,
     )
+
+
+def _browser_target(request) -> tuple[str, int]:
+    """The host and port the browser connected to, as its Host header says."""
+    host = request.get_host()
+    name, separator, port = host.rpartition(":")
+    if separator and port.isdigit() and not host.endswith("]"):
+        return name.strip("[]"), int(port)
+    return host.strip("[]"), int(request.get_port())
 
 
 @requires(Capability.COMMIT)
@@ -122,3 +149,14 @@ def rollback_diff(request: ConsoleRequest, number: int):
     changes = diff(workflow.running_config(), workflow.version_config(version))
     template = "appliance/_rollback_diff.html" if request.htmx else "appliance/rollback_diff.html"
     return render(request, template, {"version": version, "changes": changes})
+
+
+@requires(Capability.COMMIT)
+@require_POST
+def confirm_commit(request: ConsoleRequest):
+    pending = workflow.confirm(request.user, source_of(request))
+    if pending is None:
+        messages.info(request, "No commit is waiting for confirmation.")
+    else:
+        messages.success(request, f"Version {pending.number} is confirmed and stays.")
+    return redirect(request.POST.get("next") or "overview")

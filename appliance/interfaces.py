@@ -1,0 +1,114 @@
+"""Network > IP Interfaces and ``interfaceconfig``: adding, editing and deleting interfaces.
+
+Runs inside ``workflow.submit``; a refusal is a ``ChangeRefused`` and the
+submit's transaction leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from appliance.config import checks
+from appliance.config.sections import Config, registry
+from appliance.models import Interface
+from appliance.sections import INTERFACE_FIELDS, interface_problems
+from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
+from appliance.workflow import ChangeRefused
+
+
+def get(name: str) -> Interface:
+    interface = Interface.objects.filter(name=name).first()
+    if interface is None:
+        raise ChangeRefused(f"There is no IP interface named '{name}'")
+    return interface
+
+
+def users_of(name: str) -> list[str]:
+    return registry.where_used("interfaces").get(name, [])
+
+
+def _validate(item: dict) -> None:
+    for tag, check in (
+        ("interface_name", validate_object_name),
+        ("ip", validate_ip_address),
+        ("interface_hostname", validate_hostname),
+    ):
+        try:
+            check(item[tag])
+        except ValueError as exc:
+            raise ChangeRefused(f"The {tag.replace('_', ' ')} {exc}") from None
+    for tag in ("httpd_port", "httpsd_port"):
+        if item[tag] is not None and not 1 <= item[tag] <= 65535:
+            service = "HTTP" if tag == "httpd_port" else "HTTPS"
+            raise ChangeRefused(f"The {service} port must be between 1 and 65535, not {item[tag]}")
+    problems = interface_problems(item)
+    if problems:
+        raise ChangeRefused("; ".join(f"<{tag}> {message}" for tag, message in problems))
+
+
+def save(original: str | None, item: dict) -> Interface:
+    """Create (``original`` None) or replace an interface from a configuration item; check its sockets."""
+    _validate(item)
+    if original is None or original != item["interface_name"]:
+        if Interface.objects.filter(name=item["interface_name"]).exists():
+            raise ChangeRefused(f"An IP interface named '{item['interface_name']}' already exists")
+    if original is not None:
+        existing = get(original)
+        if original != item["interface_name"] and users_of(original):
+            raise ChangeRefused(
+                f"'{original}' cannot be renamed while {', '.join(users_of(original))} use it"
+            )
+        existing.delete()
+    interface = Interface.objects.create(
+        **{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items()}
+    )
+    conflicts = [
+        c for c in checks.socket_conflicts(registry.candidate()) if f"'{item['interface_name']}'" in c
+    ]
+    if conflicts:
+        raise ChangeRefused("The port is in use: " + "; ".join(conflicts))
+    return interface
+
+
+def delete(name: str) -> None:
+    interface = get(name)
+    users = users_of(name)
+    if users:
+        raise ChangeRefused(f"'{name}' cannot be deleted while it is used by {', '.join(users)}")
+    interface.delete()
+
+
+def item_of(interface: Interface) -> dict:
+    return {tag: getattr(interface, attribute) for tag, attribute in INTERFACE_FIELDS.items()}
+
+
+def console_change(running: Config, candidate: Config, host: str, port: int) -> str:
+    """The interface serving this browser, if the candidate changes how it is reached; else ''.
+
+    Matched by the HTTPS port (and the address, when the browser used one); a
+    change of address, port or certificate (or its content) may cut the admin off.
+    """
+
+    def certificate(config, name):
+        item = next((c for c in config.get("certificates", []) if c["certificate_name"] == name), None)
+        return item and (
+            item["certificate_pem"].strip(),
+            [pem.strip() for pem in item["intermediate_certificate"]],
+        )
+
+    for interface in running.get("interfaces", []):
+        if interface["httpsd_port"] != port or host not in (
+            interface["ip"],
+            interface["interface_hostname"],
+            "localhost",
+        ):
+            continue
+        name = interface["interface_name"]
+        after = next((i for i in candidate.get("interfaces", []) if i["interface_name"] == name), None)
+        if after is None or any(
+            after[tag] != interface[tag] for tag in ("ip", "httpsd_port", "certificate_name")
+        ):
+            return name
+        if certificate(running, interface["certificate_name"]) != certificate(
+            candidate, after["certificate_name"]
+        ):
+            return name
+    return ""
