@@ -1,8 +1,8 @@
 """gunicorn settings for the console, computed from the running configuration.
 
-The supervisor (``runappliance``) starts gunicorn with this file and sends it
-SIGHUP when a commit changes where the console listens; gunicorn then re-reads
-this file and rebinds. Certificates change without a reload (``ssl_context``).
+The supervisor (``runappliance``) starts gunicorn with this file, and starts it
+anew when a commit changes where the console listens. Certificates change
+without a restart (``ssl_context``).
 """
 
 import os
@@ -35,7 +35,7 @@ worker_class = "gthread"
 workers = settings.WEB_WORKERS
 threads = settings.WEB_THREADS
 keepalive = 30
-graceful_timeout = 20
+graceful_timeout = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"

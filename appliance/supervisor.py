@@ -1,9 +1,10 @@
 """The supervisor behind ``runappliance``: starts the services and follows each commit.
 
 It runs the HTTPS console (gunicorn, in its own process group so that Ctrl-C
-reaches it only through us), watches the running version, and sends gunicorn
-SIGHUP when a commit changes where the console listens. Certificates change
-inside gunicorn without a reload.
+reaches it only through us) and the HTTP redirects, watches the running
+version, starts the console anew when a commit changes where it listens, and
+rolls back a commit that was not confirmed in time. Certificates change inside
+gunicorn without a restart.
 """
 
 from __future__ import annotations
@@ -100,13 +101,7 @@ class Supervisor:
             self.error(f"Error: the console cannot listen on {busy}: another program uses it")
             return 1
         https.forget_certificate_files()
-        self.console = subprocess.Popen(
-            # A file, not a module: gunicorn re-reads it on SIGHUP, so new binds take effect.
-            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF)],
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "appliance.settings"},
-            cwd=settings.BASE_DIR,
-            start_new_session=True,
-        )
+        self._start_console()
         try:
             if self._wait_until_listening(endpoints):
                 self._redirect(number)
@@ -126,6 +121,14 @@ class Supervisor:
             self._shutdown()
         return 0
 
+    def _start_console(self) -> None:
+        self.console = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF)],
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "appliance.settings"},
+            cwd=settings.BASE_DIR,
+            start_new_session=True,
+        )
+
     def _follow(self, number, endpoints):
         """A commit happened: rebind the console if its addresses changed."""
         new_endpoints = https.endpoints(workflow.running_config(number))
@@ -138,7 +141,11 @@ class Supervisor:
             )
             return number, endpoints
         if [e.bind for e in new_endpoints] != [e.bind for e in endpoints]:
-            self.console.send_signal(signal.SIGHUP)
+            # gunicorn's SIGHUP rebinds every address while the old workers still hold theirs,
+            # so an address that stays would be "in use": start the console anew instead.
+            # Sessions live in the database, so signed-in administrators stay signed in.
+            self._stop_console()
+            self._start_console()
             if not self._wait_until_listening(new_endpoints):
                 return number, new_endpoints
         self._redirect(number)
@@ -147,6 +154,9 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self.redirects.close()
+        self._stop_console()
+
+    def _stop_console(self) -> None:
         if self.console and self.console.poll() is None:
             self.console.terminate()  # gunicorn: graceful stop
             try:

@@ -104,8 +104,8 @@ def refuses_connections(port: int, within: float) -> bool:
     return False
 
 
-def presented_certificate(port: int) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", port)).encode())
+def presented_certificate(port: int, address: str = "127.0.0.1") -> x509.Certificate:
+    return x509.load_pem_x509_certificate(ssl.get_server_certificate((address, port)).encode())
 
 
 def committed_certificate(appliance: Appliance, name: str) -> x509.Certificate:
@@ -339,3 +339,80 @@ def test_the_guides_path_ends_with_the_console_serving_the_ca_signed_chain(runni
         check=True,
     ).stdout
     assert listing.count("BEGIN CERTIFICATE") == 2
+
+
+def ok(appliance: Appliance, *args) -> subprocess.CompletedProcess:
+    result = appliance.manage(*args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_each_interface_serves_its_own_certificate_and_http_redirects(running):
+    https_port, http_port = free_port(), free_port()
+    ok(running, "certconfig", "new", "Second", "--cn", "second.example.org", "--key", "ec256")
+    ok(running, "interfaceconfig", "new", "Second", "--ip", "127.0.0.2", "--netmask", "32",
+       "--hostname", "second.example.org", "--https", str(https_port), "--http", str(http_port),
+       "--certificate", "Second")  # fmt: skip
+    before = len(running.lines)
+    ok(running, "commit", "--comment", "second interface")
+    running.wait_for(r"configuration version 2\]", after=before)
+
+    assert pki_common_name(presented_certificate(running.port)) == "esa.example.com"
+    assert pki_common_name(presented_certificate(https_port, "127.0.0.2")) == "second.example.org"
+
+    connection = http.client.HTTPConnection("127.0.0.2", http_port, timeout=5)
+    connection.request("GET", "/login/?next=/", headers={"Host": f"127.0.0.2:{http_port}"})
+    response = connection.getresponse()
+    assert response.status == 301
+    assert response.headers["Location"] == f"https://127.0.0.2:{https_port}/login/?next=/"
+
+
+def pki_common_name(certificate: x509.Certificate) -> str:
+    return certificate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+
+
+def expire_pending_confirmation(appliance: Appliance) -> None:
+    ok(appliance, "shell", "-c",
+       "from appliance.models import PendingConfirmation; from django.utils import timezone; "
+       "import datetime; PendingConfirmation.objects.update(deadline=timezone.now() - datetime.timedelta(seconds=1))")  # fmt: skip
+
+
+def test_an_unconfirmed_commit_rolls_back_by_itself_also_across_a_restart(tmp_path):
+    appliance = Appliance(tmp_path / "data", free_port())
+    try:
+        appliance.wait_for(r"^Appliance ready: ")
+        ok(appliance, "certconfig", "new", "Trial", "--cn", "esa.example.com", "--key", "ec256")
+        ok(appliance, "interfaceconfig", "edit", "Management", "--certificate", "Trial")
+        before = len(appliance.lines)
+        ok(appliance, "commit", "--confirm-within", "5")
+        appliance.wait_for(r"configuration version 2\]", after=before)
+        assert (
+            presented_certificate(appliance.port).subject == committed_certificate(appliance, "Trial").subject
+        )
+        assert presented_certificate(appliance.port) == committed_certificate(appliance, "Trial")
+
+        before = len(appliance.lines)
+        expire_pending_confirmation(appliance)
+        appliance.wait_for(
+            r"^Warning: version 2 was not confirmed in time: version 3 restores version 1", after=before
+        )
+        appliance.wait_for(r"configuration version 3\]", after=before)
+        assert presented_certificate(appliance.port) == committed_certificate(appliance, "Demo")
+
+        # Again, but the appliance is down when the time runs out (the rollback took Trial away too).
+        ok(appliance, "certconfig", "new", "Trial", "--cn", "esa.example.com", "--key", "ec256")
+        ok(appliance, "interfaceconfig", "edit", "Management", "--certificate", "Trial")
+        before = len(appliance.lines)
+        ok(appliance, "commit", "--confirm-within", "5")
+        appliance.wait_for(r"configuration version 4\]", after=before)
+        assert appliance.stop() == 0
+        expire_pending_confirmation(appliance)
+    finally:
+        appliance.stop()
+    restarted = Appliance(tmp_path / "data", appliance.port)
+    try:
+        restarted.wait_for(r"^Warning: version 4 was not confirmed in time: version 5 restores version 3")
+        restarted.wait_for(r"^Appliance ready: .*\[configuration version 5\]")
+        assert presented_certificate(restarted.port) == committed_certificate(restarted, "Demo")
+    finally:
+        restarted.stop()
