@@ -34,7 +34,9 @@ class Command(ApplianceCommand):
             return sub
 
         action("list", "the certificates, as Network > Certificates lists them")
-        action("print", "one certificate: subject, issuer, validity, chain, users").add_argument("name")
+        action("print", "certificates by service; with NAME, one certificate in detail").add_argument(
+            "name", nargs="?"
+        )
         new = action("new", "create a self-signed certificate and a signing request")
         new.add_argument("name")
         new.add_argument("--cn", required=True, help="Common Name")
@@ -92,6 +94,11 @@ class Command(ApplianceCommand):
 
     def do_print(self, user, name, **options):
         require(user, Capability.VIEW_CONFIG)
+        if name is None:  # the ESA's "Display certificates assigned to services"
+            for certificate, users in sorted(store.where_used().items()):
+                for service in users:
+                    self.stdout.write(f"{service}\t{certificate}")
+            return
         entry = store.get(name)
         certificate = entry.certificate
         lines = [
