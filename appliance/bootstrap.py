@@ -18,6 +18,7 @@ from appliance.models import ConfigVersion, Interface, Role, SystemSettings, Use
 from appliance.validators import validate_hostname, validate_ip_address
 
 _first_start_steps: list[Callable[[str], None]] = []
+MANAGEMENT_INTERFACE = "Management"  # the interface every appliance ships with
 
 
 class BootstrapError(Exception):
@@ -25,7 +26,10 @@ class BootstrapError(Exception):
 
 
 def register_first_start(step: Callable[[str], None]) -> None:
-    """Apps add their shipped objects here (the Demo certificate); ``step(hostname)``."""
+    """Apps add their shipped objects here (the Demo certificate); ``step(hostname)``.
+
+    Steps run after the Management interface exists, in the order registered.
+    """
     _first_start_steps.append(step)
 
 
@@ -64,10 +68,8 @@ def first_start() -> str | None:
         system = SystemSettings.load()
         system.hostname = hostname
         system.save()
-        for step in _first_start_steps:
-            step(hostname)
         Interface.objects.update_or_create(
-            name="Management",
+            name=MANAGEMENT_INTERFACE,
             defaults={
                 "ip_address": address,
                 "netmask": 32 if ":" not in address else 128,
@@ -76,5 +78,11 @@ def first_start() -> str | None:
                 "certificate_name": "Demo",
             },
         )
-        workflow.commit(admin, "Initial configuration", source="first start")
+        for step in _first_start_steps:
+            step(hostname)
+        try:
+            workflow.commit(admin, "Initial configuration", source="first start")
+        except workflow.ChangeRefused as refusal:
+            # Two first-start variables that contradict each other (the SMTP and HTTPS ports).
+            raise BootstrapError("; ".join([str(refusal), *refusal.problems])) from None
     return generated

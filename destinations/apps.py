@@ -2,6 +2,19 @@ from django.apps import AppConfig
 
 
 class DestinationsConfig(AppConfig):
-    """Destination controls, SMTP routes and the delivery engine (issues to come)."""
+    """Every connection the appliance makes outward: outgoing TLS (Destination Controls), LDAP,
+    the URL filtering service; delivery and SMTP routes later."""
 
     name = "destinations"
+    verbose_name = "Destinations"
+
+    def ready(self):
+        from appliance import navigation
+        from destinations import sections
+
+        sections.register_sections()
+        navigation.register(
+            "Mail Policies", "Destination Controls", "destinations:destination_controls", position=40
+        )
+        navigation.register("Security Services", "URL Filtering", "destinations:url_filtering", position=30)
+        navigation.register("System Administration", "LDAP", "destinations:ldap", position=25)

@@ -1,5 +1,20 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from destinations import views
 
 app_name = "destinations"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("destination-controls/", views.destination_controls, name="destination_controls"),
+    path(
+        "destination-controls/global/",
+        views.destination_controls_settings,
+        name="destination_controls_settings",
+    ),
+    path("ldap/", views.ldap_overview, name="ldap"),
+    path("ldap/settings/", views.ldap_settings, name="ldap_settings"),
+    path("ldap/add/", views.ldap_server, name="ldap_add"),
+    path("ldap/servers/<str:name>/", views.ldap_server, name="ldap_server"),
+    path("ldap/servers/<str:name>/test/", views.ldap_test, name="ldap_test"),
+    path("url-filtering/", views.url_filtering, name="url_filtering"),
+]

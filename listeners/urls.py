@@ -1,5 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from listeners import views
 
 app_name = "listeners"
 
-urlpatterns: list = []
+# Names go after a fixed word, so a listener may be called "add".
+urlpatterns = [
+    path("", views.listener_list, name="list"),
+    path("add/", views.add_listener, name="add"),
+    path("edit/<str:name>/", views.edit_listener, name="edit"),
+    path("delete/<str:name>/", views.delete_listener, name="delete"),
+]

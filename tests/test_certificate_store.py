@@ -493,7 +493,8 @@ def test_delete_is_refused_while_used_and_allowed_otherwise(admin, entry):
     assert_refused(
         admin,
         lambda: store.delete("Demo"),
-        "'Demo' cannot be deleted while it is used by interface 'Management' (HTTPS Certificate)",
+        "'Demo' cannot be deleted while it is used by interface 'Management' (HTTPS Certificate), "
+        "listener 'IncomingMail' (Certificate)",
     )
     stage(admin, lambda: store.delete("mail"))
     assert not Certificate.objects.filter(name="mail").exists()

@@ -312,4 +312,7 @@ def test_guest_sees_no_certificates(login, guest):
 
 
 def test_store_users_of_names_the_interface(appliance):
-    assert store.users_of("Demo") == ["interface 'Management' (HTTPS Certificate)"]
+    assert store.users_of("Demo") == [
+        "interface 'Management' (HTTPS Certificate)",
+        "listener 'IncomingMail' (Certificate)",
+    ]

@@ -138,14 +138,22 @@ def test_saved_file_has_the_esa_shape(admin):
     assert [c for c in children if isinstance(c, str)] == [
         "hostname",
         "interfaces",
+        "listeners",
         "certificates",
         "certificate_authorities",
+        "destination_controls",
+        "url_filtering",
+        "ldap",
+        "ldap_servers",
         "config_rollback",
     ]
     comments = [text for tag, text in (c for c in children if isinstance(c, tuple))]
     assert [c.strip().splitlines()[1].strip("* ") for c in comments] == [
         "Network Configuration",
         "Certificates",
+        "Mail Policies",
+        "Security Services",
+        "LDAP",
         "System Configuration",
     ]
     assert root.findtext("hostname") == "esa.example.com"
@@ -370,6 +378,7 @@ def test_settings_left_out_take_their_defaults(admin):
             "<interface_hostname>data.example.com</interface_hostname>",
             "</interface>",
             "</interfaces>",
+            "<listeners/>",
             "<config_rollback/>",
         ),
         None,
@@ -416,6 +425,7 @@ def test_a_reference_to_a_certificate_of_the_same_document_is_accepted(admin, pk
         "<certificate_name>Mail</certificate_name>",
         "</interface>",
         "</interfaces>",
+        "<listeners/>",
         "<certificates>",
         profile("Mail", pki.cert, pki.key),
         "</certificates>",
@@ -736,6 +746,7 @@ def test_a_large_configuration_loads_within_the_size_limit(admin, pki, settings)
         "<certificate_name>cert-0999</certificate_name>",
         "</interface>",
         "</interfaces>",
+        "<listeners/>",
         "<certificates>",
         *(profile(name, pki.cert, pki.key) for name in names),
         "</certificates>",

@@ -20,7 +20,7 @@ BASE = Path(__file__).resolve().parent.parent
 PYTHON = str(BASE / ".venv" / "bin" / "python")
 DEMO_WARNING = (
     "Warning: You are currently using a demonstration certificate (Demo) which is not secure and is not "
-    "recommended for general use (used by interface 'Management')"
+    "recommended for general use (used by interface 'Management', listener 'IncomingMail')"
 )
 BAD_HOSTNAME = "is not a valid host name (letters, digits and hyphens, labels of at most 63 characters separated by dots)"
 LOCKED_BY = r"has uncommitted changes since \d\d:\d\d"

@@ -141,7 +141,10 @@ def test_commit_refuses_a_dangling_certificate_reference_and_changes_nothing(adm
     workflow.submit(admin, "delete Demo", lambda: Certificate.objects.filter(name="Demo").delete())
     with pytest.raises(workflow.ChangeRefused) as refusal:
         workflow.commit(admin)
-    assert refusal.value.problems == ["interface 'Management' uses certificate 'Demo', which does not exist"]
+    assert refusal.value.problems == [
+        "interface 'Management' uses certificate 'Demo', which does not exist",
+        "listener 'IncomingMail' uses certificate 'Demo', which does not exist",
+    ]
     assert ConfigVersion.objects.count() == 1
     assert workflow.has_uncommitted_changes()
 

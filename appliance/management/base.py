@@ -101,7 +101,8 @@ class ApplianceCommand(BaseCommand):
         return path
 
     def _fail(self, reason: str) -> None:
-        self.stderr.write(f"Error: {reason}")
+        # Django's parser says "Error: …" itself when a command is called from code.
+        self.stderr.write(f"Error: {reason.removeprefix('Error: ')}")
         sys.exit(1)
 
     def handle(self, *args, **options):

@@ -1,0 +1,141 @@
+"""What an administrator changes in Destination Controls, LDAP and URL Filtering, for pages and console alike.
+
+Each operation changes candidate rows and is meant to run inside
+``workflow.submit``; a refusal is a ``ChangeRefused`` in the administrator's
+words, and the submit's transaction leaves nothing half-saved. A certificate
+chosen for a service comes back with the selector's advice as warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance import vault
+from appliance.validators import validate_object_name
+from appliance.workflow import ChangeRefused, Outcome
+from certificates import selectors
+from certificates import store as certificate_store
+from destinations.models import LDAPS_PORT, DestinationControls, LdapServer, LdapSettings, UrlFiltering
+from destinations.validators import (
+    parse_endpoint,
+    validate_bind_dn,
+    validate_dn,
+    validate_host,
+    validate_port,
+)
+
+
+def _check(validate: Callable[[object], None], value, what: str) -> None:
+    try:
+        validate(value)
+    except ValueError as exc:
+        raise ChangeRefused(f"{what}: {exc}") from None
+
+
+def _certificate(name: str, outcome: Outcome) -> str:
+    """An existing certificate's name (or empty for none), with the advice for choosing it."""
+    if name:
+        certificate_store.get(name)  # refuses "There is no certificate named 'X'"
+        outcome.warnings += selectors.warnings_for(name, [])
+    return name
+
+
+# --- Destination Controls ------------------------------------------------------
+
+
+def set_destination_controls(certificate_name: str, send_tls_required_alert: bool) -> Outcome:
+    """Edit Global Settings (``destconfig setup``): the certificate for all outgoing TLS and the alert."""
+    outcome = Outcome()
+    settings = DestinationControls.load()
+    settings.certificate_name = _certificate(certificate_name, outcome)
+    settings.send_tls_required_alert = send_tls_required_alert
+    settings.save()
+    return outcome
+
+
+# --- LDAP ------------------------------------------------------------------------
+
+
+def set_ldap_certificate(certificate_name: str) -> Outcome:
+    """LDAP Global Settings: the client certificate presented on every LDAPS connection."""
+    outcome = Outcome()
+    settings = LdapSettings.load()
+    settings.certificate_name = _certificate(certificate_name, outcome)
+    settings.save()
+    return outcome
+
+
+@dataclass
+class ServerFields:
+    """An LDAP server profile as a form or the console gives it; ``bind_password`` None keeps the stored one."""
+
+    name: str
+    host: str
+    port: int = LDAPS_PORT
+    use_ssl: bool = True
+    bind_dn: str = ""
+    bind_password: str | None = None
+    base_dn: str = ""
+
+
+def get_ldap_server(name: str) -> LdapServer:
+    server = LdapServer.objects.filter(name=name).first()
+    if server is None:
+        raise ChangeRefused(f"There is no LDAP server profile named '{name}'")
+    return server
+
+
+def save_ldap_server(fields: ServerFields, original: str | None = None) -> Outcome:
+    """Add a profile (``original`` None) or replace profile ``original`` (which may be renamed)."""
+    _check(validate_object_name, fields.name, "Server profile name")
+    _check(validate_host, fields.host, "Host Name")
+    try:
+        validate_port(fields.port)
+    except ValueError as exc:
+        raise ChangeRefused(str(exc).capitalize()) from None
+    if fields.bind_dn:
+        _check(validate_bind_dn, fields.bind_dn, "Bind DN")
+    if fields.base_dn:
+        _check(validate_dn, fields.base_dn, "Base DN")
+    server = get_ldap_server(original) if original is not None else LdapServer()
+    if fields.name != original and LdapServer.objects.filter(name=fields.name).exists():
+        raise ChangeRefused(f"An LDAP server profile named '{fields.name}' already exists")
+    if fields.bind_password and not fields.bind_dn:
+        raise ChangeRefused("A bind password needs a Bind DN: give the DN to bind as, or no password")
+    if fields.bind_password is not None:
+        server.bind_password_sealed = vault.seal(fields.bind_password) if fields.bind_password else ""
+    if not fields.bind_dn:
+        server.bind_password_sealed = ""  # an anonymous bind has no password
+    server.name, server.host, server.port = fields.name, fields.host, fields.port
+    server.use_ssl, server.bind_dn, server.base_dn = fields.use_ssl, fields.bind_dn, fields.base_dn
+    server.save()
+    outcome = Outcome()
+    if not fields.use_ssl:
+        outcome.warnings.append(
+            f"'{fields.name}' does not use SSL: the bind password crosses the network in clear text "
+            "and no client certificate is presented"
+        )
+    return outcome
+
+
+def delete_ldap_server(name: str) -> None:
+    get_ldap_server(name).delete()
+
+
+# --- URL Filtering -------------------------------------------------------------
+
+
+def set_url_filtering(enabled: bool, endpoint: str, client_certificate_name: str) -> Outcome:
+    """URL Filtering (``websecurityconfig``): on/off, the Web Security Services endpoint, the client certificate."""
+    endpoint = endpoint.strip()
+    if endpoint:
+        _check(parse_endpoint, endpoint, "Web Security Services endpoint")
+    elif enabled:
+        raise ChangeRefused("Give the Web Security Services endpoint (host:port) to enable URL Filtering")
+    outcome = Outcome()
+    settings = UrlFiltering.load()
+    settings.enabled, settings.endpoint = enabled, endpoint
+    settings.client_certificate_name = _certificate(client_certificate_name, outcome)
+    settings.save()
+    return outcome

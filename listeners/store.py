@@ -1,0 +1,196 @@
+"""What an administrator does to listeners, for Network > Listeners and ``listenerconfig`` alike.
+
+Each operation changes candidate rows and is meant to run inside
+``workflow.submit``: nothing takes effect before a commit. A refusal is a
+``ListenerRefused`` naming the problem; the submit's transaction rolls back
+whatever was half done. Listeners' ports join the sockets every service
+registers (``checks.register_sockets``): the same rule refuses a port here, on
+Network > IP Interfaces and at commit, so a loaded file cannot slip past it.
+
+Interfaces are read as their section reads them (``<interfaces>`` items), so
+this module depends on the configuration's element names, not on their rows.
+"""
+
+from __future__ import annotations
+
+import os
+
+from appliance.bootstrap import MANAGEMENT_INTERFACE, BootstrapError
+from appliance.config import checks
+from appliance.config.sections import Config, Item, registry
+from appliance.validators import validate_object_name
+from appliance.workflow import ChangeRefused, Outcome
+from certificates import selectors
+from certificates.models import Certificate
+from certificates.store import DEMO_NAME
+from listeners.models import PORT_MAX, PORT_MIN, Listener
+
+DEFAULT_LISTENER = "IncomingMail"
+DEFAULT_INTERFACE = MANAGEMENT_INTERFACE
+DEFAULT_SMTP_PORT = "2525"
+
+
+class ListenerRefused(ChangeRefused):
+    """A listener the appliance refuses; the message says which and why."""
+
+
+# --- interfaces and sockets ----------------------------------------------------------
+
+
+def interfaces() -> list[Item]:
+    """The candidate IP interfaces, as ``<interface>`` items."""
+    return registry.get("interfaces").read()
+
+
+def interface_named(name: str, items: list[Item]) -> Item | None:
+    return next((item for item in items if item["interface_name"] == name), None)
+
+
+def listener_sockets(config: Config) -> list[checks.SocketUse]:
+    """The address and port of each listener, for the check that no two services share one."""
+    items = config.get("interfaces", [])
+    sockets = []
+    for listener in config.get("listeners", []):
+        interface = interface_named(listener["interface_name"], items)
+        if interface is not None:  # else the reference check reports the unknown interface
+            sockets.append((interface["ip"], listener["port"], f"listener '{listener['listener_name']}'"))
+    return sockets
+
+
+def interface_choices() -> list[tuple[str, str]]:
+    """The candidate interfaces, labelled with their address and hostname."""
+    return [
+        (item["interface_name"], f"{item['interface_name']} ({item['ip']}: {item['interface_hostname']})")
+        for item in interfaces()
+    ]
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def get(name: str) -> Listener:
+    listener = Listener.objects.filter(name=name).first()
+    if listener is None:
+        raise ListenerRefused(f"There is no listener named '{name}'")
+    return listener
+
+
+def advice(listener: Listener, items: list[Item] | None = None) -> list[str]:
+    """What to know about the listener's certificate: expired, still waiting for its CA, or not
+    covering the interface's hostname (the name clients connect to)."""
+    if not listener.certificate_name:
+        return []
+    interface = interface_named(listener.interface_name, interfaces() if items is None else items)
+    hostnames = [interface["interface_hostname"]] if interface else []
+    return selectors.warnings_for(listener.certificate_name, hostnames)
+
+
+# --- checking and changing ---------------------------------------------------------
+
+
+def _check_name(name: str) -> None:
+    try:
+        validate_object_name(name)
+    except ValueError as exc:
+        raise ListenerRefused(f"The listener name {exc}") from None
+    if Listener.objects.filter(name=name).exists():
+        raise ListenerRefused(f"A listener named '{name}' already exists")
+
+
+def _check(listener: Listener, items: list[Item]) -> None:
+    """Each setting of one listener, against the candidate's interfaces and certificates."""
+    if listener.listener_type not in Listener.Type.values:
+        raise ListenerRefused(
+            f"The type of listener must be {' or '.join(Listener.Type.values)}, not {listener.listener_type!r}"
+        )
+    if interface_named(listener.interface_name, items) is None:
+        raise ListenerRefused(f"There is no interface named '{listener.interface_name}'")
+    if not PORT_MIN <= listener.port <= PORT_MAX:
+        raise ListenerRefused(f"The port must be between {PORT_MIN} and {PORT_MAX}, not {listener.port}")
+    if listener.certificate_name and not Certificate.objects.filter(name=listener.certificate_name).exists():
+        raise ListenerRefused(f"There is no certificate named '{listener.certificate_name}'")
+
+
+def _save(listener: Listener) -> Outcome:
+    """Check, save, then refuse if its address and port are another service's (the submit rolls back)."""
+    items = interfaces()
+    _check(listener, items)
+    listener.save()
+    conflicts = [
+        conflict
+        for conflict in checks.socket_conflicts(registry.candidate())
+        if f"listener '{listener.name}'" in conflict
+    ]
+    if conflicts:
+        raise ListenerRefused("The port is in use: " + "; ".join(conflicts))
+    return Outcome(warnings=advice(listener, items))
+
+
+def create(
+    name: str, listener_type: str, interface_name: str, port: int, certificate_name: str = ""
+) -> Outcome:
+    """Add Listener; the outcome warns about the chosen certificate."""
+    _check_name(name)
+    return _save(
+        Listener(
+            name=name,
+            listener_type=listener_type,
+            interface_name=interface_name,
+            port=port,
+            certificate_name=certificate_name,
+        )
+    )
+
+
+def edit(
+    name: str,
+    *,
+    new_name: str | None = None,
+    listener_type: str | None = None,
+    interface_name: str | None = None,
+    port: int | None = None,
+    certificate_name: str | None = None,
+) -> Outcome:
+    """Change the settings given (None: keep); ``certificate_name=""`` chooses no certificate."""
+    listener = get(name)
+    if new_name is not None and new_name != name:
+        _check_name(new_name)
+        listener.name = new_name
+    changes = {
+        "listener_type": listener_type,
+        "interface_name": interface_name,
+        "port": port,
+        "certificate_name": certificate_name,
+    }
+    for attribute, value in changes.items():
+        if value is not None:
+            setattr(listener, attribute, value)
+    return _save(listener)
+
+
+def set_certificate(name: str, certificate_name: str) -> Outcome:
+    """listenerconfig EDIT > CERTIFICATE: the certificate the listener offers for TLS."""
+    return edit(name, certificate_name=certificate_name)
+
+
+def delete(name: str) -> None:
+    get(name).delete()
+
+
+# --- first start ---------------------------------------------------------------------
+
+
+def create_default_listener(hostname: str) -> None:
+    """The listener the appliance ships with: public, on Management, TLS-capable with Demo, as the ESA."""
+    port = os.environ.get("APPLIANCE_SMTP_PORT", DEFAULT_SMTP_PORT)
+    if not (port.isascii() and port.isdigit()) or not PORT_MIN <= int(port) <= PORT_MAX:
+        raise BootstrapError(f"APPLIANCE_SMTP_PORT must be a port number, not {port!r}")
+    Listener.objects.update_or_create(
+        name=DEFAULT_LISTENER,
+        defaults={
+            "listener_type": Listener.Type.PUBLIC,
+            "interface_name": DEFAULT_INTERFACE,
+            "port": int(port),
+            "certificate_name": DEMO_NAME,
+        },
+    )

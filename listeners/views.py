@@ -1,0 +1,89 @@
+"""Network > Listeners: the list, Add Listener, Edit Listener and Delete."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from appliance.roles import Capability, requires
+from appliance.views.common import ConsoleRequest, submit_change
+from listeners import store
+from listeners.forms import ListenerForm
+from listeners.models import Listener
+
+
+def _list_context() -> dict:
+    interfaces = {item["interface_name"]: item for item in store.interfaces()}
+    rows = [(listener, interfaces.get(listener.interface_name)) for listener in Listener.objects.all()]
+    return {"rows": rows}
+
+
+def _listener(name: str) -> Listener:
+    listener = Listener.objects.filter(name=name).first()
+    if listener is None:
+        raise Http404(f"There is no listener named '{name}'.")
+    return listener
+
+
+@requires(Capability.VIEW_CONFIG)
+def listener_list(request: ConsoleRequest):
+    return render(request, "listeners/list.html", _list_context())
+
+
+@requires(Capability.VIEW_CONFIG)
+def add_listener(request: ConsoleRequest):
+    return _form_page(request, None)
+
+
+@requires(Capability.VIEW_CONFIG)
+def edit_listener(request: ConsoleRequest, name: str):
+    return _form_page(request, _listener(name))
+
+
+def _form_page(request: ConsoleRequest, listener: Listener | None):
+    """Add (``listener`` None) or edit: the form, then the change staged through the workflow."""
+    initial = ListenerForm.initial_for(listener) if listener else None
+    form = ListenerForm(request.POST or None, initial=initial)
+    partial = request.htmx and not request.htmx.boosted
+    template = "listeners/_form.html" if partial else "listeners/form.html"
+    context = {"form": form, "listener": listener}
+    if request.method != "POST" or not form.is_valid():
+        return render(request, template, context, status=400 if request.method == "POST" else 200)
+    data = form.cleaned_data
+    settings = {key: data[key] for key in ("listener_type", "interface_name", "port", "certificate_name")}
+    if listener is None:
+        description = f"created listener {data['name']}"
+
+        def apply():
+            return store.create(data["name"], **settings)
+
+    else:
+        description = f"edited listener {listener.name}"
+
+        def apply():
+            return store.edit(listener.name, new_name=data["name"], **settings)
+
+    response = submit_change(
+        request, description, apply, success_url=reverse("listeners:list"), template=template, context=context
+    )
+    if partial and response.status_code == 302:
+        # htmx would swap the list page into the form: send the browser there instead.
+        return HttpResponseClientRedirect(response["Location"])
+    return response
+
+
+@requires(Capability.VIEW_CONFIG)
+@require_POST
+def delete_listener(request: ConsoleRequest, name: str):
+    _listener(name)
+    return submit_change(
+        request,
+        f"deleted listener {name}",
+        lambda: store.delete(name),
+        success_url=reverse("listeners:list"),
+        template="listeners/list.html",
+        context=_list_context(),
+    )
