@@ -110,6 +110,27 @@ class ApplianceCommand(BaseCommand):
         return self.run(user, **options)  # each command defines run(user, **options)
 
 
+class SubcommandCommand(ApplianceCommand):
+    """A command whose first argument chooses what to do (``certconfig new …``), each a ``do_<name>``."""
+
+    def subcommands(self, parser):
+        """A function adding one subcommand, which takes --user and --force too."""
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        def action(name: str, help_text: str) -> argparse.ArgumentParser:
+            sub = actions.add_parser(name, help=help_text)
+            add_common_options(sub, defaults=False)
+            return sub
+
+        return action
+
+    def run(self, user, action, **options):
+        return getattr(self, f"do_{action.replace('-', '_')}")(user, **options)
+
+    def stage(self, user, description: str, apply, done: str) -> None:
+        self.report(workflow.submit(user, description, apply, source="CLI"), done)
+
+
 def read_passphrase_file(path: str | None) -> str | None:
     """The first line of a passphrase file, trailing CR/LF stripped, as openssl's ``file:``."""
     if path is None:

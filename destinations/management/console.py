@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
-from appliance import workflow
-from appliance.management.base import ApplianceCommand, Refused, add_common_options
+from appliance.management.base import Refused, SubcommandCommand
 from appliance.roles import require
 from destinations import probe
 
 
-class SubcommandCommand(ApplianceCommand):
-    """A command whose first argument chooses what to do (``ldapconfig new …``), each ``do_<name>``."""
-
-    def subcommands(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-        def action(name: str, help_text: str) -> argparse.ArgumentParser:
-            sub = actions.add_parser(name, help=help_text)
-            add_common_options(sub, defaults=False)
-            return sub
-
-        return action
-
-    def run(self, user, action, **options):
-        return getattr(self, f"do_{action.replace('-', '_')}")(user, **options)
-
-    def stage(self, user, description: str, apply, done: str) -> None:
-        self.report(workflow.submit(user, description, apply, source="CLI"), done)
+class TestingCommand(SubcommandCommand):
+    """A destinations command that can also run a connection test."""
 
     def print_report(self, user, test) -> None:
         """Run a connection test (Operators and Administrators) and print it; exit 1 if it failed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from appliance import interfaces, workflow
 from appliance.config.sections import registry
-from appliance.management.base import ApplianceCommand, add_common_options
+from appliance.management.base import SubcommandCommand
 from appliance.models import Interface
 from appliance.roles import Capability, require
 from certificates import selectors
@@ -24,18 +24,13 @@ def _port(value: str):
 _port.__name__ = "port (1-65535 or off)"
 
 
-class Command(ApplianceCommand):
+class Command(SubcommandCommand):
     help = (
         "List, add, edit and delete IP interfaces; each serves the console over HTTPS with its certificate."
     )
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-        def action(name, help_text):
-            sub = actions.add_parser(name, help=help_text)
-            add_common_options(sub, defaults=False)
-            return sub
+        action = self.subcommands(parser)
 
         def settings(sub, new: bool):
             default = None if new else UNSET
@@ -56,9 +51,6 @@ class Command(ApplianceCommand):
         settings(edit, new=False)
         edit.add_argument("--rename", metavar="NEW_NAME")
         action("delete", "delete an interface nothing uses").add_argument("name")
-
-    def run(self, user, action, **options):
-        return getattr(self, f"do_{action}")(user, **options)
 
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)

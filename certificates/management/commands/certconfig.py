@@ -7,7 +7,7 @@ from pathlib import Path
 
 from appliance import audit, workflow
 from appliance.audit import Action
-from appliance.management.base import ApplianceCommand, Refused, add_common_options, read_passphrase_file
+from appliance.management.base import Refused, SubcommandCommand, read_passphrase_file
 from appliance.roles import Capability, require
 from certificates import downloads, pki, store
 from certificates.models import Certificate
@@ -22,16 +22,11 @@ def _read(path: str) -> bytes:
         raise Refused(f'"{path}" is a folder, not a file') from None
 
 
-class Command(ApplianceCommand):
+class Command(SubcommandCommand):
     help = "Create, upload, import, export, renew and delete certificates (changes are staged; commit applies them)."
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-        def action(name, help_text):
-            sub = actions.add_parser(name, help=help_text)
-            add_common_options(sub, defaults=False)
-            return sub
+        action = self.subcommands(parser)
 
         action("list", "the certificates, as Network > Certificates lists them")
         action("print", "certificates by service; with NAME, one certificate in detail").add_argument(
@@ -72,13 +67,6 @@ class Command(ApplianceCommand):
         renew.add_argument("name")
         renew.add_argument("--new-key", action="store_true")
         action("delete", "delete a certificate no service uses").add_argument("name")
-
-    def run(self, user, action, force=False, **options):
-        handler = getattr(self, f"do_{action}")
-        return handler(user, force=force, **options)
-
-    def stage(self, user, description: str, apply, done: str):
-        self.report(workflow.submit(user, description, apply, source="CLI"), done)
 
     # --- reading ---------------------------------------------------------
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from appliance.management.base import Refused
+from appliance.management.base import Refused, SubcommandCommand
 from appliance.roles import Capability, require
 from destinations import store
-from destinations.management.console import SubcommandCommand, add_certificate_options, yes_no
+from destinations.management.console import add_certificate_options, yes_no
 from destinations.models import DestinationControls
 
 

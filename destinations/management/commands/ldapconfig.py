@@ -8,7 +8,7 @@ from appliance.config.sections import registry
 from appliance.management.base import Refused, read_passphrase_file
 from appliance.roles import Capability, require
 from destinations import ldap, store
-from destinations.management.console import SubcommandCommand, add_certificate_options, yes_no
+from destinations.management.console import TestingCommand, add_certificate_options, yes_no
 from destinations.models import LDAP_PORT, LDAPS_PORT, LdapServer, LdapSettings
 
 
@@ -28,7 +28,7 @@ def _profile_options(parser, new: bool) -> None:
     parser.add_argument("--base-dn", help="where searches start, e.g. dc=example,dc=com")
 
 
-class Command(SubcommandCommand):
+class Command(TestingCommand):
     help = (
         "LDAP global settings (the client certificate) and LDAP server profiles, with Test Server (staged)."
     )

@@ -6,11 +6,11 @@ from appliance.config.sections import registry
 from appliance.management.base import Refused
 from appliance.roles import Capability, require
 from destinations import store, websecurity
-from destinations.management.console import SubcommandCommand, add_certificate_options
+from destinations.management.console import TestingCommand, add_certificate_options
 from destinations.models import UrlFiltering
 
 
-class Command(SubcommandCommand):
+class Command(TestingCommand):
     help = "URL Filtering: on/off, the Web Security Services endpoint and client certificate (staged), Test Connection."
 
     def add_arguments(self, parser):

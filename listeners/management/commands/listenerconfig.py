@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from appliance import workflow
-from appliance.management.base import ApplianceCommand, add_common_options
+from appliance.management.base import SubcommandCommand
 from appliance.roles import Capability, require
 from listeners import store
 from listeners.models import Listener
@@ -11,19 +10,14 @@ from listeners.models import Listener
 EDIT_OPTIONS = ("new_name", "listener_type", "interface_name", "port", "certificate_name")
 
 
-class Command(ApplianceCommand):
+class Command(SubcommandCommand):
     help = (
         "List, add, edit and delete listeners and choose the certificate each offers for TLS "
         "(changes are staged; commit applies them)."
     )
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-        def action(name, help_text):
-            sub = actions.add_parser(name, help=help_text)
-            add_common_options(sub, defaults=False)
-            return sub
+        action = self.subcommands(parser)
 
         def settings(sub, required: bool):
             sub.add_argument("--type", dest="listener_type", choices=Listener.Type.values, required=required)
@@ -49,13 +43,6 @@ class Command(ApplianceCommand):
         certificate.add_argument("name")
         certificate.add_argument("certificate_name", metavar="CERTNAME", help='a certificate, or "" for none')
         action("delete", "delete a listener").add_argument("name")
-
-    def run(self, user, action, force=False, **options):
-        handler = getattr(self, f"do_{action}")
-        return handler(user, **options)
-
-    def stage(self, user, description: str, apply, done: str):
-        self.report(workflow.submit(user, description, apply, source="CLI"), done)
 
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
