@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import warnings
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -146,7 +147,11 @@ def read_certificate_file(data: bytes) -> CertificateFile:
 
 def _pkcs7(loader, data: bytes) -> list[x509.Certificate]:
     try:
-        certificates = loader(data)
+        with warnings.catch_warnings():
+            # openssl crl2pkcs7 (and Windows) write the certificate set unsorted, which is BER, not DER;
+            # cryptography reads it and says so. Such files are what admins have: no warning for them.
+            warnings.filterwarnings("ignore", message="PKCS#7 certificates could not be parsed as DER")
+            certificates = loader(data)
     except ValueError:
         raise CertificateError("The PKCS#7 file cannot be read") from None
     if not certificates:
