@@ -24,6 +24,7 @@ class Capability(StrEnum):
     EXPORT_SECRETS = "save the configuration with encrypted passphrases"
     EXPORT_PLAIN = "save the configuration with plain passphrases"
     VIEW_AUDIT = "view the audit log"
+    TEST_CONNECTIONS = "run connection tests (Test Server, Test Connection)"
     MANAGE_USERS = "manage user accounts"
 
 
@@ -36,6 +37,7 @@ _STAFF = {
     Capability.EXPORT_MASKED,
     Capability.EXPORT_SECRETS,
     Capability.VIEW_AUDIT,
+    Capability.TEST_CONNECTIONS,
 }
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {

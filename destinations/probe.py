@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 # Who may run a connection test: it uses the appliance's private keys toward a host of the
 # administrator's choosing, so it is an operation, not a view (Operators and Administrators).
-TEST_CAPABILITY = Capability.SUBMIT
+TEST_CAPABILITY = Capability.TEST_CONNECTIONS
 
 TIMEOUT = 5.0  # seconds, for each of connect, handshake and answer
 # After the handshake, how long to wait for the server's verdict on the client certificate:

@@ -399,7 +399,7 @@ def test_ldapconfig_setup_warns_about_the_certificate_and_test_exits_by_result(
         assert out.splitlines()[0] == f"Test Server: LDAP server profile 'corp' (localhost port {peer.port})"
         assert out.splitlines()[-1] == "The TLS connection works; the bind succeeded."
         assert refused("ldapconfig", "test", "corp", "--user", "rita")[1] == (
-            "Error: The Read-Only Operator role may not submit changes."
+            "Error: The Read-Only Operator role may not run connection tests (Test Server, Test Connection)."
         )
     with TlsPeer(staged.server, staged.pki.root.cert, not_ldap) as peer:
         workflow.submit(admin, "port", lambda: store.save_ldap_server(

@@ -278,7 +278,7 @@ def test_websecurityconfig_refusals(admin, read_only):
         "Error: No Web Security Services endpoint is set; no connection was attempted.",
     )
     assert refused("websecurityconfig", "test", "--user", "rita")[1] == (
-        "Error: The Read-Only Operator role may not submit changes."
+        "Error: The Read-Only Operator role may not run connection tests (Test Server, Test Connection)."
     )
     assert current() == (False, "", "")
     assert not workflow.has_uncommitted_changes()
