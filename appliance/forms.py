@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
+from appliance import tls
 from appliance.models import Role, User
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
 
@@ -142,3 +143,31 @@ class InterfaceForm(forms.Form):
             "httpsd_port": item["httpsd_port"],
             "certificate": item["certificate_name"],
         }
+
+
+class SslConfigurationForm(forms.Form):
+    """System Administration > SSL Configuration: one block of three fields per service."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for service in tls.Service:
+            self.fields[f"{service}_tls_min"] = forms.ChoiceField(
+                label=f"{service.label}: lowest TLS version", choices=tls.TLSVersion.choices
+            )
+            self.fields[f"{service}_tls_max"] = forms.ChoiceField(
+                label=f"{service.label}: highest TLS version", choices=tls.TLSVersion.choices
+            )
+            self.fields[f"{service}_ciphers"] = forms.CharField(
+                label=f"{service.label}: ciphers (TLS 1.2 and below)",
+                widget=forms.Textarea(attrs={"rows": 2}),
+                validators=[config_validator(tls.validate_ciphers)],
+                help_text="An OpenSSL cipher string; TLS 1.3 suites are always those of OpenSSL.",
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        for service in tls.Service:
+            lowest, highest = cleaned.get(f"{service}_tls_min"), cleaned.get(f"{service}_tls_max")
+            if lowest and highest and (problem := tls.policy_problems(lowest, highest)):
+                self.add_error(f"{service}_tls_min", f"{service.label}: {problem}.")
+        return cleaned

@@ -17,15 +17,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 
-from appliance import vault
+from appliance import tls, vault
 from appliance.config.sections import Config
-
-# Mozilla's "intermediate" profile: TLS 1.2 with AEAD suites, and TLS 1.3.
-INTERMEDIATE_CIPHERS = (
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
-)
 
 
 @dataclass(frozen=True)
@@ -95,10 +88,9 @@ def forget_certificate_files() -> None:
     shutil.rmtree(runtime_dir(), ignore_errors=True)
 
 
-def server_context(certificate: dict) -> ssl.SSLContext:
+def server_context(certificate: dict, policy: tls.Policy) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(INTERMEDIATE_CIPHERS)
+    policy.apply(context)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     chain_path, key_path = certificate_files(certificate)
     context.load_cert_chain(chain_path, key_path, password=vault.runtime_password())
@@ -108,11 +100,12 @@ def server_context(certificate: dict) -> ssl.SSLContext:
 def contexts_for(config: Config) -> dict[tuple[str, int], ssl.SSLContext]:
     """(address, port) → context with that interface's certificate and intermediates."""
     certificates = {c["certificate_name"]: c for c in config.get("certificates", [])}
+    policy = tls.policy(config, tls.Service.GUI)
     built: dict[str, ssl.SSLContext] = {}
     result = {}
     for endpoint in endpoints(config):
         if endpoint.certificate not in built:
-            built[endpoint.certificate] = server_context(certificates[endpoint.certificate])
+            built[endpoint.certificate] = server_context(certificates[endpoint.certificate], policy)
         result[(endpoint.address, endpoint.port)] = built[endpoint.certificate]
     return result
 

@@ -54,6 +54,34 @@ class SystemSettings(models.Model):
         return settings
 
 
+class SslSettings(models.Model):
+    """The single row of System Administration > SSL Configuration (candidate): per service, TLS
+    versions from lowest to highest and the OpenSSL cipher string (TLS 1.2 and below)."""
+
+    gui_tls_min = models.CharField(max_length=8, default="TLSv1.2")
+    gui_tls_max = models.CharField(max_length=8, default="TLSv1.3")
+    gui_ciphers = models.TextField()
+    inbound_tls_min = models.CharField(max_length=8, default="TLSv1.2")
+    inbound_tls_max = models.CharField(max_length=8, default="TLSv1.3")
+    inbound_ciphers = models.TextField()
+    outbound_tls_min = models.CharField(max_length=8, default="TLSv1.2")
+    outbound_tls_max = models.CharField(max_length=8, default="TLSv1.3")
+    outbound_ciphers = models.TextField()
+
+    class Meta:
+        verbose_name_plural = "SSL settings"
+
+    def __str__(self):
+        return "SSL Configuration"
+
+    @classmethod
+    def load(cls) -> SslSettings:
+        from appliance.tls import INTERMEDIATE_CIPHERS
+
+        defaults = {f"{service}_ciphers": INTERMEDIATE_CIPHERS for service in ("gui", "inbound", "outbound")}
+        return cls.objects.get_or_create(pk=1, defaults=defaults)[0]
+
+
 class Interface(models.Model):
     """An IP interface: an address the console (and later the listeners) serve on (candidate)."""
 

@@ -38,6 +38,7 @@ def register_core_pages():
     register("Network", "IP Interfaces", "interfaces", position=10)
     register("System Administration", "Users", "users", Capability.MANAGE_USERS, position=10)
     register("System Administration", "System Settings", "system_settings", position=20)
+    register("System Administration", "SSL Configuration", "ssl_configuration", position=25)
     register("System Administration", "Configuration File", "config_file", Capability.EXPORT_MASKED, 30)
     register("System Administration", "Configuration Rollback", "rollback", position=40)
     register("System Administration", "Audit Log", "audit_log", Capability.VIEW_AUDIT, position=50)

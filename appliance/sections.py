@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from appliance import tls
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Kind, Section, registry
-from appliance.models import Interface, SystemSettings
+from appliance.models import Interface, SslSettings, SystemSettings
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
 
 NETWORK = "Network Configuration"
@@ -121,6 +122,41 @@ def register_sections():
             write=_write_rollback,
         )
     )
+    registry.register(
+        Section(
+            tag="ssl_config",
+            title="SSL Configuration",
+            heading=SYSTEM,
+            position=890,
+            fields=tuple(
+                field
+                for service in tls.Service
+                for field in (
+                    Field(
+                        f"{service}_tls_min",
+                        f"{service.label}: lowest TLS version",
+                        default=tls.TLSVersion.TLS1_2,
+                        validate=_tls_version,
+                    ),
+                    Field(
+                        f"{service}_tls_max",
+                        f"{service.label}: highest TLS version",
+                        default=tls.TLSVersion.TLS1_3,
+                        validate=_tls_version,
+                    ),
+                    Field(
+                        f"{service}_ciphers",
+                        f"{service.label}: ciphers",
+                        default=tls.INTERMEDIATE_CIPHERS,
+                        validate=tls.validate_ciphers,
+                    ),
+                )
+            ),
+            read=lambda: [{f: getattr(SslSettings.load(), f) for f in SSL_FIELDS}],
+            write=_write_ssl,
+            clean_item=_clean_ssl,
+        )
+    )
     checks.register(console_reachable)
     checks.register_sockets(interface_sockets)
 
@@ -144,3 +180,24 @@ def interface_sockets(config: Config) -> list[checks.SocketUse]:
         for tag, service in (("httpd_port", "HTTP"), ("httpsd_port", "HTTPS"))
         if interface[tag]
     ]
+
+
+SSL_FIELDS = [f"{service}_{name}" for service in tls.Service for name in ("tls_min", "tls_max", "ciphers")]
+
+
+def _tls_version(value: str) -> None:
+    if value not in tls.TLSVersion.values:
+        raise ValueError(f"must be one of {', '.join(tls.TLSVersion.values)}, not {value!r}")
+
+
+def _write_ssl(items):
+    SslSettings.objects.update_or_create(pk=1, defaults={f: items[0][f] for f in SSL_FIELDS})
+
+
+def _clean_ssl(item):
+    problems = []
+    for service in tls.Service:
+        problem = tls.policy_problems(item[f"{service}_tls_min"], item[f"{service}_tls_max"])
+        if problem:
+            problems.append((f"{service}_tls_min", problem))
+    return problems

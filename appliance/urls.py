@@ -15,6 +15,7 @@ urlpatterns = [
     path("network/interfaces/<str:name>/", network.interface_edit, name="interface_edit"),
     path("network/interfaces/<str:name>/delete/", network.interface_delete, name="interface_delete"),
     path("admin/system/", system.system_settings, name="system_settings"),
+    path("admin/ssl/", system.ssl_configuration, name="ssl_configuration"),
     path("admin/config/", configfile.config_file, name="config_file"),
     path("admin/config/load/", configfile.load_config, name="load_config"),
     path("admin/rollback/", workflow.rollback, name="rollback"),

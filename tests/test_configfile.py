@@ -145,6 +145,7 @@ def test_saved_file_has_the_esa_shape(admin):
         "url_filtering",
         "ldap",
         "ldap_servers",
+        "ssl_config",
         "config_rollback",
     ]
     comments = [text for tag, text in (c for c in children if isinstance(c, tuple))]

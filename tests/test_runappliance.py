@@ -416,3 +416,22 @@ def test_an_unconfirmed_commit_rolls_back_by_itself_also_across_a_restart(tmp_pa
         assert presented_certificate(restarted.port) == committed_certificate(restarted, "Demo")
     finally:
         restarted.stop()
+
+
+def test_the_committed_ssl_configuration_is_what_the_console_serves(running):
+    def handshake(version: ssl.TLSVersion) -> str:
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        client.minimum_version = client.maximum_version = version
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+            with client.wrap_socket(raw) as tls:
+                return tls.version()
+
+    assert handshake(ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    ok(running, "sslconfig", "set", "gui", "--min", "TLSv1.3")
+    before = len(running.lines)
+    ok(running, "commit", "--comment", "TLS 1.3 only on the console")
+    running.wait_for(r"configuration version 2\]", after=before)
+    assert handshake(ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    with pytest.raises(ssl.SSLError):
+        handshake(ssl.TLSVersion.TLSv1_2)

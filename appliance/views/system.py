@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from appliance.forms import SystemSettingsForm
-from appliance.models import AuditEvent, SystemSettings
+from appliance.forms import SslConfigurationForm, SystemSettingsForm
+from appliance.models import AuditEvent, SslSettings, SystemSettings
 from appliance.roles import Capability, requires
+from appliance.sections import SSL_FIELDS
 from appliance.views.common import ConsoleRequest, submit_change
 
 
@@ -50,3 +52,31 @@ def audit_log(request: ConsoleRequest):
         "appliance/audit_log.html",
         {"page": page, "actions": AuditEvent.Action.choices, "action": action, "user_name": user_name},
     )
+
+
+@requires(Capability.VIEW_CONFIG)
+def ssl_configuration(request: ConsoleRequest):
+    current = SslSettings.load()
+    initial = {field: getattr(current, field) for field in SSL_FIELDS}
+    form = SslConfigurationForm(request.POST or None, initial=initial)
+    context = {"form": form}
+    if request.method == "POST" and form.is_valid():
+
+        def apply():
+            SslSettings.objects.filter(pk=current.pk).update(**{f: form.cleaned_data[f] for f in SSL_FIELDS})
+
+        response = submit_change(
+            request,
+            "edited the SSL configuration",
+            apply,
+            success_url="ssl_configuration",
+            template="appliance/ssl_configuration.html",
+            context=context,
+        )
+        if response.status_code == 302:
+            messages.warning(
+                request,
+                "The changes in the settings of the SSL Configuration can cause all related services to restart",
+            )
+        return response
+    return render(request, "appliance/ssl_configuration.html", context)
