@@ -40,6 +40,8 @@ def display(f: Field, value) -> str:
         return "(secret)"
     if f.kind is Kind.BOOL:
         return "Yes" if value else "No"
+    if f.kind is Kind.ITEMS:
+        return f"{len(value)} entr{'y' if len(value) == 1 else 'ies'}"
     if f.repeated:
         return "; ".join(display(replace(f, repeated=False), one) for one in value) if value else "(none)"
     if f.summarize:
@@ -52,6 +54,8 @@ def _same(f: Field, before, after) -> bool:
     if f.kind is Kind.SECRET and before and after:
         # Sealing is randomised: compare what the tokens hold.
         return before == after or vault.unseal(before).strip() == vault.unseal(after).strip()
+    if f.kind is Kind.ITEMS:
+        return not _list_changes(f.child_section(), before or [], after or [])
     if f.repeated:
         return [one.strip() for one in before or ()] == [one.strip() for one in after or ()]
     if f.kind is Kind.TEXT and before and after:
@@ -63,6 +67,8 @@ def _field_changes(section: Section, before: Item, after: Item) -> list[FieldCha
     changes = []
     for f in section.fields:
         old, new = before.get(f.tag), after.get(f.tag)
+        if f.kind is Kind.ITEMS:
+            continue  # listed entry by entry (_nested_changes)
         if not _same(f, old, new):
             if f.kind is Kind.SECRET and old and new:
                 changes.append(FieldChange(f.label, "(secret)", "(secret, changed)"))
@@ -75,8 +81,19 @@ def _all_fields(section: Section, item: Item) -> list[FieldChange]:
     return [
         FieldChange(f.label, "", display(f, item.get(f.tag)))
         for f in section.fields
-        if item.get(f.tag) not in (None, "")
+        if item.get(f.tag) not in (None, "", [])
     ]
+
+
+def _nested_changes(section: Section, before: Item, after: Item, owner: str) -> list[ObjectChange]:
+    """Entries of Kind.ITEMS fields, each as an object of its own: "listener 'X': sender group 'Y'"."""
+    changes = []
+    for f in section.fields:
+        if f.kind is Kind.ITEMS:
+            for change in _list_changes(f.child_section(), before.get(f.tag) or [], after.get(f.tag) or []):
+                change.name = f"{owner}: {change.name}"
+                changes.append(change)
+    return changes
 
 
 def _list_changes(section: Section, before: list[Item], after: list[Item]) -> list[ObjectChange]:
@@ -86,8 +103,10 @@ def _list_changes(section: Section, before: list[Item], after: list[Item]) -> li
     for name, item in new.items():
         if name not in old:
             changes.append(ObjectChange("added", section.item_name(item), _all_fields(section, item)))
-        elif fields := _field_changes(section, old[name], item):
-            changes.append(ObjectChange("changed", section.item_name(item), fields))
+        else:
+            if fields := _field_changes(section, old[name], item):
+                changes.append(ObjectChange("changed", section.item_name(item), fields))
+            changes += _nested_changes(section, old[name], item, section.item_name(item))
     for name, item in old.items():
         if name not in new:
             changes.append(ObjectChange("deleted", section.item_name(item)))
@@ -110,6 +129,7 @@ def diff(before: Config, after: Config) -> list[SectionChange]:
         else:
             fields = _field_changes(section, old[0], new[0])
             objects = [ObjectChange("changed", section.title, fields)] if fields else []
+            objects += _nested_changes(section, old[0], new[0], section.title)
         if objects:
             result.append(SectionChange(section, objects))
     return result

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     INT = "int"
     BOOL = "bool"
     SECRET = "secret"  # sealed with the appliance key at rest; masked or encrypted in files
+    ITEMS = "items"  # repeated elements that each hold ``children`` settings: a list of dicts
 
 
 class _Required:
@@ -62,10 +63,28 @@ class Field:
     # For a field naming a certificate: the host names that certificate should cover,
     # given the item and the whole configuration (an interface's hostname).
     covers: Callable[[Item, Config], list[str]] | None = None
+    # Kind.ITEMS: the settings of each repeated element, and the one that names it.
+    children: tuple[Field, ...] = ()
+    child_key: str | None = None
 
     def __post_init__(self):
+        if self.kind is Kind.ITEMS:
+            object.__setattr__(self, "repeated", True)
         if self.repeated and self.default is REQUIRED:
             object.__setattr__(self, "default", ())
+
+    def child_section(self) -> Section:
+        """The repeated elements of a Kind.ITEMS field seen as a list section (for parsing and the diff)."""
+        return Section(
+            tag=self.tag,
+            title=self.label,
+            heading="",
+            fields=self.children,
+            read=list,
+            write=lambda items: None,
+            item_tag=self.tag,
+            key=self.child_key,
+        )
 
     @property
     def required(self) -> bool:

@@ -59,6 +59,10 @@ def _text(f: Field, value, mode: SecretMode, cipher: vault.PassphraseCipher | No
 def _append_fields(parent, section: Section, item: Item, mode, cipher) -> None:
     for f in section.fields:
         value = item.get(f.tag)
+        if f.kind is Kind.ITEMS:
+            for child in value:
+                _append_fields(etree.SubElement(parent, f.tag), f.child_section(), child, mode, cipher)
+            continue
         for one in value if f.repeated else [value]:
             if one is None or (one == "" and not f.required):
                 continue  # an ESA service that is off, an empty optional setting
@@ -205,6 +209,10 @@ class _Parser:
                 self.problem(child, "appears twice")
                 continue
             self.document.lines.setdefault((section.tag, index, f.tag), child.sourceline)
+            if f.kind is Kind.ITEMS:
+                entries = item.setdefault(f.tag, [])
+                entries.append(self.item(f.child_section(), child, len(entries)))
+                continue
             value = self.value(f, child)
             if value not in (None, "") and f.validate and self.mode is not SecretMode.SEALED:
                 try:
@@ -225,11 +233,21 @@ class _Parser:
                 item[f.tag] = None if f.default is REQUIRED else f.default
                 if f.repeated:
                     item[f.tag] = list(f.default)
+            elif f.kind is Kind.ITEMS:
+                self.duplicate_names(f.child_section(), item[f.tag], element)
         if section.clean_item and self.mode is not SecretMode.SEALED and not self.problems:
             for field_tag, message in section.clean_item(item):
                 line = self.document.line(section.tag, index, field_tag)
                 self.problems.append(f"line {line}: <{field_tag or element.tag}> {message}")
         return item
+
+    def duplicate_names(self, section: Section, items: list[Item], parent) -> None:
+        seen = set()
+        for item in items:
+            name = item.get(section.key)
+            if name is not None and name in seen:
+                self.problem(parent, f"lists <{section.item_tag}> {name!r} twice")
+            seen.add(name)
 
     def section(self, section: Section, element) -> list[Item]:
         if section.is_scalar:
