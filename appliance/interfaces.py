@@ -35,6 +35,8 @@ def _validate(item: dict) -> None:
             check(item[tag])
         except ValueError as exc:
             raise ChangeRefused(f"The {tag.replace('_', ' ')} {exc}") from None
+    if item["netmask"] is None or not 0 <= item["netmask"] <= 128:
+        raise ChangeRefused(f"The netmask must be a prefix length from 0 to 128, not {item['netmask']}")
     for tag in ("httpd_port", "httpsd_port"):
         if item[tag] is not None and not 1 <= item[tag] <= 65535:
             service = "HTTP" if tag == "httpd_port" else "HTTPS"

@@ -208,3 +208,33 @@ def test_a_plain_commit_confirms_on_the_console(admin):
     assert run("commit")[0] == "Version 2 confirmed.\n"
     assert not PendingConfirmation.objects.exists()
     assert run("commit")[0] == "No changes to commit.\n"
+
+
+def test_an_unspecified_address_clashes_with_every_address_on_its_port(admin):
+    from appliance.config import checks
+    from appliance.config.sections import registry
+
+    config = registry.candidate()
+    config["interfaces"].append({**config["interfaces"][0], "interface_name": "Any", "ip": "0.0.0.0"})
+    assert "HTTPS of interface 'Management' and HTTPS of interface 'Any' both use 0.0.0.0 port 8443" in (
+        checks.socket_conflicts(config)
+    )
+    config["interfaces"][-1].update(ip="::", interface_name="AnyV6")
+    assert not any("AnyV6" in problem for problem in checks.socket_conflicts(config))
+
+
+def test_a_negative_netmask_is_refused_by_interfaceconfig(admin):
+    assert (
+        refused(
+            "interfaceconfig",
+            "new",
+            "X",
+            "--ip",
+            "127.0.0.3",
+            "--hostname",
+            "x.example.org",
+            "--netmask",
+            "-1",
+        )
+        == "Error: The netmask must be a prefix length from 0 to 128, not -1"
+    )

@@ -6,6 +6,7 @@ certificate or an interface that does not exist.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from appliance.config.sections import Config, registry
@@ -52,14 +53,26 @@ def register_sockets(users: Callable[[Config], list[SocketUse]]) -> None:
 
 
 def socket_conflicts(config: Config) -> list[str]:
-    claimed: dict[tuple[str, int], str] = {}
+    """Two services on one address and port; an unspecified address (0.0.0.0, ::) takes every address."""
+    claimed: dict[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int], str] = {}
     problems = []
     for users in _socket_users:
         for address, port, who in users(config):
-            if (address, port) in claimed:
-                problems.append(f"{claimed[address, port]} and {who} both use {address} port {port}")
+            ip = ipaddress.ip_address(address)
+            clash = next(
+                (
+                    (other, owner)
+                    for (other, other_port), owner in claimed.items()
+                    if other_port == port
+                    and other.version == ip.version
+                    and (other == ip or other.is_unspecified or ip.is_unspecified)
+                ),
+                None,
+            )
+            if clash:
+                problems.append(f"{clash[1]} and {who} both use {address} port {port}")
             else:
-                claimed[address, port] = who
+                claimed[ip, port] = who
     return problems
 
 

@@ -26,6 +26,5 @@ class Command(ApplianceCommand):
             self.warn(warning)
         self.stdout.write(f"Changes committed: version {version.number}")
         if confirm_within:
-            self.warn(
-                f"version {version.number} rolls back in {confirm_within} minutes unless confirmed (commit again)"
-            )
+            minutes = f"{confirm_within} minute{'s' if confirm_within != 1 else ''}"
+            self.warn(f"version {version.number} rolls back in {minutes} unless confirmed (commit again)")
