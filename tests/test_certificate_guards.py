@@ -116,3 +116,22 @@ def test_an_intermediate_listed_twice_is_named_as_such(admin, tmp_path):
         configfile.load(admin, document, None, "dup.xml")
     [problem] = error.value.problems
     assert problem.endswith("<intermediate_certificate> lists the same certificate twice")
+
+
+def test_a_damaged_rsa_key_is_refused_by_name():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    good = pki.generate_key(pki.KeyType.RSA2048).private_numbers()
+    damaged = rsa.RSAPrivateNumbers(
+        p=good.p,
+        q=good.q,
+        d=good.d,
+        dmp1=good.dmp1 + 2,
+        dmq1=good.dmq1,
+        iqmp=good.iqmp,
+        public_numbers=good.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    with pytest.raises(
+        pki.CertificateError, match="^The private key is damaged: its parts do not belong together$"
+    ):
+        pki.load_private_key(pki.private_key_pem(damaged))
