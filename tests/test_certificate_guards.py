@@ -125,7 +125,7 @@ def test_a_damaged_rsa_key_is_refused_by_name():
     damaged = rsa.RSAPrivateNumbers(
         p=good.p,
         q=good.q,
-        d=good.d,
+        d=good.d + 2,
         dmp1=good.dmp1 + 2,
         dmq1=good.dmq1,
         iqmp=good.iqmp,
