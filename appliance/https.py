@@ -133,7 +133,9 @@ class ConsoleTLS:
 
     def _select(self, ssl_socket, server_name, initial_context):
         address, port = ssl_socket.getsockname()[:2]
-        chosen = self._by_socket.get((address, port))
+        # An interface on 0.0.0.0 or :: is reached on some real address of the machine.
+        unspecified = "::" if ":" in address else "0.0.0.0"
+        chosen = self._by_socket.get((address, port)) or self._by_socket.get((unspecified, port))
         if chosen is not None:
             ssl_socket.context = chosen
 

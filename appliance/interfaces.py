@@ -11,7 +11,8 @@ from appliance.config.sections import Config, registry
 from appliance.models import Interface
 from appliance.sections import INTERFACE_FIELDS, interface_problems
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
-from appliance.workflow import ChangeRefused
+from appliance.workflow import ChangeRefused, Outcome
+from certificates import selectors
 
 
 def get(name: str) -> Interface:
@@ -46,28 +47,29 @@ def _validate(item: dict) -> None:
         raise ChangeRefused("; ".join(f"<{tag}> {message}" for tag, message in problems))
 
 
-def save(original: str | None, item: dict) -> Interface:
-    """Create (``original`` None) or replace an interface from a configuration item; check its sockets."""
+def save(original: str | None, item: dict) -> Outcome:
+    """Create (``original`` None) or replace an interface from a configuration item; check its sockets.
+
+    Returns advice on its certificate (expired, waiting for its CA, not naming the hostname).
+    """
     _validate(item)
+    conflicts_before = checks.socket_conflicts(registry.candidate())
     if original is None or original != item["interface_name"]:
         if Interface.objects.filter(name=item["interface_name"]).exists():
             raise ChangeRefused(f"An IP interface named '{item['interface_name']}' already exists")
     if original is not None:
         existing = get(original)
-        if original != item["interface_name"] and users_of(original):
-            raise ChangeRefused(
-                f"'{original}' cannot be renamed while {', '.join(users_of(original))} use it"
-            )
+        users = users_of(original)
+        if original != item["interface_name"] and users:
+            raise ChangeRefused(f"'{original}' cannot be renamed while {', '.join(users)} use it")
         existing.delete()
-    interface = Interface.objects.create(
-        **{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items()}
-    )
-    conflicts = [
-        c for c in checks.socket_conflicts(registry.candidate()) if f"'{item['interface_name']}'" in c
-    ]
+    Interface.objects.create(**{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items()})
+    conflicts = checks.new_socket_conflicts(conflicts_before)
     if conflicts:
         raise ChangeRefused("The port is in use: " + "; ".join(conflicts))
-    return interface
+    if not item["certificate_name"]:
+        return Outcome()
+    return Outcome(warnings=selectors.warnings_for(item["certificate_name"], [item["interface_hostname"]]))
 
 
 def delete(name: str) -> None:
@@ -86,16 +88,22 @@ def console_change(running: Config, candidate: Config, host: str, port: int) -> 
     """The interface serving this browser, if the candidate changes how it is reached; else ''.
 
     Matched by the HTTPS port (and the address, when the browser used one); a
-    change of address, port or certificate (or its content) may cut the admin off.
+    change of address, port, certificate (or its content) or the console's SSL
+    Configuration may cut the admin off.
     """
 
     def certificate(config, name):
-        item = next((c for c in config.get("certificates", []) if c["certificate_name"] == name), None)
+        item = registry.item_named(config, "certificates", name)
         return item and (
             item["certificate_pem"].strip(),
             [pem.strip() for pem in item["intermediate_certificate"]],
         )
 
+    gui = [f"gui_{name}" for name in ("tls_min", "tls_max", "ciphers")]
+    ssl_changes = any(
+        (running.get("ssl_config") or [{}])[0].get(f) != (candidate.get("ssl_config") or [{}])[0].get(f)
+        for f in gui
+    )
     for interface in running.get("interfaces", []):
         if interface["httpsd_port"] != port or host not in (
             interface["ip"],
@@ -104,7 +112,9 @@ def console_change(running: Config, candidate: Config, host: str, port: int) -> 
         ):
             continue
         name = interface["interface_name"]
-        after = next((i for i in candidate.get("interfaces", []) if i["interface_name"] == name), None)
+        if ssl_changes:
+            return name
+        after = registry.item_named(candidate, "interfaces", name)
         if after is None or any(
             after[tag] != interface[tag] for tag in ("ip", "httpsd_port", "certificate_name")
         ):

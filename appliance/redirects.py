@@ -6,11 +6,22 @@ servers for interfaces with an HTTP port and "Redirect HTTP requests to HTTPS".
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from appliance.config.sections import Config
+
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
+
+
+def _host_of(header: str, address: str) -> str:
+    """The host the browser asked for, without its port; the interface address if the header is odd."""
+    match = _HOST.fullmatch(header.strip())
+    if match:
+        return match.group(1)
+    return f"[{address}]" if ":" in address else address
 
 
 class _Redirect(BaseHTTPRequestHandler):
@@ -18,11 +29,7 @@ class _Redirect(BaseHTTPRequestHandler):
     sys_version = ""
 
     def _send(self):
-        host = (self.headers.get("Host") or self.server.server_address[0]).strip()
-        if host.startswith("["):
-            host = host[: host.index("]") + 1]
-        elif host.count(":") == 1:
-            host = host.split(":")[0]
+        host = _host_of(self.headers.get("Host", ""), self.server.server_address[0])
         port = self.server.https_port
         location = f"https://{host}{'' if port == 443 else f':{port}'}{self.path}"
         self.send_response(301)

@@ -69,6 +69,9 @@ def persistent_secret_key(data_dir: Path) -> str:
 
 
 DATA_DIR = Path(os.environ.get("APPLIANCE_DATA_DIR", BASE_DIR / "var")).resolve()
+# Sessions, password hashes, the audit log and sealed keys: for the appliance's account only.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.chmod(0o700)
 SECRET_KEY = persistent_secret_key(DATA_DIR)
 DEBUG = envbool("APPLIANCE_DEBUG", "0")
 

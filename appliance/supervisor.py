@@ -29,20 +29,21 @@ class ServiceFailed(Exception):
     pass
 
 
-def _bindable(endpoint: https.Endpoint) -> bool:
+def _bind_problem(endpoint: https.Endpoint) -> str:
+    """Why the console could not listen on ``endpoint`` ('' if it can)."""
     family = socket.AF_INET6 if ":" in endpoint.address else socket.AF_INET
     with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((endpoint.address, endpoint.port))
-        except OSError:
-            return False
-    return True
+        except OSError as error:
+            return f"{endpoint.address} port {endpoint.port} ({error.strerror})"
+    return ""
 
 
 def _in_use(endpoints) -> str:
-    """The endpoints another program already listens on, for an error message."""
-    return ", ".join(f"{e.address} port {e.port}" for e in endpoints if not _bindable(e))
+    """The endpoints the console cannot listen on, and why, for an error message."""
+    return ", ".join(problem for e in endpoints if (problem := _bind_problem(e)))
 
 
 def _accepting(endpoint: https.Endpoint) -> bool:
@@ -98,7 +99,7 @@ class Supervisor:
         endpoints = https.endpoints(workflow.running_config(number))
         busy = _in_use(endpoints)
         if busy:
-            self.error(f"Error: the console cannot listen on {busy}: another program uses it")
+            self.error(f"Error: the console cannot listen on {busy}")
             return 1
         https.forget_certificate_files()
         self._start_console()
@@ -136,8 +137,8 @@ class Supervisor:
         busy = _in_use(e for e in new_endpoints if e.bind not in old_binds)
         if busy:
             self.error(
-                f"Error: configuration version {number} asks the console to listen on {busy}, which "
-                "another program uses; the console stays where it was"
+                f"Error: configuration version {number} asks the console to listen on {busy}; "
+                "the console stays where it was"
             )
             return number, endpoints
         if [e.bind for e in new_endpoints] != [e.bind for e in endpoints]:

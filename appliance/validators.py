@@ -15,7 +15,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@-]{0,63}$")
 def validate_hostname(value: str) -> None:
     """A fully qualified or single-label host name (RFC 1123)."""
     name = value.rstrip(".")
-    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
         raise ValueError(
             f"{value!r} is not a valid host name (letters, digits and hyphens, "
             "labels of at most 63 characters separated by dots)"
@@ -31,7 +31,7 @@ def validate_ip_address(value: str) -> None:
 
 def validate_object_name(value: str) -> None:
     """Names of certificates, interfaces and the like."""
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name (up to 64 letters, digits, spaces and . _ - @, "
             "starting with a letter or digit)"

@@ -61,7 +61,8 @@ class Preview:
 
 # --- the running configuration ---------------------------------------------
 
-_running_cache: dict[str, Any] = {"number": None, "config": None}
+# (number, config) of the version parsed last; replaced in one assignment, as threads share it.
+_running_cache: dict[str, Any] = {"version": (None, None)}
 
 
 def running_version() -> ConfigVersion | None:
@@ -85,10 +86,11 @@ def running_config(number: int | None = None) -> Config:
         number = running_number()
     if number is None:
         return {}
-    if _running_cache["number"] != number:
-        _running_cache["config"] = version_config(ConfigVersion.objects.get(number=number))
-        _running_cache["number"] = number
-    return _running_cache["config"]
+    cached_number, config = _running_cache["version"]
+    if cached_number != number:
+        config = version_config(ConfigVersion.objects.get(number=number))
+        _running_cache["version"] = (number, config)
+    return config
 
 
 def pending_changes() -> list[SectionChange]:
@@ -101,7 +103,7 @@ def lock_state() -> ChangeLock:
 
 
 def has_uncommitted_changes() -> bool:
-    """The cheap signal behind the Commit Changes button."""
+    """Whether someone holds uncommitted changes (the lock row; no diff is computed)."""
     return ChangeLock.objects.filter(pk=1).exclude(owner_name="").exists()
 
 
@@ -214,11 +216,15 @@ def commit(
         version = _record_version(user.username, comment, candidate, previous, summary, source)
         _release(lock)
         if confirm_within is not None:
+            # Commits stacked on an unconfirmed one roll back to the last confirmed version, as Junos.
+            waiting = PendingConfirmation.objects.first()
             PendingConfirmation.objects.all().delete()
             PendingConfirmation.objects.create(
                 number=version.number,
-                previous_number=previous,
-                previous_xml=ConfigVersion.objects.get(number=previous).xml,
+                previous_number=waiting.previous_number if waiting else previous,
+                previous_xml=waiting.previous_xml
+                if waiting
+                else ConfigVersion.objects.get(number=previous).xml,
                 deadline=timezone.now() + timedelta(minutes=confirm_within),
                 user_name=user.username,
             )

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
@@ -63,11 +63,29 @@ def key_description(key) -> str:
 # --- reading -----------------------------------------------------------------
 
 
+# What cryptography raises for certificates and keys it parses but cannot use.
+UNUSABLE = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
+def readable(certificates: list[x509.Certificate]) -> list[x509.Certificate]:
+    """Parse now what cryptography parses lazily (extensions, the key), so a bad one fails here."""
+    for certificate in certificates:
+        certificate.extensions  # noqa: B018
+        certificate.public_key()
+    return certificates
+
+
 def load_certificates(pem: str) -> list[x509.Certificate]:
     """Every certificate in a PEM text, in order; ValueError if there is none or one is broken."""
     try:
-        return x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
+        return readable(x509.load_pem_x509_certificates(pem.encode()))
+    except UNUSABLE:
         raise ValueError("is not a PEM certificate (-----BEGIN CERTIFICATE----- … block)") from None
 
 
@@ -80,14 +98,19 @@ def validate_certificate(pem: str) -> None:
         raise ValueError("must hold exactly one certificate")
 
 
-def load_private_key(pem: str, passphrase: str | None = None):
-    """A PEM private key (PKCS#1, SEC1 or PKCS#8), decrypted with ``passphrase`` if it is encrypted."""
+def load_private_key(pem: str, passphrase: str | None = None, *, thorough: bool = True):
+    """A PEM private key (PKCS#1, SEC1 or PKCS#8), decrypted with ``passphrase`` if it is encrypted.
+
+    ``thorough``: OpenSSL's full RSA validation (primality of p and q, ~40 ms a key) for a key
+    entering the appliance one at a time. A configuration file with 1,000 keys would take 40 s,
+    so there a signature made and verified with the key stands in for it (``thorough=False``).
+    """
     data = pem.encode()
     secret = passphrase.encode() if passphrase else None
     try:
-        # OpenSSL's RSA validation (primality of p and q) takes ~40 ms a key, 40 s for a file with
-        # 1,000 certificates; a signature made and verified below catches a damaged key instead.
-        key = serialization.load_pem_private_key(data, password=secret, unsafe_skip_rsa_key_validation=True)
+        key = serialization.load_pem_private_key(
+            data, password=secret, unsafe_skip_rsa_key_validation=not thorough
+        )
     except TypeError:
         if secret is None:
             raise CertificateError("The private key is encrypted: give its passphrase") from None
@@ -96,9 +119,13 @@ def load_private_key(pem: str, passphrase: str | None = None):
         if secret is not None and b"ENCRYPTED" in data:
             raise CertificateError("The passphrase does not decrypt the private key") from None
         raise CertificateError("This is not a PEM private key (RSA or EC)") from exc
+    except UnsupportedAlgorithm:
+        raise CertificateError(
+            "The private key uses an algorithm or curve this appliance does not support"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CertificateError(f"{key_description(key)} keys are not supported: use RSA or ECDSA")
-    if isinstance(key, rsa.RSAPrivateKey) and not _signs_correctly(key):
+    if not thorough and isinstance(key, rsa.RSAPrivateKey) and not _signs_correctly(key):
         raise CertificateError("The private key is damaged: its parts do not belong together")
     return key
 
@@ -115,7 +142,7 @@ def _signs_correctly(key: rsa.RSAPrivateKey) -> bool:
 
 def validate_private_key(pem: str) -> None:
     try:
-        load_private_key(pem)
+        load_private_key(pem, thorough=False)
     except CertificateError:
         raise ValueError("is not an unencrypted PEM private key") from None
 
@@ -136,8 +163,23 @@ class CertificateFile:
     had_private_key: bool = False
 
 
+def _usable(certificates: list[x509.Certificate]) -> list[x509.Certificate]:
+    try:
+        return readable(certificates)
+    except UNUSABLE as exc:
+        raise CertificateError(
+            f"The file holds a certificate this appliance cannot use ({str(exc).rstrip('.') or type(exc).__name__})"
+        ) from None
+
+
 def read_certificate_file(data: bytes) -> CertificateFile:
     """Certificates from PEM (one or a bundle), DER, or PKCS#7 (.p7b, PEM or DER)."""
+    content = _read_certificate_file(data)
+    _usable(content.certificates)
+    return content
+
+
+def _read_certificate_file(data: bytes) -> CertificateFile:
     if not data.strip():
         raise CertificateError("The file is empty")
     if b"-----BEGIN" in data:
@@ -389,6 +431,8 @@ def read_pkcs12(data: bytes, password: str) -> Pkcs12Content:
         raise CertificateError("The PKCS#12 file is empty")
     try:
         bundle = pkcs12.load_pkcs12(data, password.encode() if password else None)
+    except UnsupportedAlgorithm:
+        raise CertificateError("The PKCS#12 file uses an algorithm this appliance does not support") from None
     except ValueError as exc:
         if "Invalid password" in str(exc):
             raise CertificateError("The password does not open this PKCS#12 file") from None
@@ -401,6 +445,7 @@ def read_pkcs12(data: bytes, password: str) -> Pkcs12Content:
         raise CertificateError("The PKCS#12 file holds a private key but no certificate for it")
     if not isinstance(bundle.key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CertificateError(f"{key_description(bundle.key)} keys are not supported: use RSA or ECDSA")
+    _usable([bundle.cert.certificate, *(c.certificate for c in bundle.additional_certs)])
     name = bundle.cert.friendly_name.decode("utf-8", "replace") if bundle.cert.friendly_name else ""
     return Pkcs12Content(
         bundle.key, bundle.cert.certificate, [c.certificate for c in bundle.additional_certs], name

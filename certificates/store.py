@@ -32,7 +32,8 @@ def seal(key) -> str:
 
 
 def unseal(sealed: str):
-    return pki.load_private_key(vault.unseal(sealed))
+    """A key the appliance checked when it came in."""
+    return pki.load_private_key(vault.unseal(sealed), thorough=False)
 
 
 def get(name: str) -> Certificate:
@@ -127,7 +128,7 @@ def create_demo_certificate(hostname: str) -> None:
     )
 
 
-def _add(name, key, certificate, chain, accept_dates: bool, replace: bool) -> Outcome:
+def _add(name, key, certificate, chain, accept_dates: bool) -> Outcome:
     outcome = Outcome()
     _check_leaf(certificate)
     if pki.public_key_id(key) != pki.public_key_id(certificate):
@@ -135,10 +136,7 @@ def _add(name, key, certificate, chain, accept_dates: bool, replace: bool) -> Ou
     _check_dates(certificate, accept_dates, outcome)
     arranged = arrange(certificate, chain)
     outcome.notes += arranged.notes
-    if replace:
-        Certificate.objects.filter(name=name).delete()
-    else:
-        _new_name(name)
+    _new_name(name)
     Certificate.objects.create(
         name=name,
         certificate_pem=pki.certificate_pem(certificate),
@@ -155,7 +153,6 @@ def paste(
     passphrase: str | None = None,
     intermediates_data: bytes | None = None,
     accept_dates: bool = False,
-    replace: bool = False,
 ) -> Outcome:
     """certconfig PASTE: a certificate, its private key (encrypted or not) and intermediates."""
     key = pki.load_private_key(key_pem, passphrase)
@@ -164,7 +161,7 @@ def paste(
     chain = [c for c in found if c is not leaf]
     if intermediates_data:
         chain += pki.read_certificate_file(intermediates_data).certificates
-    return _add(name, key, leaf, chain, accept_dates, replace)
+    return _add(name, key, leaf, chain, accept_dates)
 
 
 def import_pkcs12(name: str, data: bytes, password: str, accept_dates: bool = False) -> tuple[str, Outcome]:
@@ -173,7 +170,7 @@ def import_pkcs12(name: str, data: bytes, password: str, accept_dates: bool = Fa
     name = name or pki.common_name(content.certificate) or content.friendly_name
     if not name:
         raise CertificateError("The certificate has no common name: give the certificate a name")
-    return name, _add(name, content.key, content.certificate, content.chain, accept_dates, replace=False)
+    return name, _add(name, content.key, content.certificate, content.chain, accept_dates)
 
 
 # --- signed certificate and intermediates ------------------------------------

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
 from appliance import https, vault, workflow
-from appliance.config.sections import Config
+from appliance.config.sections import Config, registry
 from certificates import pki
 
 
@@ -76,7 +76,7 @@ def client_context(certificate_name: str | None = None, config: Config | None = 
     if anchors:
         context.load_verify_locations(cadata=anchors)
     if certificate_name:
-        item = next(c for c in config["certificates"] if c["certificate_name"] == certificate_name)
+        item = registry.item_named(config, "certificates", certificate_name)
         chain, key = https.certificate_files(item)
         context.load_cert_chain(chain, key, password=vault.runtime_password())
     return context

@@ -10,7 +10,8 @@ urlpatterns = [
     path("authorities/", views.authorities, name="authorities"),
     path("authorities/system/", views.system_authorities, name="system_authorities"),
     path("authorities/export/<str:which>/", views.export_authorities, name="export_authorities"),
-    path("<str:name>/", views.certificate_detail, name="detail"),
-    path("<str:name>/csr/", views.download_csr, name="csr"),
-    path("<str:name>/export/", views.export_certificate, name="export"),
+    # Under a word of their own, so no certificate name ("add") is taken for a page.
+    path("certificate/<str:name>/", views.certificate_detail, name="detail"),
+    path("certificate/<str:name>/csr/", views.download_csr, name="csr"),
+    path("certificate/<str:name>/export/", views.export_certificate, name="export"),
 ]

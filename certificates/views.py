@@ -73,10 +73,9 @@ def add_certificate(request: ConsoleRequest):
         return render(request, template, context, status=400 if request.method == "POST" else 200)
     data = form.cleaned_data
     if option == "import":
-        imported = {}
 
         def apply():
-            imported["name"], outcome = store.import_pkcs12(
+            _, outcome = store.import_pkcs12(
                 data["name"], forms.uploaded_bytes(data["cert_file"]), data["cert_pass"], data["accept_dates"]
             )
             return outcome

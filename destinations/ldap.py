@@ -111,7 +111,7 @@ def _tls(certificate_name: str, config: Config, host: str) -> ldap3.Tls:
     """ldap3's TLS with the appliance's settings: the client certificate's files and the trusted lists."""
     chain = key = password = None
     if certificate_name:
-        item = next(c for c in config["certificates"] if c["certificate_name"] == certificate_name)
+        item = registry.item_named(config, "certificates", certificate_name)
         chain, key = https.certificate_files(item)
         password = vault.runtime_password()
     return ldap3.Tls(

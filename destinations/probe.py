@@ -21,7 +21,7 @@ from enum import StrEnum
 from cryptography import x509
 
 from appliance import vault
-from appliance.config.sections import Config
+from appliance.config.sections import Config, registry
 from appliance.roles import Capability
 from certificates import pki, trust
 
@@ -187,7 +187,7 @@ def _describe(item: dict) -> str:
 
 
 def _certificate_item(config: Config, name: str) -> dict | None:
-    return next((c for c in config.get("certificates", []) if c["certificate_name"] == name), None)
+    return registry.item_named(config, "certificates", name)
 
 
 def _lists(config: Config) -> str:

@@ -115,12 +115,9 @@ def _save(listener: Listener) -> Outcome:
     """Check, save, then refuse if its address and port are another service's (the submit rolls back)."""
     items = interfaces()
     _check(listener, items)
+    conflicts_before = checks.socket_conflicts(registry.candidate())
     listener.save()
-    conflicts = [
-        conflict
-        for conflict in checks.socket_conflicts(registry.candidate())
-        if f"listener '{listener.name}'" in conflict
-    ]
+    conflicts = checks.new_socket_conflicts(conflicts_before)
     if conflicts:
         raise ListenerRefused("The port is in use: " + "; ".join(conflicts))
     return Outcome(warnings=advice(listener, items))

@@ -30,7 +30,7 @@ def appliance(db, monkeypatch):
 
     # Each test's database starts empty, so version numbers repeat across tests
     # (never within one appliance): forget the running configuration parsed before.
-    monkeypatch.setitem(workflow._running_cache, "number", None)
+    monkeypatch.setitem(workflow._running_cache, "version", (None, None))
     monkeypatch.setenv("APPLIANCE_HOSTNAME", "esa.example.com")
     monkeypatch.setenv("APPLIANCE_ADMIN_PASSWORD", PASSWORD)
     monkeypatch.setenv("APPLIANCE_LISTEN_ADDRESS", "127.0.0.1")

@@ -134,4 +134,21 @@ def test_a_damaged_rsa_key_is_refused_by_name():
     with pytest.raises(
         pki.CertificateError, match="^The private key is damaged: its parts do not belong together$"
     ):
+        pki.load_private_key(pki.private_key_pem(damaged), thorough=False)
+
+
+def test_a_damaged_rsa_key_entering_one_at_a_time_gets_openssls_full_check():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    good = pki.generate_key(pki.KeyType.RSA2048).private_numbers()
+    damaged = rsa.RSAPrivateNumbers(
+        p=good.p,
+        q=good.q,
+        d=good.d + 2,
+        dmp1=good.dmp1 + 2,
+        dmq1=good.dmq1,
+        iqmp=good.iqmp,
+        public_numbers=good.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    with pytest.raises(pki.CertificateError, match="^This is not a PEM private key"):
         pki.load_private_key(pki.private_key_pem(damaged))

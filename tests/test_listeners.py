@@ -65,7 +65,7 @@ def test_first_start_ships_incoming_mail_in_version_one(appliance):
 
 @pytest.fixture
 def first_start_environment(db, monkeypatch):
-    monkeypatch.setitem(workflow._running_cache, "number", None)
+    monkeypatch.setitem(workflow._running_cache, "version", (None, None))
     for name, value in {
         "APPLIANCE_HOSTNAME": "esa.example.com",
         "APPLIANCE_ADMIN_PASSWORD": "Correct-Horse-42",

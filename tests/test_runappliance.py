@@ -271,7 +271,7 @@ def test_a_port_in_use_is_reported_on_stderr_and_nothing_claims_to_be_ready(tmp_
         appliance = Appliance(tmp_path / "data", port)
         assert appliance.process.wait(timeout=60) == 1
     output = "\n".join(appliance.lines)
-    assert f"Error: the console cannot listen on 127.0.0.1 port {port}: another program uses it" in output
+    assert f"Error: the console cannot listen on 127.0.0.1 port {port} (Address already in use)" in output
     assert "Appliance ready" not in output
 
 

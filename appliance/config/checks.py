@@ -76,6 +76,11 @@ def socket_conflicts(config: Config) -> list[str]:
     return problems
 
 
+def new_socket_conflicts(before: list[str]) -> list[str]:
+    """Conflicts the candidate has now that ``before`` (its conflicts earlier) did not: a change's own."""
+    return [conflict for conflict in socket_conflicts(registry.candidate()) if conflict not in before]
+
+
 def run_registered(config: Config) -> list[str]:
     return socket_conflicts(config) + [problem for check in _checks for problem in check(config)]
 

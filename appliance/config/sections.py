@@ -148,6 +148,11 @@ class Registry:
         """The whole candidate configuration, as section data."""
         return {section.tag: section.read() for section in self.ordered()}
 
+    def item_named(self, config: Config, tag: str, name: str) -> Item | None:
+        """The item of list section ``tag`` whose key is ``name`` (a certificate by its name)."""
+        key = self.sections[tag].key
+        return next((item for item in config.get(tag, []) if item[key] == name), None)
+
     def where_used(self, target: str) -> dict[str, list[str]]:
         """Name of each ``target`` item → what uses it in the candidate, e.g. "interface 'X' (HTTPS Certificate)"."""
         used: dict[str, list[str]] = {}

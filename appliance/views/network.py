@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -52,9 +51,6 @@ def interface_edit(request: ConsoleRequest, name: str | None = None):
         template="appliance/interface_form.html",
         context=context,
     )
-    if response.status_code == 302 and item["certificate_name"]:
-        for warning in selectors.warnings_for(item["certificate_name"], [item["interface_hostname"]]):
-            messages.warning(request, warning)
     return response
 
 

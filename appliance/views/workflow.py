@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from appliance import interfaces, workflow
@@ -51,8 +52,8 @@ def uncommitted_changes(request: ConsoleRequest):
                         f"Confirm version {version.number} within {minutes} minutes, or it rolls back by itself.",
                     )
             return redirect("uncommitted_changes")
-    changes = workflow.pending_changes()
     candidate = registry.candidate()
+    changes = diff(workflow.running_config(), candidate)
     host, port = _browser_target(request)
     affected = interfaces.console_change(workflow.running_config(), candidate, host, port)
     if request.method != "POST" and affected:
@@ -159,4 +160,7 @@ def confirm_commit(request: ConsoleRequest):
         messages.info(request, "No commit is waiting for confirmation.")
     else:
         messages.success(request, f"Version {pending.number} is confirmed and stays.")
-    return redirect(request.POST.get("next") or "overview")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=True):
+        next_url = "overview"
+    return redirect(next_url)

@@ -7,7 +7,6 @@ from appliance.config.sections import registry
 from appliance.management.base import SubcommandCommand
 from appliance.models import Interface
 from appliance.roles import Capability, require
-from certificates import selectors
 
 UNSET = object()
 
@@ -63,7 +62,7 @@ class Command(SubcommandCommand):
                 f"{', '.join(used.get(interface.name, [])) or '-'}"
             )
 
-    def _stage(self, user, name, item, verb, original=None):
+    def _stage(self, user, item, verb, original=None):
         result = workflow.submit(
             user,
             f"{verb} IP interface {item['interface_name']}",
@@ -71,9 +70,6 @@ class Command(SubcommandCommand):
             "CLI",
         )
         self.report(result, f"IP interface {item['interface_name']} {verb}. Use commit to apply it.")
-        if item["certificate_name"] and not isinstance(result, workflow.Preview):
-            for warning in selectors.warnings_for(item["certificate_name"], [item["interface_hostname"]]):
-                self.warn(warning)
 
     def do_new(self, user, name, ip, netmask, hostname, http, redirect, https, certificate, **options):
         item = {
@@ -86,7 +82,7 @@ class Command(SubcommandCommand):
             "httpsd_port": https,
             "certificate_name": certificate,
         }
-        self._stage(user, name, item, "added")
+        self._stage(user, item, "added")
 
     def do_edit(self, user, name, rename, **options):
         item = interfaces.item_of(interfaces.get(name))
@@ -105,7 +101,7 @@ class Command(SubcommandCommand):
             item["https_redirect"] = False  # nothing left to redirect
         if rename:
             item["interface_name"] = rename
-        self._stage(user, name, item, "edited", original=name)
+        self._stage(user, item, "edited", original=name)
 
     def do_delete(self, user, name, **options):
         result = workflow.submit(user, f"deleted IP interface {name}", lambda: interfaces.delete(name), "CLI")
