@@ -7,12 +7,22 @@ selectors list the store through ``certificates.selectors.certificate_choices``.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from appliance.forms import config_validator
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
-from destinations.models import LDAPS_PORT
-from destinations.validators import validate_bind_dn, validate_dn, validate_endpoint, validate_host
+from destinations.entries import Entry, shown
+from destinations.models import LDAPS_PORT, LIMITS, IpPreference, LimitsApplyTo, TlsSupport
+from destinations.validators import (
+    DESTINATION_SYNTAX,
+    canonical_destination,
+    validate_bind_dn,
+    validate_dn,
+    validate_endpoint,
+    validate_host,
+)
 
 UNCHANGED = "(unchanged)"
 
@@ -126,3 +136,162 @@ class UrlFilteringForm(forms.Form):
         if cleaned.get("enabled") and not cleaned.get("endpoint") and "endpoint" not in self.errors:
             self.add_error("endpoint", "Give the endpoint (host:port) to enable URL Filtering.")
         return cleaned
+
+
+# --- Destination Controls entries ------------------------------------------------
+
+# What each TLS Support choice does on delivery: the ESA's words (ESA-REFERENCE §4.3 and the
+# guide's "Ausgehendes TLS aktivieren"), shown next to the choice.
+TLS_MEANINGS = {
+    TlsSupport.NONE: (
+        "TLS is not negotiated for outgoing connections from the interface to the MTA for the domain."
+    ),
+    TlsSupport.PREFERRED: (
+        "TLS is negotiated from the interface to the MTA(s) for the domain. However, if the TLS "
+        "negotiation fails (prior to receiving a 220 response), the SMTP transaction will continue "
+        "“in the clear” (not encrypted). No attempt is made to verify if the certificate originates "
+        "from a trusted certificate authority. If an error occurs after the 220 response is received "
+        "the SMTP transaction does not fall back to clear text."
+    ),
+    TlsSupport.REQUIRED: (
+        "TLS is negotiated from the interface to the MTA(s) for the domain. No attempt is made to verify "
+        "the domain's certificate. If the negotiation fails, no email is sent through the connection: the "
+        "message stays in the queue. If the negotiation succeeds, the mail is delivered via an encrypted "
+        "session."
+    ),
+    TlsSupport.PREFERRED_VERIFY: (
+        "TLS is negotiated from the appliance to the MTA(s) for the domain, and the appliance attempts to "
+        "verify the domain certificate. TLS is negotiated and the certificate is verified: the mail is "
+        "delivered via an encrypted session. TLS is negotiated, but the certificate is not verified: the "
+        "mail is still delivered via an encrypted session. No TLS connection is made: the message is "
+        "delivered in plain text."
+    ),
+    TlsSupport.REQUIRED_VERIFY: (
+        "TLS is negotiated from the appliance to the MTA(s) for the domain, and verification of the domain "
+        "certificate is required: signed by a trusted certificate authority, with a name that matches the "
+        "domain. TLS is negotiated and the certificate is verified: the message is delivered via an "
+        "encrypted session. TLS is negotiated, but the certificate is not verified: the mail is not "
+        "delivered (it stays in the queue). No TLS connection is negotiated: the mail is not delivered."
+    ),
+}
+
+
+def _limit_validator(attribute: str):
+    low, high = LIMITS[attribute]
+
+    def validate(value):
+        if value is not None and not low <= value <= high:
+            raise ValidationError(f"Give a number from {low:,} to {high:,}.")
+
+    return validate
+
+
+class DestinationForm(forms.Form):
+    """Add Destination / Edit Destination (ESA ids ``new_name``, ``table_tls``, ``ip_sort_pref``…).
+
+    For an entry, an empty setting is "Use Default": the Default entry's value. The Default
+    entry has no Destination field and no Default choices; its empty Recipients is No Limit.
+    """
+
+    new_name = forms.CharField(
+        label="Destination",
+        max_length=260,
+        validators=[config_validator(canonical_destination)],
+        help_text=f"{DESTINATION_SYNTAX[0].upper()}{DESTINATION_SYNTAX[1:]}.",
+    )
+    table_tls = forms.ChoiceField(label="TLS Support", choices=TlsSupport.choices)
+    ip_sort_pref = forms.ChoiceField(label="IP Address Preference", required=False)
+    max_host_concurrency = forms.IntegerField(
+        label="Concurrent Connections", required=False, validators=[_limit_validator("max_connections")]
+    )
+    max_messages_per_connection = forms.IntegerField(
+        label="Maximum Messages Per Connection",
+        required=False,
+        validators=[_limit_validator("max_messages_per_connection")],
+    )
+    recipient_limit = forms.IntegerField(
+        label="Recipients per Minute",
+        required=False,
+        validators=[_limit_validator("max_recipients_per_minute")],
+    )
+    limits_apply_to = forms.ChoiceField(label="Apply Limits Per Destination", required=False)
+
+    FIELDS = {  # form field → Entry attribute
+        "table_tls": "tls",
+        "ip_sort_pref": "ip_preference",
+        "max_host_concurrency": "max_connections",
+        "max_messages_per_connection": "max_messages_per_connection",
+        "recipient_limit": "max_recipients_per_minute",
+        "limits_apply_to": "limits_apply_to",
+    }
+
+    def __init__(self, *args, default: Entry, for_default: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.for_default = for_default
+        fields = self.fields
+        fields["ip_sort_pref"].choices = IpPreference.choices
+        fields["limits_apply_to"].choices = LimitsApplyTo.choices
+        if for_default:
+            del fields["new_name"]
+            fields["table_tls"].choices = TlsSupport.choices[1:]
+            for name in (
+                "ip_sort_pref",
+                "max_host_concurrency",
+                "max_messages_per_connection",
+                "limits_apply_to",
+            ):
+                fields[name].required = True
+            fields["recipient_limit"].help_text = "Empty: No Limit."
+            fields["recipient_limit"].widget.attrs["placeholder"] = "No Limit"
+        else:
+            for name, attribute in self.FIELDS.items():
+                inherited = shown(attribute, getattr(default, attribute), on_default=True)
+                field = fields[name]
+                if isinstance(field, forms.ChoiceField):
+                    blank = [] if name == "table_tls" else [("", f"Default ({inherited})")]
+                    field.choices = blank + [
+                        (value, f"Default ({inherited})" if value == TlsSupport.DEFAULT else label)
+                        for value, label in field.choices
+                    ]
+                else:
+                    field.help_text = f"Empty: Use Default ({inherited})."
+                    field.widget.attrs["placeholder"] = "Use Default"
+
+    @classmethod
+    def initial_for(cls, entry: Entry) -> dict:
+        initial = {name: getattr(entry, attribute) for name, attribute in cls.FIELDS.items()}
+        return {"new_name": entry.name, **initial}
+
+    def entry(self, name: str | None = None) -> Entry:
+        """The entry the form describes (the Default entry's form has no name: give it)."""
+        data = self.cleaned_data
+        values = {attribute: data[name] for name, attribute in self.FIELDS.items()}
+        values = {key: None if value in ("", None) else value for key, value in values.items()}
+        return Entry(name or data["new_name"], **values)
+
+
+class ImportTableForm(forms.Form):
+    """Import Table...: a text file, one entry a line (``destinations.tablefile``)."""
+
+    table = forms.FileField(
+        label="Destination table file",
+        help_text="Replaces the whole table when you submit. Export Table... writes this format.",
+    )
+
+    def clean_table(self):
+        upload = self.cleaned_data["table"]
+        limit = settings.CONFIG_FILE_MAX_BYTES
+        if upload.size > limit:
+            raise ValidationError(f"The file is larger than the limit of {limit:,} bytes.")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("The file is not UTF-8 text.") from None
+
+
+class LookupForm(forms.Form):
+    address = forms.CharField(
+        label="Recipient address or domain",
+        max_length=320,
+        widget=forms.TextInput(attrs={"placeholder": "user@host.sub.example.com"}),
+    )

@@ -7,14 +7,16 @@ in the configuration file; the workflow checks that the name exists.
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.db import models
 
 
 class DestinationControls(models.Model):
     """Mail Policies > Destination Controls > Edit Global Settings: the single row.
 
-    Per-destination entries (TLS Support, limits…) are a later issue's rows beside
-    this one; these two settings are global on the ESA, "not a per-domain setting".
+    The per-destination entries are ``Destination`` rows beside this one; these two
+    settings are global on the ESA, "not a per-domain setting".
     """
 
     # The certificate presented on every outgoing TLS connection; empty: none.
@@ -31,6 +33,124 @@ class DestinationControls(models.Model):
     @classmethod
     def load(cls) -> DestinationControls:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+DEFAULT_DESTINATION = "Default"
+
+
+class TlsSupport(models.TextChoices):
+    """TLS Support of a destination (ESA-REFERENCE §4.2, §4.3); values as in ``<tls>``."""
+
+    DEFAULT = "default", "Default"  # entries only: the Default entry's setting
+    NONE = "none", "None"
+    PREFERRED = "preferred", "Preferred"
+    REQUIRED = "required", "Required"
+    PREFERRED_VERIFY = "preferred_verify", "Preferred - Verify"
+    REQUIRED_VERIFY = "required_verify", "Required - Verify"
+
+
+class IpPreference(models.TextChoices):
+    """IP Address Preference: which addresses of an MX host are tried first, or only (ESA ``ip_sort_pref``)."""
+
+    IPV4_PREFERRED = "ipv4_preferred", "IPv4 Preferred"
+    IPV6_PREFERRED = "ipv6_preferred", "IPv6 Preferred"
+    IPV4_REQUIRED = "ipv4_required", "IPv4 Required"
+    IPV6_REQUIRED = "ipv6_required", "IPv6 Required"
+
+
+class LimitsApplyTo(models.TextChoices):
+    """Apply Limits — Per Destination: one limit for the whole domain, or one per MX host address."""
+
+    DOMAIN = "domain", "Entire Domain"
+    MX_IP = "mx_ip", "Each Mail Exchanger (MX Record) IP address"
+
+
+class Destination(models.Model):
+    """One entry of the Destination Controls table: how mail to a domain, its subdomains or an IP is delivered.
+
+    ``name`` is a domain (``example.com``), a subdomain form (``.example.com``: every host
+    below example.com, not example.com itself), an IPv4/IPv6 address, or ``Default``: the
+    entry for every destination without one of its own, which always exists. On other
+    entries an empty (null) setting and ``tls == "default"`` take the Default entry's.
+    """
+
+    name = models.CharField(max_length=255, unique=True)  # unique: the index behind the lookup
+    tls = models.CharField(max_length=20, choices=TlsSupport.choices, default=TlsSupport.DEFAULT)
+    # Null, as for the numbers: the Default entry's setting (one meaning of "inherited" for every column).
+    ip_preference = models.CharField(  # noqa: DJ001
+        max_length=20, choices=IpPreference.choices, null=True, blank=True
+    )
+    max_connections = models.PositiveIntegerField(null=True, blank=True)
+    max_messages_per_connection = models.PositiveIntegerField(null=True, blank=True)
+    # Default entry: null is No Limit; other entries: null is the Default entry's.
+    max_recipients_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    limits_apply_to = models.CharField(  # noqa: DJ001
+        max_length=10, choices=LimitsApplyTo.choices, null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "destination controls entry"
+        verbose_name_plural = "destination controls entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(name=DEFAULT_DESTINATION, tls=TlsSupport.DEFAULT),
+                name="destination_default_tls_not_default",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_connections__isnull=True)
+                | models.Q(max_connections__gte=1, max_connections__lte=1000),
+                name="destination_max_connections_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_messages_per_connection__isnull=True)
+                | models.Q(max_messages_per_connection__gte=1, max_messages_per_connection__lte=1000),
+                name="destination_max_messages_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_recipients_per_minute__isnull=True)
+                | models.Q(max_recipients_per_minute__gte=1, max_recipients_per_minute__lte=1_000_000),
+                name="destination_max_recipients_range",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == DEFAULT_DESTINATION
+
+    @property
+    def display_name(self) -> str:
+        """As the ESA's table shows it: IP destinations in brackets (``[192.0.2.1]``)."""
+        return f"[{self.name}]" if is_ip_name(self.name) else self.name
+
+
+def is_ip_name(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+# What the Default entry ships with, and takes again when a loaded document leaves a setting out.
+# The ESA ships TLS "No"; opportunistic TLS (Preferred) is the safer start, chosen on purpose.
+SHIPPED_DEFAULT = {
+    "tls": TlsSupport.PREFERRED,
+    "ip_preference": IpPreference.IPV6_PREFERRED,
+    "max_connections": 50,
+    "max_messages_per_connection": 50,
+    "max_recipients_per_minute": None,  # No Limit
+    "limits_apply_to": LimitsApplyTo.DOMAIN,
+}
+# Whole-number settings and their ranges (the ESA's GUI ranges; recipients per minute ours).
+LIMITS = {
+    "max_connections": (1, 1000),
+    "max_messages_per_connection": (1, 1000),
+    "max_recipients_per_minute": (1, 1_000_000),
+}
 
 
 class LdapSettings(models.Model):

@@ -3,6 +3,10 @@
 Each certificate field names a ``<certificate>`` (``references="certificates"``), so
 the workflow checks the name at commit and load, Network > Certificates lists the
 use, and the Demo warning at commit names it, without code here.
+
+``<destination_controls>`` holds the global settings and, as a ``Kind.ITEMS`` field,
+one ``<destination>`` per entry of the table (``destinations.entries``): the parser
+runs each child element's validator, and the diff shows each entry as an object.
 """
 
 from __future__ import annotations
@@ -10,17 +14,106 @@ from __future__ import annotations
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Kind, Section, registry
 from appliance.validators import validate_object_name
-from destinations.models import LDAPS_PORT, DestinationControls, LdapServer, LdapSettings, UrlFiltering
-from destinations.validators import validate_bind_dn, validate_dn, validate_endpoint, validate_host
+from destinations import entries
+from destinations.models import (
+    DEFAULT_DESTINATION,
+    LDAPS_PORT,
+    LIMITS,
+    DestinationControls,
+    IpPreference,
+    LdapServer,
+    LdapSettings,
+    LimitsApplyTo,
+    TlsSupport,
+    UrlFiltering,
+)
+from destinations.validators import (
+    choice_validator,
+    validate_bind_dn,
+    validate_destination_name,
+    validate_dn,
+    validate_endpoint,
+    validate_host,
+)
 
 # --- <destination_controls> ----------------------------------------------------
 
-# Tag → model attribute. Per-destination entries will be a list section of their own
-# (the registry's sections are flat); these are the global settings.
+# Tag → model attribute: the global settings. The entries are the <destination> items.
 DESTINATION_CONTROLS = {
     "certificate_name": "certificate_name",
     "send_tls_required_alert": "send_tls_required_alert",
 }
+
+
+def _label(choices):
+    return lambda value: choices(value).label if value in choices.values else str(value)
+
+
+def _limit(tag: str, label: str, attribute: str) -> Field:
+    low, high = LIMITS[attribute]
+    return Field(tag, label, Kind.INT, default=None, minimum=low, maximum=high)
+
+
+DESTINATION = Field(
+    "destination",
+    "Destination",
+    Kind.ITEMS,
+    child_key="destination_name",
+    children=(
+        Field("destination_name", "Destination", validate=validate_destination_name),
+        Field(
+            "tls",
+            "TLS Support",
+            default=None,
+            validate=choice_validator(TlsSupport),
+            summarize=_label(TlsSupport),
+        ),
+        Field(
+            "ip_sort_pref",
+            "IP Address Preference",
+            default=None,
+            validate=choice_validator(IpPreference),
+            summarize=_label(IpPreference),
+        ),
+        _limit("max_host_concurrency", "Concurrent Connections", "max_connections"),
+        _limit(
+            "max_messages_per_connection", "Maximum Messages Per Connection", "max_messages_per_connection"
+        ),
+        _limit("max_recipients_per_minute", "Recipients per Minute", "max_recipients_per_minute"),
+        Field(
+            "limits_apply_to",
+            "Apply Limits Per Destination",
+            default=None,
+            validate=choice_validator(LimitsApplyTo),
+            summarize=_label(LimitsApplyTo),
+        ),
+    ),
+)
+
+
+def _read_destination_controls():
+    [item] = _read_singleton(DestinationControls, DESTINATION_CONTROLS)
+    item["destination"] = entries.read_items()
+    return [item]
+
+
+def _write_destination_controls(items):
+    _writer(DestinationControls, DESTINATION_CONTROLS)(items)
+    entries.replace_table([entries.from_item(child) for child in items[0]["destination"]])
+
+
+def _clean_destination_controls(item):
+    """The Default entry cannot say ``<tls>default</tls>`` (a missing element takes the shipped value)."""
+    for child in item["destination"]:
+        if child["destination_name"] == DEFAULT_DESTINATION and child["tls"] == TlsSupport.DEFAULT:
+            return [
+                (
+                    "destination",
+                    "'Default' has <tls>default</tls>: the Default entry is what 'default' refers to; "
+                    "give none, preferred, required, preferred_verify or required_verify",
+                )
+            ]
+    return []
 
 
 def _read_singleton(model, fields: dict[str, str]):
@@ -110,9 +203,11 @@ def register_sections():
                     Kind.BOOL,
                     default=False,
                 ),
+                DESTINATION,
             ),
-            read=lambda: _read_singleton(DestinationControls, DESTINATION_CONTROLS),
-            write=_writer(DestinationControls, DESTINATION_CONTROLS),
+            read=_read_destination_controls,
+            write=_write_destination_controls,
+            clean_item=_clean_destination_controls,
         )
     )
     registry.register(

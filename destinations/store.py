@@ -16,8 +16,20 @@ from appliance.validators import validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
 from certificates import selectors
 from certificates import store as certificate_store
-from destinations.models import LDAPS_PORT, DestinationControls, LdapServer, LdapSettings, UrlFiltering
+from destinations import entries, tablefile
+from destinations.entries import Entry
+from destinations.models import (
+    DEFAULT_DESTINATION,
+    LDAPS_PORT,
+    Destination,
+    DestinationControls,
+    LdapServer,
+    LdapSettings,
+    TlsSupport,
+    UrlFiltering,
+)
 from destinations.validators import (
+    canonical_destination,
     parse_endpoint,
     validate_bind_dn,
     validate_dn,
@@ -52,6 +64,83 @@ def set_destination_controls(certificate_name: str, send_tls_required_alert: boo
     settings.send_tls_required_alert = send_tls_required_alert
     settings.save()
     return outcome
+
+
+def _destination_name(text: str) -> str:
+    try:
+        return canonical_destination(text)
+    except ValueError as exc:
+        raise ChangeRefused(str(exc)) from None
+
+
+def get_destination(name: str) -> Destination:
+    """An entry by name as typed (``Example.com``, ``[192.0.2.1]``, ``default``)."""
+    canonical = _destination_name(name)
+    if canonical == DEFAULT_DESTINATION:
+        return entries.default_row()
+    row = Destination.objects.filter(name=canonical).first()
+    if row is None:
+        raise ChangeRefused(f"'{name}' was not found in the destination control table")
+    return row
+
+
+def save_destination(entry: Entry, original: str | None = None) -> Outcome:
+    """Add an entry (``original`` None) or replace entry ``original``, which may be renamed (not the Default)."""
+    entry.name = _destination_name(entry.name)
+    row = get_destination(original) if original is not None else Destination()
+    if row.name == DEFAULT_DESTINATION and not entry.is_default:
+        raise ChangeRefused("The Default entry cannot be renamed: it is the entry of every other destination")
+    if entry.is_default and row.name != DEFAULT_DESTINATION:
+        raise ChangeRefused("The Default entry always exists: edit it instead of adding another")
+    if entry.name != row.name and Destination.objects.filter(name=entry.name).exists():
+        raise ChangeRefused(f"The destination '{entry.name}' is already in the table")
+    if found := entries.problems(entry):
+        raise ChangeRefused(found[0], found[1:])
+    for attribute, value in vars(entry).items():
+        setattr(row, attribute, value)
+    row.save()
+    outcome = Outcome()
+    if entry.is_default and entry.tls == TlsSupport.NONE:
+        outcome.warnings.append(
+            "TLS Support of the Default entry is None: mail to every destination without an entry "
+            "of its own crosses the network in clear text"
+        )
+    return outcome
+
+
+def delete_destinations(names: list[str]) -> None:
+    """Delete entries (the Default entry cannot be deleted); each must exist."""
+    rows = [get_destination(name) for name in names]
+    if any(row.name == DEFAULT_DESTINATION for row in rows):
+        raise ChangeRefused(
+            "The Default entry cannot be deleted: it holds the settings of every destination "
+            "without an entry of its own"
+        )
+    Destination.objects.filter(pk__in=[row.pk for row in rows]).delete()
+
+
+def import_destinations(text: str) -> Outcome:
+    """Import Table: the text replaces the whole table; a bad line refuses it all, by line number.
+
+    Without a Default line the Default entry keeps its settings.
+    """
+    try:
+        table = tablefile.parse_table(text)
+    except tablefile.TableError as error:
+        raise ChangeRefused("The destination table cannot be imported", error.problems) from None
+    outcome = Outcome()
+    if not any(entry.is_default for entry in table):
+        table.append(Entry.of(entries.default_row()))
+        outcome.notes.append("The file has no Default line: the Default entry keeps its settings.")
+    entries.replace_table(table)
+    outcome.notes.insert(0, f"Imported {len(table):,} entries, the Default entry included.")
+    return outcome
+
+
+def export_destinations() -> str:
+    """Export Table: the candidate table as text (``destinations.tablefile``)."""
+    entries.default_row()
+    return tablefile.format_table([Entry.of(row) for row in Destination.objects.all()])
 
 
 # --- LDAP ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
@@ -85,3 +86,59 @@ def validate_bind_dn(value: str) -> None:
     if "=" not in value and re.fullmatch(r"[^@\s]+@[^@\s]+", value):
         return
     validate_dn(value)
+
+
+# --- Destination Controls entries ------------------------------------------------
+
+DESTINATION_SYNTAX = (
+    "a domain (example.com), a subdomain form for every host below a domain (.example.com), "
+    "or an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1)"
+)
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def canonical_destination(value: str) -> str:
+    """A destination name as stored: lower case, an address in its short form, ``Default`` for the default row.
+
+    Accepts ``[192.0.2.1]`` and ``[IPv6:2001:db8::1]`` as the ESA shows and mail writes them.
+    """
+    text = value.strip()
+    if text.lower() == "default":
+        return "Default"
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    inner = inner[5:] if inner[:5].lower() == "ipv6:" else inner
+    try:
+        return str(ipaddress.ip_address(inner))
+    except ValueError:
+        if inner != text:
+            raise ValueError(f"{value!r} is not an IP address: only an address goes in brackets") from None
+    name = text.lower()
+    dot = "." if name.startswith(".") else ""
+    body = name[len(dot) :].removesuffix(".")
+    if body and not body.isascii():
+        try:
+            body = body.encode("idna").decode("ascii")
+        except UnicodeError:
+            body = ""
+    labels = body.split(".")
+    if not body or len(body) > 253 or not all(map(_DOMAIN_LABEL.match, labels)) or labels[-1].isdigit():
+        raise ValueError(f"{value!r} is not a destination: give {DESTINATION_SYNTAX}")
+    return dot + body
+
+
+def validate_destination_name(value: str) -> None:
+    """A ``<destination_name>`` as written in a file: already in its stored form."""
+    canonical = canonical_destination(value)
+    if canonical != value:
+        raise ValueError(f"{value!r} must be written as {canonical!r}")
+
+
+def choice_validator(choices) -> Callable[[str], None]:
+    """A validator accepting only the values of a TextChoices."""
+    values = list(choices.values)
+
+    def validate(value: str) -> None:
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}, not {value!r}")
+
+    return validate

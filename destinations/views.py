@@ -8,16 +8,29 @@ Administrators may run them (``TEST``).
 
 from __future__ import annotations
 
-from django.http import Http404
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Case, F, IntegerField, Value, When
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from appliance.config.sections import registry
 from appliance.roles import Capability, can, require, requires
 from appliance.views.common import ConsoleRequest, submit_change
-from destinations import forms, ldap, probe, store, websecurity
-from destinations.models import DestinationControls, LdapServer, LdapSettings, UrlFiltering
+from destinations import entries, forms, ldap, lookup, probe, store, websecurity
+from destinations.entries import Entry
+from destinations.models import (
+    DEFAULT_DESTINATION,
+    Destination,
+    DestinationControls,
+    LdapServer,
+    LdapSettings,
+    TlsSupport,
+    UrlFiltering,
+)
 
 TEST = probe.TEST_CAPABILITY
 
@@ -32,9 +45,162 @@ def _test_result(request: ConsoleRequest, template: str, context: dict, report):
 # --- Destination Controls ------------------------------------------------------
 
 
+PAGE_SIZE = 50
+# TLS Support sorts from weakest to strongest, entries that take the Default's first.
+_TLS_RANK = Case(
+    *(When(tls=value, then=Value(rank)) for rank, value in enumerate(TlsSupport.values)),
+    output_field=IntegerField(),
+)
+DESTINATION_SORTS = {
+    "name": "name",
+    "tls": _TLS_RANK,
+    "ip_preference": "ip_preference",
+    "max_connections": "max_connections",
+    "max_messages": "max_messages_per_connection",
+    "max_recipients": "max_recipients_per_minute",
+}
+
+
+def _destination_table(request: ConsoleRequest) -> dict:
+    """One page of the table (the Default entry apart, always shown), searched and sorted: four queries."""
+    rows = Destination.objects.exclude(name=DEFAULT_DESTINATION)
+    query = request.GET.get("q", "").strip()
+    if query:
+        rows = rows.filter(name__icontains=query.strip("[]").lower())
+    sort = request.GET.get("sort", "name")
+    if sort.removeprefix("-") not in DESTINATION_SORTS:
+        sort = "name"
+    key = DESTINATION_SORTS[sort.removeprefix("-")]
+    key = F(key) if isinstance(key, str) else key
+    order = key.desc() if sort.startswith("-") else key.asc()
+    page = Paginator(rows.order_by(order, "name"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return {"page": page, "query": query, "sort": sort, "default_entry": entries.default_row()}
+
+
+def _destinations_context(request: ConsoleRequest, **extra) -> dict:
+    return {
+        "settings": DestinationControls.load(),
+        "lookup_form": forms.LookupForm(),
+        **_destination_table(request),
+        **extra,
+    }
+
+
 @requires(Capability.VIEW_CONFIG)
 def destination_controls(request: ConsoleRequest):
-    return render(request, "destinations/destination_controls.html", {"settings": DestinationControls.load()})
+    """The global settings, the table (searchable, sortable, 50 a page) and the lookup."""
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "destinations/_destination_table.html", _destination_table(request))
+    return render(request, "destinations/destination_controls.html", _destinations_context(request))
+
+
+@requires(Capability.VIEW_CONFIG)
+def destination_lookup(request: ConsoleRequest):
+    """Which entry applies to an address: the result alone for htmx, else the page with it."""
+    form = forms.LookupForm(request.GET or None)
+    context = {"lookup_form": form, "match": None, "lookup_error": ""}
+    if form.is_valid():
+        try:
+            context["match"] = lookup.entry_for(form.cleaned_data["address"])
+        except ValueError as exc:
+            context["lookup_error"] = str(exc)
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "destinations/_lookup.html", context)
+    return render(
+        request, "destinations/destination_controls.html", _destinations_context(request, **context)
+    )
+
+
+def _destination_row(name: str) -> Destination:
+    if name == DEFAULT_DESTINATION:
+        return entries.default_row()
+    row = Destination.objects.filter(name=name).first()
+    if row is None:
+        raise Http404(f"'{name}' was not found in the destination control table.")
+    return row
+
+
+@requires(Capability.VIEW_CONFIG)
+def destination_entry(request: ConsoleRequest, name: str | None = None):
+    """Add Destination (``name`` None) or edit an entry, the Default entry included."""
+    row = _destination_row(name) if name is not None else None
+    for_default = row is not None and row.is_default
+    default = Entry.of(row if for_default else entries.default_row())
+    initial = forms.DestinationForm.initial_for(Entry.of(row)) if row else {"table_tls": TlsSupport.DEFAULT}
+    form = forms.DestinationForm(
+        request.POST or None, initial=initial, default=default, for_default=for_default
+    )
+    partial = request.htmx and not request.htmx.boosted
+    template = "destinations/_destination_form.html" if partial else "destinations/destination_entry.html"
+    context = {
+        "form": form,
+        "entry": row,
+        "meanings": forms.TLS_MEANINGS,
+        "default_tls": TlsSupport(default.tls).label,
+    }
+    if request.method != "POST" or not form.is_valid():
+        return render(request, template, context, status=400 if request.method == "POST" else 200)
+    entry = form.entry(DEFAULT_DESTINATION if for_default else None)
+    if row is None:
+        description = f"added destination {entry.name}"
+    else:
+        description = f"edited destination {row.name}"
+    response = submit_change(
+        request,
+        description,
+        lambda: store.save_destination(entry, original=row.name if row else None),
+        success_url=reverse("destinations:destination_controls"),
+        template=template,
+        context=context,
+    )
+    if partial and response.status_code == 302:
+        return HttpResponseClientRedirect(response["Location"])
+    return response
+
+
+@requires(Capability.VIEW_CONFIG)
+@require_POST
+def destination_delete(request: ConsoleRequest):
+    """Delete the entries ticked in the table (the Default entry has no box)."""
+    names = request.POST.getlist("name")
+    if not names:
+        messages.error(request, "Select the destinations to delete.")
+        return redirect("destinations:destination_controls")
+    return submit_change(
+        request,
+        f"deleted destination{'s' if len(names) > 1 else ''} {', '.join(names)}",
+        lambda: store.delete_destinations(names),
+        success_url=reverse("destinations:destination_controls"),
+        template="destinations/destination_controls.html",
+        context=_destinations_context(request),
+    )
+
+
+@requires(Capability.VIEW_CONFIG)
+def destination_import(request: ConsoleRequest):
+    """Import Table...: the file replaces the whole table in one staged change."""
+    form = forms.ImportTableForm(request.POST or None, request.FILES or None)
+    template = "destinations/destination_import.html"
+    context = {"form": form}
+    if request.method != "POST" or not form.is_valid():
+        return render(request, template, context, status=400 if request.method == "POST" else 200)
+    text = form.cleaned_data["table"]
+    return submit_change(
+        request,
+        f"imported the destination table from {request.FILES['table'].name}",
+        lambda: store.import_destinations(text),
+        success_url=reverse("destinations:destination_controls"),
+        template=template,
+        context=context,
+    )
+
+
+@requires(Capability.VIEW_CONFIG)
+def destination_export(request: ConsoleRequest):
+    """Export Table...: the candidate table as text, one entry a line."""
+    response = HttpResponse(store.export_destinations(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="destination-controls.txt"'
+    return response
 
 
 @requires(Capability.VIEW_CONFIG)
