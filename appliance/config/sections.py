@@ -63,9 +63,15 @@ class Field:
     # For a field naming a certificate: the host names that certificate should cover,
     # given the item and the whole configuration (an interface's hostname).
     covers: Callable[[Item, Config], list[str]] | None = None
-    # Kind.ITEMS: the settings of each repeated element, and the one that names it.
+    # Kind.ITEMS: the settings of each repeated element, the one that names it, and the element
+    # the entries stand in (``<local_dns><dns_ip>…``), if any.
     children: tuple[Field, ...] = ()
     child_key: str | None = None
+    container: str | None = None
+    # Where a setting of an item stands: an attribute of the item's element (``priority="10"``)
+    # or the element's own text (``<dns_ip priority="0">10.0.0.1</dns_ip>``) instead of a child element.
+    attribute: bool = False
+    text: bool = False
 
     def __post_init__(self):
         if self.kind is Kind.ITEMS:

@@ -59,9 +59,17 @@ def _text(f: Field, value, mode: SecretMode, cipher: vault.PassphraseCipher | No
 def _append_fields(parent, section: Section, item: Item, mode, cipher) -> None:
     for f in section.fields:
         value = item.get(f.tag)
+        if f.attribute or f.text:
+            if value is not None and value != "":
+                if f.attribute:
+                    parent.set(f.tag, _text(f, value, mode, cipher))
+                else:
+                    parent.text = _text(f, value, mode, cipher)
+            continue
         if f.kind is Kind.ITEMS:
+            target = etree.SubElement(parent, f.container) if f.container and value else parent
             for child in value:
-                _append_fields(etree.SubElement(parent, f.tag), f.child_section(), child, mode, cipher)
+                _append_fields(etree.SubElement(target, f.tag), f.child_section(), child, mode, cipher)
             continue
         for one in value if f.repeated else [value]:
             if one is None or (one == "" and not f.required):
@@ -146,34 +154,52 @@ class _Parser:
         self.problems: list[str] = []
         self.document = Document()
 
-    def problem(self, element, message: str) -> None:
-        self.problems.append(f"line {element.sourceline}: <{element.tag}> {message}")
+    def problem(self, element, message: str, what: str = "") -> None:
+        self.problems.append(f"line {element.sourceline}: {what or f'<{element.tag}>'} {message}")
 
     def value(self, f: Field, element):
-        text = (element.text or "").strip()
         if len(element):
             self.problem(element, "must hold a value, not other elements")
             return None
+        return self.convert(f, (element.text or "").strip(), element)
+
+    def convert(self, f: Field, text: str, element, what: str = ""):
+        """``text`` as the Python value of ``f``; None (and a problem) if it is not one."""
         if f.kind is Kind.BOOL:
             if text not in ("0", "1"):
-                self.problem(element, f"must be 0 or 1, not {text!r}")
+                self.problem(element, f"must be 0 or 1, not {text!r}", what)
                 return None
             return text == "1"
         if f.kind is Kind.INT:
             try:
                 number = int(text)
             except ValueError:
-                self.problem(element, f"must be a whole number, not {text!r}")
+                self.problem(element, f"must be a whole number, not {text!r}", what)
                 return None
             if (f.minimum is not None and number < f.minimum) or (
                 f.maximum is not None and number > f.maximum
             ):
-                self.problem(element, f"must be between {f.minimum} and {f.maximum}, not {number}")
+                self.problem(element, f"must be between {f.minimum} and {f.maximum}, not {number}", what)
                 return None
             return number
         if f.kind is Kind.SECRET and self.mode is not SecretMode.SEALED:
             return self.secret(element, text)
         return text
+
+    def attributes_and_text(self, section: Section, element, item: Item) -> None:
+        """The settings a section keeps in its element's attributes and text."""
+        known = {f.tag: f for f in section.fields if f.attribute}
+        for name, raw in element.attrib.items():
+            f = known.get(name)
+            if f is None:
+                self.problem(element, f"has no attribute {name!r}")
+                continue
+            item[name] = self.convert(f, raw.strip(), element, f"<{element.tag} {name}>")
+        text_field = next((f for f in section.fields if f.text), None)
+        if text_field is not None:
+            text = (element.text or "").strip()
+            if text:
+                item[text_field.tag] = self.convert(text_field, text, element)
 
     def secret(self, element, text: str) -> str | None:
         if text == vault.MASK:
@@ -197,11 +223,26 @@ class _Parser:
     def item(self, section: Section, element, index: int) -> Item:
         self.document.lines[(section.tag, index, None)] = element.sourceline
         item: Item = {}
+        self.attributes_and_text(section, element, item)
+        containers = {f.container: f for f in section.fields if f.kind is Kind.ITEMS and f.container}
         for child in element:
             if not isinstance(child.tag, str):
                 continue
+            if child.tag in containers:
+                f = containers[child.tag]
+                entries = item.setdefault(f.tag, [])
+                for entry in child:
+                    if not isinstance(entry.tag, str):
+                        continue
+                    if entry.tag != f.tag:
+                        self.problem(entry, f"does not belong in <{child.tag}> (expected <{f.tag}>)")
+                        continue
+                    entries.append(self.item(f.child_section(), entry, len(entries)))
+                continue
             try:
                 f = section.field(child.tag)
+                if f.attribute or f.text or f.container:
+                    raise KeyError(child.tag)
             except KeyError:
                 self.problem(child, f"is not a setting of <{element.tag}>")
                 continue
