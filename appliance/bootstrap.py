@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from django.db import transaction
 
-from appliance import workflow
-from appliance.models import ConfigVersion, Interface, Role, SystemSettings, User
+from appliance import dns, workflow
+from appliance.models import ConfigVersion, DnsServer, Interface, Role, SystemSettings, User
 from appliance.validators import validate_hostname, validate_ip_address
 
 _first_start_steps: list[Callable[[str], None]] = []
@@ -44,7 +44,17 @@ def _environment() -> tuple[str, str, int]:
         raise BootstrapError(f"APPLIANCE_HOSTNAME/APPLIANCE_LISTEN_ADDRESS: {exc}") from None
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise BootstrapError(f"APPLIANCE_HTTPS_PORT must be a port number, not {port!r}")
+    for server in _dns_servers():
+        try:
+            dns.validate_server(server)
+        except ValueError as exc:
+            raise BootstrapError(f"APPLIANCE_DNS_SERVER: {exc}") from None
     return hostname, address, int(port)
+
+
+def _dns_servers() -> list[str]:
+    """APPLIANCE_DNS_SERVER: resolvers, comma-separated; none means the machine's."""
+    return [s.strip() for s in os.environ.get("APPLIANCE_DNS_SERVER", "").split(",") if s.strip()]
 
 
 def first_start() -> str | None:
@@ -68,6 +78,9 @@ def first_start() -> str | None:
         system = SystemSettings.load()
         system.hostname = hostname
         system.save()
+        DnsServer.objects.bulk_create(
+            DnsServer(address=server, position=position) for position, server in enumerate(_dns_servers())
+        )
         Interface.objects.update_or_create(
             name=MANAGEMENT_INTERFACE,
             defaults={

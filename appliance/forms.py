@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
-from appliance import tls
+from appliance import dns, tls
 from appliance.models import Role, User
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
 
@@ -171,3 +171,44 @@ class SslConfigurationForm(forms.Form):
             if lowest and highest and (problem := tls.policy_problems(lowest, highest)):
                 self.add_error(f"{service}_tls_min", f"{service.label}: {problem}.")
         return cleaned
+
+
+class DnsForm(forms.Form):
+    """Network > DNS: the resolvers, one a line ("address[:port] [priority]"), and the PTR timeout."""
+
+    servers = forms.CharField(
+        label="DNS servers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One a line: address, optionally :port, then a priority (0 first). Empty: the machine's resolvers.",
+    )
+    ptr_timeout = forms.IntegerField(
+        label="Wait for reverse DNS (PTR) lookups, seconds", min_value=1, max_value=60
+    )
+
+    def clean_servers(self):
+        entries = []
+        for number, line in enumerate(self.cleaned_data["servers"].splitlines(), 1):
+            words = line.split()
+            if not words:
+                continue
+            if len(words) > 2 or (len(words) == 2 and not words[1].isdigit()):
+                raise ValidationError(f"Line {number}: write an address, then optionally a priority number.")
+            try:
+                dns.validate_server(words[0])
+            except ValueError as exc:
+                raise ValidationError(f"Line {number}: {exc}") from None
+            priority = int(words[1]) if len(words) == 2 else 0
+            if priority > 99:
+                raise ValidationError(f"Line {number}: the priority must be between 0 and 99.")
+            entries.append({"address": words[0], "priority": priority})
+        if len({e["address"] for e in entries}) != len(entries):
+            raise ValidationError("A server is listed twice.")
+        return entries
+
+
+class DnsLookupForm(forms.Form):
+    name = forms.CharField(label="Look up", max_length=253, validators=[config_validator(validate_hostname)])
+    record_type = forms.ChoiceField(
+        label="Record", choices=[(t, t) for t in ("MX", "A", "AAAA", "PTR", "TXT")]
+    )

@@ -82,6 +82,36 @@ class SslSettings(models.Model):
         return cls.objects.get_or_create(pk=1, defaults=defaults)[0]
 
 
+class DnsSettings(models.Model):
+    """The single row of Network > DNS (candidate); no servers means the machine's resolvers."""
+
+    ptr_timeout = models.PositiveSmallIntegerField(default=20)
+
+    class Meta:
+        verbose_name_plural = "DNS settings"
+
+    def __str__(self):
+        return "DNS"
+
+    @classmethod
+    def load(cls) -> DnsSettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class DnsServer(models.Model):
+    """A resolver the gateway asks, lowest priority first (ESA: ``<dns_ip priority="0">``)."""
+
+    address = models.CharField(max_length=64)  # an IP address, optionally with :port ([v6]:port)
+    priority = models.PositiveSmallIntegerField(default=0)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["priority", "position"]
+
+    def __str__(self):
+        return self.address
+
+
 class Interface(models.Model):
     """An IP interface: an address the console (and later the listeners) serve on (candidate)."""
 

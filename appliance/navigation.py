@@ -36,6 +36,7 @@ def menus_for(user) -> list[tuple[str, list[Page]]]:
 def register_core_pages():
     register("Monitor", "Overview", "overview", Capability.VIEW_STATUS, position=0)
     register("Network", "IP Interfaces", "interfaces", position=10)
+    register("Network", "DNS", "dns", position=12)
     register("System Administration", "Users", "users", Capability.MANAGE_USERS, position=10)
     register("System Administration", "System Settings", "system_settings", position=20)
     register("System Administration", "SSL Configuration", "ssl_configuration", position=25)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from appliance import tls
+from appliance import dns, tls
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Kind, Section, registry
-from appliance.models import Interface, SslSettings, SystemSettings
+from appliance.models import DnsServer, DnsSettings, Interface, SslSettings, SystemSettings
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
 
 NETWORK = "Network Configuration"
@@ -157,6 +157,39 @@ def register_sections():
             clean_item=_clean_ssl,
         )
     )
+    registry.register(
+        Section(
+            tag="dns",
+            title="DNS",
+            heading=NETWORK,
+            position=12,
+            fields=(
+                Field(
+                    "dns_ip",
+                    "DNS servers",
+                    Kind.ITEMS,
+                    container="local_dns",
+                    children=(
+                        Field("address", "Address", text=True, validate=dns.validate_server),
+                        Field(
+                            "priority", "Priority", Kind.INT, default=0, minimum=0, maximum=99, attribute=True
+                        ),
+                    ),
+                    child_key="address",
+                ),
+                Field(
+                    "dns_ptr_timeout",
+                    "PTR lookup timeout (seconds)",
+                    Kind.INT,
+                    default=20,
+                    minimum=1,
+                    maximum=60,
+                ),
+            ),
+            read=_read_dns,
+            write=_write_dns,
+        )
+    )
     checks.register(console_reachable)
     checks.register_sockets(interface_sockets)
 
@@ -201,3 +234,22 @@ def _clean_ssl(item):
         if problem:
             problems.append((f"{service}_tls_min", problem))
     return problems
+
+
+def _read_dns():
+    return [
+        {
+            "dns_ip": [{"address": s.address, "priority": s.priority} for s in DnsServer.objects.all()],
+            "dns_ptr_timeout": DnsSettings.load().ptr_timeout,
+        }
+    ]
+
+
+def _write_dns(items):
+    [item] = items
+    DnsSettings.objects.update_or_create(pk=1, defaults={"ptr_timeout": item["dns_ptr_timeout"]})
+    DnsServer.objects.all().delete()
+    DnsServer.objects.bulk_create(
+        DnsServer(address=entry["address"], priority=entry["priority"] or 0, position=position)
+        for position, entry in enumerate(item["dns_ip"])
+    )

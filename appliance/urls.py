@@ -11,6 +11,7 @@ urlpatterns = [
     path("commit/abandon/", workflow.abandon_changes, name="abandon_changes"),
     path("commit/confirm/", workflow.confirm_commit, name="confirm_commit"),
     path("network/interfaces/", network.interfaces, name="interfaces"),
+    path("network/dns/", network.dns_settings, name="dns"),
     path("network/interfaces/add/", network.interface_edit, name="interface_add"),
     path("network/interfaces/edit/<str:name>/", network.interface_edit, name="interface_edit"),
     path("network/interfaces/delete/<str:name>/", network.interface_delete, name="interface_delete"),

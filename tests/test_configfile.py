@@ -138,6 +138,7 @@ def test_saved_file_has_the_esa_shape(admin):
     assert [c for c in children if isinstance(c, str)] == [
         "hostname",
         "interfaces",
+        "dns",
         "listeners",
         "certificates",
         "certificate_authorities",

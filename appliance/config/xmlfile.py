@@ -194,12 +194,25 @@ class _Parser:
             if f is None:
                 self.problem(element, f"has no attribute {name!r}")
                 continue
-            item[name] = self.convert(f, raw.strip(), element, f"<{element.tag} {name}>")
+            item[name] = self.checked(
+                f, self.convert(f, raw.strip(), element, f"<{element.tag} {name}>"), element
+            )
         text_field = next((f for f in section.fields if f.text), None)
         if text_field is not None:
             text = (element.text or "").strip()
             if text:
-                item[text_field.tag] = self.convert(text_field, text, element)
+                item[text_field.tag] = self.checked(
+                    text_field, self.convert(text_field, text, element), element
+                )
+
+    def checked(self, f: Field, value, element):
+        """``value`` after ``f``'s own validator (a problem named by ``element`` if it refuses)."""
+        if value not in (None, "") and f.validate and self.mode is not SecretMode.SEALED:
+            try:
+                f.validate(value)
+            except ValueError as exc:
+                self.problem(element, str(exc))
+        return value
 
     def secret(self, element, text: str) -> str | None:
         if text == vault.MASK:

@@ -7,9 +7,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from appliance import dns
 from appliance import interfaces as store
 from appliance.config.sections import registry
-from appliance.forms import InterfaceForm
+from appliance.forms import DnsForm, DnsLookupForm, InterfaceForm
 from appliance.models import Interface
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, submit_change
@@ -65,3 +66,37 @@ def interface_delete(request: ConsoleRequest, name: str):
         template="appliance/interfaces.html",
         context={"rows": [(i, []) for i in Interface.objects.all()]},
     )
+
+
+def _dns_item(entries, ptr_timeout) -> list[dict]:
+    return [{"dns_ip": entries, "dns_ptr_timeout": ptr_timeout}]
+
+
+@requires(Capability.VIEW_CONFIG)
+def dns_settings(request: ConsoleRequest):
+    [current] = registry.get("dns").read()
+    lines = "\n".join(f"{e['address']} {e['priority']}" for e in current["dns_ip"])
+    form = DnsForm(
+        request.POST if request.POST.get("action") == "save" else None,
+        initial={"servers": lines, "ptr_timeout": current["dns_ptr_timeout"]},
+    )
+    lookup_form = DnsLookupForm(request.POST if request.POST.get("action") == "lookup" else None)
+    context = {"form": form, "lookup_form": lookup_form, "servers": current["dns_ip"]}
+    if form.is_bound and form.is_valid():
+        item = _dns_item(form.cleaned_data["servers"], form.cleaned_data["ptr_timeout"])
+        return submit_change(
+            request,
+            "edited the DNS settings",
+            lambda: registry.get("dns").write(item),
+            success_url=reverse("dns"),
+            template="appliance/dns.html",
+            context=context,
+        )
+    if lookup_form.is_bound and lookup_form.is_valid():
+        name, record_type = lookup_form.cleaned_data["name"], lookup_form.cleaned_data["record_type"]
+        try:
+            context["answers"] = dns.lookup(registry.candidate(), name, record_type)
+        except ValueError as exc:
+            context["lookup_error"] = str(exc)
+    status = 400 if (form.is_bound and form.errors) else 200
+    return render(request, "appliance/dns.html", context, status=status)
