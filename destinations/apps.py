@@ -10,11 +10,13 @@ class DestinationsConfig(AppConfig):
 
     def ready(self):
         from appliance import navigation
-        from destinations import sections
+        from destinations import alerts, sections
 
         sections.register_sections()
+        alerts.register_section()
         navigation.register(
             "Mail Policies", "Destination Controls", "destinations:destination_controls", position=40
         )
         navigation.register("Security Services", "URL Filtering", "destinations:url_filtering", position=30)
         navigation.register("System Administration", "LDAP", "destinations:ldap", position=25)
+        navigation.register("System Administration", "Alerts", "destinations:alerts", position=15)

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
-from destinations import views
+from destinations import alert_views, views
 
 app_name = "destinations"
 
@@ -23,4 +23,5 @@ urlpatterns = [
     path("ldap/servers/<str:name>/", views.ldap_server, name="ldap_server"),
     path("ldap/servers/<str:name>/test/", views.ldap_test, name="ldap_test"),
     path("url-filtering/", views.url_filtering, name="url_filtering"),
+    path("alerts/", include(alert_views.urlpatterns)),
 ]

@@ -9,8 +9,10 @@ class ListenersConfig(AppConfig):
 
     def ready(self):
         from appliance import bootstrap, navigation
-        from listeners import sections, store
+        from listeners import address_lists, sections, store
 
         sections.register_sections()
+        address_lists.register_section()
         bootstrap.register_first_start(store.create_default_listener)
         navigation.register("Network", "Listeners", "listeners:list", position=15)
+        navigation.register("Mail Policies", "Address Lists", "listeners:address_lists", position=50)

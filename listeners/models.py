@@ -40,3 +40,17 @@ class Listener(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class AddressList(models.Model):
+    """A named list of address-list entries (``entries``: the texts as typed, in order, no duplicates)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    entries = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

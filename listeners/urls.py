@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
-from listeners import views
+from listeners import address_list_views, views
 
 app_name = "listeners"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("add/", views.add_listener, name="add"),
     path("edit/<str:name>/", views.edit_listener, name="edit"),
     path("delete/<str:name>/", views.delete_listener, name="delete"),
+    path("address-lists/", include(address_list_views.urlpatterns)),
 ]

@@ -142,10 +142,12 @@ def test_saved_file_has_the_esa_shape(admin):
         "listeners",
         "certificates",
         "certificate_authorities",
+        "address_lists",
         "destination_controls",
         "url_filtering",
         "ldap",
         "ldap_servers",
+        "alerts",
         "ssl_config",
         "config_rollback",
     ]

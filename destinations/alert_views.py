@@ -1,0 +1,134 @@
+"""System Administration > Alerts: the recipients, Add Recipient, Edit Recipient and Delete."""
+
+from __future__ import annotations
+
+from django import forms
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from appliance.forms import config_validator
+from appliance.roles import Capability, requires
+from appliance.views.common import ConsoleRequest, submit_change
+from destinations import alerts
+from destinations.alerts import ALL, AlertClass, AlertRecipient, Severity
+
+
+class AlertRecipientForm(forms.Form):
+    address = forms.CharField(
+        label="Recipient Address",
+        max_length=254,
+        validators=[config_validator(alerts.validate_address)],
+    )
+    alert_classes = forms.MultipleChoiceField(
+        label="Alert Classes",
+        choices=[(ALL, "All"), *AlertClass.choices],
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one alert class"},
+    )
+    severities = forms.MultipleChoiceField(
+        label="Severities",
+        choices=[(ALL, "All"), *Severity.choices],
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one severity"},
+        help_text="The recipient receives every chosen class at every chosen severity.",
+    )
+
+    @classmethod
+    def initial_for(cls, recipient: AlertRecipient) -> dict:
+        return {
+            "address": recipient.address,
+            "alert_classes": recipient.alert_classes,
+            "severities": recipient.severities,
+        }
+
+
+def _recipient(address: str) -> AlertRecipient:
+    recipient = AlertRecipient.objects.filter(address=address).first()
+    if recipient is None:
+        raise Http404(f"There is no alert recipient {address}.")
+    return recipient
+
+
+def _list_context() -> dict:
+    return {"recipients": AlertRecipient.objects.all()}
+
+
+@requires(Capability.VIEW_CONFIG)
+def alert_list(request: ConsoleRequest):
+    return render(request, "destinations/alerts.html", _list_context())
+
+
+@requires(Capability.VIEW_CONFIG)
+def add_recipient(request: ConsoleRequest):
+    return _form_page(request, None)
+
+
+@requires(Capability.VIEW_CONFIG)
+def edit_recipient(request: ConsoleRequest, address: str):
+    return _form_page(request, _recipient(address))
+
+
+def _form_page(request: ConsoleRequest, recipient: AlertRecipient | None):
+    form = AlertRecipientForm(
+        request.POST or None, initial=AlertRecipientForm.initial_for(recipient) if recipient else None
+    )
+    partial = request.htmx and not request.htmx.boosted
+    template = "destinations/alerts_form_fields.html" if partial else "destinations/alerts_form.html"
+    context = {"form": form, "recipient": recipient}
+    if request.method != "POST" or not form.is_valid():
+        return render(request, template, context, status=400 if request.method == "POST" else 200)
+    data = form.cleaned_data
+    if recipient is None:
+        description = f"added alert recipient {data['address']}"
+
+        def apply():
+            alerts.create(data["address"], data["alert_classes"], data["severities"])
+
+    else:
+        description = f"edited alert recipient {recipient.address}"
+
+        def apply():
+            alerts.edit(
+                recipient.address,
+                new_address=data["address"],
+                alert_classes=data["alert_classes"],
+                severities=data["severities"],
+            )
+
+    response = submit_change(
+        request,
+        description,
+        apply,
+        success_url=reverse("destinations:alerts"),
+        template=template,
+        context=context,
+    )
+    if partial and response.status_code == 302:
+        return HttpResponseClientRedirect(response["Location"])
+    return response
+
+
+@requires(Capability.VIEW_CONFIG)
+@require_POST
+def delete_recipient(request: ConsoleRequest, address: str):
+    _recipient(address)
+    return submit_change(
+        request,
+        f"deleted alert recipient {address}",
+        lambda: alerts.delete(address),
+        success_url=reverse("destinations:alerts"),
+        template="destinations/alerts.html",
+        context=_list_context(),
+    )
+
+
+# Included under the destinations namespace; an address goes after a fixed word.
+urlpatterns = [
+    path("", alert_list, name="alerts"),
+    path("add/", add_recipient, name="alert_add"),
+    path("edit/<str:address>/", edit_recipient, name="alert_edit"),
+    path("delete/<str:address>/", delete_recipient, name="alert_delete"),
+]
