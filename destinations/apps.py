@@ -3,20 +3,22 @@ from django.apps import AppConfig
 
 class DestinationsConfig(AppConfig):
     """Every connection the appliance makes outward: outgoing TLS (Destination Controls), LDAP,
-    the URL filtering service; delivery and SMTP routes later."""
+    the URL filtering service, SMTP routes; delivery later."""
 
     name = "destinations"
     verbose_name = "Destinations"
 
     def ready(self):
         from appliance import navigation
-        from destinations import alerts, sections
+        from destinations import alerts, routes, sections
 
         sections.register_sections()
         alerts.register_section()
+        routes.register_section()
         navigation.register(
             "Mail Policies", "Destination Controls", "destinations:destination_controls", position=40
         )
         navigation.register("Security Services", "URL Filtering", "destinations:url_filtering", position=30)
         navigation.register("System Administration", "LDAP", "destinations:ldap", position=25)
         navigation.register("System Administration", "Alerts", "destinations:alerts", position=15)
+        navigation.register("Network", "SMTP Routes", "destinations:smtp_routes", position=20)

@@ -263,3 +263,29 @@ def display_choices(choices, values: list[str]) -> str:
     if set(values) >= set(choices.values):
         return "All"
     return ", ".join(choices(value).label for value in choices.values if value in values)
+
+
+class SmtpRoute(models.Model):
+    """Network > SMTP Routes: where mail for a domain goes instead of the domain's MX hosts.
+
+    ``domain`` is ``example.com`` (that domain only), ``.example.com`` (every host
+    below it) or ``ALL`` (the default route, at most one). ``hosts`` are the hops
+    in the order given, each ``{"host": "mx.example.net:2525", "priority": 10}``
+    (priority None: none given, taken as 0); a host is ``host[:port]``, ``USEDNS``
+    (deliver by MX) or ``/dev/null`` (drop the mail, alone in its route).
+    """
+
+    domain = models.CharField(max_length=254, unique=True)
+    hosts = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self):
+        return self.domain
+
+    def hosts_display(self) -> str:
+        return ", ".join(
+            hop["host"] if hop["priority"] is None else f"{hop['host']}/pri={hop['priority']}"
+            for hop in self.hosts
+        )

@@ -139,6 +139,7 @@ def test_saved_file_has_the_esa_shape(admin):
         "hostname",
         "interfaces",
         "dns",
+        "smtp_routes",
         "listeners",
         "certificates",
         "certificate_authorities",
