@@ -7,11 +7,10 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from appliance.forms import config_validator
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, submit_change
+from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
 from destinations import alerts
 from destinations.alerts import ALL, AlertClass, AlertRecipient, Severity
 
@@ -75,40 +74,28 @@ def _form_page(request: ConsoleRequest, recipient: AlertRecipient | None):
     form = AlertRecipientForm(
         request.POST or None, initial=AlertRecipientForm.initial_for(recipient) if recipient else None
     )
-    partial = request.htmx and not request.htmx.boosted
-    template = "destinations/alerts_form_fields.html" if partial else "destinations/alerts_form.html"
-    context = {"form": form, "recipient": recipient}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    data = form.cleaned_data
-    if recipient is None:
-        description = f"added alert recipient {data['address']}"
 
-        def apply():
-            alerts.create(data["address"], data["alert_classes"], data["severities"])
-
-    else:
-        description = f"edited alert recipient {recipient.address}"
-
-        def apply():
-            alerts.edit(
-                recipient.address,
-                new_address=data["address"],
-                alert_classes=data["alert_classes"],
-                severities=data["severities"],
+    def change(data):
+        if recipient is None:
+            return f"added alert recipient {data['address']}", lambda: alerts.create(
+                data["address"], data["alert_classes"], data["severities"]
             )
+        return f"edited alert recipient {recipient.address}", lambda: alerts.edit(
+            recipient.address,
+            new_address=data["address"],
+            alert_classes=data["alert_classes"],
+            severities=data["severities"],
+        )
 
-    response = submit_change(
+    return staged_form_page(
         request,
-        description,
-        apply,
+        form,
+        change,
+        full_template="destinations/alerts_form.html",
+        partial_template="destinations/alerts_form_fields.html",
+        context={"recipient": recipient},
         success_url=reverse("destinations:alerts"),
-        template=template,
-        context=context,
     )
-    if partial and response.status_code == 302:
-        return HttpResponseClientRedirect(response["Location"])
-    return response
 
 
 @requires(Capability.VIEW_CONFIG)

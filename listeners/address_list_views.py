@@ -7,12 +7,11 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from appliance.forms import config_validator
 from appliance.roles import Capability, requires
 from appliance.validators import validate_object_name
-from appliance.views.common import ConsoleRequest, submit_change
+from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
 from listeners import address_lists
 from listeners.address_lists import FORMS, AddressList
 
@@ -66,38 +65,26 @@ def _form_page(request: ConsoleRequest, address_list: AddressList | None):
     form = AddressListForm(
         request.POST or None, initial=AddressListForm.initial_for(address_list) if address_list else None
     )
-    partial = request.htmx and not request.htmx.boosted
-    template = "listeners/address_list_form_fields.html" if partial else "listeners/address_list_form.html"
-    context = {"form": form, "address_list": address_list}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    data = form.cleaned_data
-    entries = data["entries"].splitlines()
-    if address_list is None:
-        description = f"created address list {data['name']}"
 
-        def apply():
-            address_lists.create(data["name"], entries, data["description"])
-
-    else:
-        description = f"edited address list {address_list.name}"
-
-        def apply():
-            address_lists.edit(
-                address_list.name, new_name=data["name"], description=data["description"], entries=entries
+    def change(data):
+        entries = data["entries"].splitlines()
+        if address_list is None:
+            return f"created address list {data['name']}", lambda: address_lists.create(
+                data["name"], entries, data["description"]
             )
+        return f"edited address list {address_list.name}", lambda: address_lists.edit(
+            address_list.name, new_name=data["name"], description=data["description"], entries=entries
+        )
 
-    response = submit_change(
+    return staged_form_page(
         request,
-        description,
-        apply,
+        form,
+        change,
+        full_template="listeners/address_list_form.html",
+        partial_template="listeners/address_list_form_fields.html",
+        context={"address_list": address_list},
         success_url=reverse("listeners:address_lists"),
-        template=template,
-        context=context,
     )
-    if partial and response.status_code == 302:
-        return HttpResponseClientRedirect(response["Location"])
-    return response
 
 
 @requires(Capability.VIEW_CONFIG)

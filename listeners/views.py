@@ -6,10 +6,9 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, submit_change
+from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
 from listeners import store
 from listeners.forms import ListenerForm
 from listeners.models import Listener
@@ -47,32 +46,24 @@ def _form_page(request: ConsoleRequest, listener: Listener | None):
     """Add (``listener`` None) or edit: the form, then the change staged through the workflow."""
     initial = ListenerForm.initial_for(listener) if listener else None
     form = ListenerForm(request.POST or None, initial=initial)
-    partial = request.htmx and not request.htmx.boosted
-    template = "listeners/_form.html" if partial else "listeners/form.html"
-    context = {"form": form, "listener": listener}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    data = form.cleaned_data
-    settings = {key: data[key] for key in ("listener_type", "interface_name", "port", "certificate_name")}
-    if listener is None:
-        description = f"created listener {data['name']}"
 
-        def apply():
-            return store.create(data["name"], **settings)
+    def change(data):
+        settings = {key: data[key] for key in ("listener_type", "interface_name", "port", "certificate_name")}
+        if listener is None:
+            return f"created listener {data['name']}", lambda: store.create(data["name"], **settings)
+        return f"edited listener {listener.name}", lambda: store.edit(
+            listener.name, new_name=data["name"], **settings
+        )
 
-    else:
-        description = f"edited listener {listener.name}"
-
-        def apply():
-            return store.edit(listener.name, new_name=data["name"], **settings)
-
-    response = submit_change(
-        request, description, apply, success_url=reverse("listeners:list"), template=template, context=context
+    return staged_form_page(
+        request,
+        form,
+        change,
+        full_template="listeners/form.html",
+        partial_template="listeners/_form.html",
+        context={"listener": listener},
+        success_url=reverse("listeners:list"),
     )
-    if partial and response.status_code == 302:
-        # htmx would swap the list page into the form: send the browser there instead.
-        return HttpResponseClientRedirect(response["Location"])
-    return response
 
 
 @requires(Capability.VIEW_CONFIG)

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from appliance import workflow
@@ -54,3 +55,32 @@ def submit_change(
         for warning in result.warnings:
             messages.warning(request, warning)
     return redirect(success_url)
+
+
+def staged_form_page(
+    request: ConsoleRequest,
+    form,
+    change: Callable[[dict], tuple[str, Callable[[], Any]]],
+    *,
+    full_template: str,
+    partial_template: str,
+    context: dict,
+    success_url: str,
+) -> HttpResponse:
+    """An add/edit page whose submit is staged: the whole page, or only the form for an htmx request.
+
+    ``change(cleaned_data)`` gives the audit description and the function that makes the change.
+    After a successful htmx submit the browser is sent on (HX-Redirect), not the list swapped in.
+    """
+    partial = request.htmx and not request.htmx.boosted
+    template = partial_template if partial else full_template
+    context = {"form": form, **context}
+    if request.method != "POST" or not form.is_valid():
+        return render(request, template, context, status=400 if request.method == "POST" else 200)
+    description, apply = change(form.cleaned_data)
+    response = submit_change(
+        request, description, apply, success_url=success_url, template=template, context=context
+    )
+    if partial and response.status_code == 302:
+        return HttpResponseClientRedirect(response["Location"])
+    return response
