@@ -12,8 +12,8 @@ from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from destinations import alerts
 from destinations.alerts import AlertClass
+from tests.console import refused, run
 from tests.listener_fixtures import unchanged_fixture  # noqa: F401 (fixture)
-from tests.test_console import refused, run
 
 SUBMITTED = "Your changes have been submitted. Commit them to make them take effect."
 ALL_CLASSES = list(AlertClass.values)

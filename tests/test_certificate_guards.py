@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.core.management import call_command
 
 from appliance import workflow
 from appliance.config.xmlfile import ConfigFileError
 from certificates import downloads, pki, store
 from certificates.models import Certificate
+from tests.console import run
 
 
 def create_mail(user, key_type=pki.KeyType.EC256):
     subject = pki.Subject(common_name="mail.example.org")
     workflow.submit(user, "mail", lambda: store.create_self_signed("Mail", subject, 30, [], key_type))
-
-
-def run(*args):
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 def test_console_clear_asks_then_force_confirms_destroying_a_downloaded_request(admin):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from appliance import vault, workflow
 from appliance.models import AuditEvent, ConfigVersion, SystemSettings, User
 from tests.conftest import PASSWORD
+from tests.console import refused, run
 
 BASE = Path(__file__).resolve().parent.parent
 PYTHON = str(BASE / ".venv" / "bin" / "python")
@@ -24,25 +23,6 @@ DEMO_WARNING = (
 )
 BAD_HOSTNAME = "is not a valid host name (letters, digits and hyphens, labels of at most 63 characters separated by dots)"
 LOCKED_BY = r"has uncommitted changes since \d\d:\d\d"
-
-
-def run(*args: str) -> tuple[str, str]:
-    """Run a command that must succeed; its stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def refused(*args: str) -> str:
-    """Run a command that must be refused: exit 1, one line "Error: …" on stderr, no traceback."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.raises(SystemExit) as exit:
-        call_command(*args, stdout=out, stderr=err)
-    assert exit.value.code == 1
-    assert "Traceback" not in out.getvalue() + err.getvalue()
-    lines = err.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), f"stderr was {err.getvalue()!r}"
-    return lines[0]
 
 
 def candidate_hostname() -> str:

@@ -3,10 +3,7 @@ and ``destconfig`` new/edit/delete/list/lookup."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -17,26 +14,12 @@ from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render,
 from destinations import entries, lookup, store
 from destinations.entries import Entry
 from destinations.models import Destination, TlsSupport
+from tests.console import refused, run
 
 SYNTAX = (
     "is not a destination: give a domain (example.com), a subdomain form for every host below a domain "
     "(.example.com), or an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1)"
 )
-
-
-def run(*args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def refused(*args: str) -> str:
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.raises(SystemExit) as exit:
-        call_command(*args, stdout=out, stderr=err)
-    assert exit.value.code == 1 and out.getvalue() == ""
-    [line] = err.getvalue().splitlines()
-    return line
 
 
 def add(admin, *table: Entry) -> None:

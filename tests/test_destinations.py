@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from appliance import workflow
@@ -18,6 +16,7 @@ from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from certificates import store as certificate_store
 from destinations import store
 from destinations.models import DestinationControls
+from tests.console import refused, run
 from tests.tls_peer import stage_pending
 
 BASE = Path(__file__).resolve().parent.parent
@@ -25,21 +24,6 @@ DEMO_WARNING = (
     "You are currently using a demonstration certificate (Demo) which is not secure and is not "
     "recommended for general use (used by "
 )
-
-
-def run(*args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def refused(*args: str) -> str:
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.raises(SystemExit) as exit:
-        call_command(*args, stdout=out, stderr=err)
-    assert exit.value.code == 1 and out.getvalue() == ""
-    [line] = err.getvalue().splitlines()
-    return line
 
 
 def settings() -> tuple[str, bool]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from appliance import configfile, workflow
@@ -13,6 +10,7 @@ from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, without_header
 from appliance.models import DnsServer
 from tests import dns_server
+from tests.console import refused, run
 
 ZONE = """
 example.org. 300 IN MX 10 mx.example.org.
@@ -25,19 +23,6 @@ def dns():
     server, resolver, port = dns_server.start(ZONE)
     yield resolver, port
     server.stop()
-
-
-def run(*args):
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def refused(*args) -> str:
-    err = io.StringIO()
-    with pytest.raises(SystemExit):
-        call_command(*args, stdout=io.StringIO(), stderr=err)
-    return err.getvalue().strip()
 
 
 def test_first_start_takes_the_dns_server_from_the_environment(db, monkeypatch):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import io
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,6 +12,7 @@ from django.utils import timezone
 from appliance import interfaces, workflow
 from appliance.models import ConfigVersion, Interface, PendingConfirmation
 from certificates import pki, store
+from tests.console import refused, run
 
 FORM = {
     "intname": "Data1",
@@ -24,20 +24,6 @@ FORM = {
     "httpsd_port": "8443",
     "certificate": "Demo",
 }
-
-
-def run(*args):
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def refused(*args) -> str:
-    err = io.StringIO()
-    with pytest.raises(SystemExit) as exit_status:
-        call_command(*args, stdout=io.StringIO(), stderr=err)
-    assert exit_status.value.code == 1
-    return err.getvalue().strip()
 
 
 def test_add_an_interface_through_the_page_and_commit(login, admin):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import ssl
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from appliance import vault, workflow
@@ -15,6 +13,8 @@ from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from destinations import ldap, probe, store
 from destinations.models import LdapServer, LdapSettings
+from tests.console import refused_with_output as refused
+from tests.console import run
 from tests.tls_peer import (
     TlsPeer,
     fake_ldap,
@@ -39,24 +39,6 @@ def staged(admin, lab):
     """The test PKI in the candidate: "Client" and "Stranger", the test root in the enabled Custom List."""
     stage_lab(admin, lab)
     return lab
-
-
-def run(*args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def refused(*args: str) -> tuple[str, str]:
-    """A command that exits 1: its stdout, and its one stderr line."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.raises(SystemExit) as exit:
-        call_command(*args, stdout=out, stderr=err)
-    assert exit.value.code == 1
-    lines = err.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), err.getvalue()
-    assert "Traceback" not in out.getvalue() + err.getvalue()
-    return out.getvalue(), lines[0]
 
 
 def add_profile(user, name="corp", port=636, **fields):

@@ -8,6 +8,7 @@ from appliance import workflow
 from appliance.models import AuditEvent
 from certificates import pki
 from tests import test_console
+from tests.console import refused, run
 from tests.listener_fixtures import (
     credentials_fixture,  # noqa: F401 (fixture)
     listeners,
@@ -15,7 +16,7 @@ from tests.listener_fixtures import (
     stage_listener,
     unchanged_fixture,  # noqa: F401 (fixture)
 )
-from tests.test_console import manage, refused, run
+from tests.test_console import manage
 
 data_dir = test_console.data_dir  # a fresh appliance in its own data directory
 

@@ -13,8 +13,8 @@ from appliance import workflow
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from destinations import routes
+from tests.console import refused, run
 from tests.listener_fixtures import unchanged_fixture  # noqa: F401 (fixture)
-from tests.test_console import refused, run
 
 SUBMITTED = "Your changes have been submitted. Commit them to make them take effect."
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from appliance import tls, workflow
 from appliance.models import SslSettings
+from tests.console import run
 
 FORM = {
     f"{service}_{name}": value
@@ -55,12 +56,6 @@ def test_bad_settings_are_refused_and_nothing_changes(login, admin, changes, mes
     response = login(admin).post(reverse("ssl_configuration"), {**FORM, **changes})
     assert message in response.content.decode()
     assert not workflow.has_uncommitted_changes()
-
-
-def run(*args):
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 def test_sslconfig_sets_and_prints(admin):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from appliance import workflow
@@ -14,6 +11,8 @@ from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from destinations import probe, store, websecurity
 from destinations.models import UrlFiltering
 from destinations.validators import parse_endpoint
+from tests.console import refused_with_output as refused
+from tests.console import run
 from tests.tls_peer import TlsPeer, fingerprint, make_lab, silent, stage_lab, stage_pending
 
 
@@ -26,22 +25,6 @@ def lab(tmp_path_factory):
 def staged(admin, lab):
     stage_lab(admin, lab)
     return lab
-
-
-def run(*args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def refused(*args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.raises(SystemExit) as exit:
-        call_command(*args, stdout=out, stderr=err)
-    assert exit.value.code == 1
-    [line] = err.getvalue().splitlines()
-    assert line.startswith("Error: ") and "Traceback" not in out.getvalue()
-    return out.getvalue(), line
 
 
 def current() -> tuple[bool, str, str]:
