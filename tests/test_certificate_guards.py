@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.exceptions import PermissionDenied
 
 from appliance import workflow
@@ -110,9 +111,8 @@ def test_an_intermediate_listed_twice_is_named_as_such(admin, tmp_path):
     assert problem.endswith("<intermediate_certificate> lists the same certificate twice")
 
 
-def test_a_damaged_rsa_key_is_refused_by_name():
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
+def damaged_rsa_key_pem() -> str:
+    """An RSA key whose private exponents do not fit its primes (both CRT and plain signing go wrong)."""
     good = pki.generate_key(pki.KeyType.RSA2048).private_numbers()
     damaged = rsa.RSAPrivateNumbers(
         p=good.p,
@@ -123,24 +123,16 @@ def test_a_damaged_rsa_key_is_refused_by_name():
         iqmp=good.iqmp,
         public_numbers=good.public_numbers,
     ).private_key(unsafe_skip_rsa_key_validation=True)
+    return pki.private_key_pem(damaged)
+
+
+def test_a_damaged_rsa_key_in_a_configuration_file_is_refused_by_name():
     with pytest.raises(
         pki.CertificateError, match="^The private key is damaged: its parts do not belong together$"
     ):
-        pki.load_private_key(pki.private_key_pem(damaged), thorough=False)
+        pki.load_private_key(damaged_rsa_key_pem(), thorough=False)
 
 
 def test_a_damaged_rsa_key_entering_one_at_a_time_gets_openssls_full_check():
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    good = pki.generate_key(pki.KeyType.RSA2048).private_numbers()
-    damaged = rsa.RSAPrivateNumbers(
-        p=good.p,
-        q=good.q,
-        d=good.d + 2,
-        dmp1=good.dmp1 + 2,
-        dmq1=good.dmq1,
-        iqmp=good.iqmp,
-        public_numbers=good.public_numbers,
-    ).private_key(unsafe_skip_rsa_key_validation=True)
     with pytest.raises(pki.CertificateError, match="^This is not a PEM private key"):
-        pki.load_private_key(pki.private_key_pem(damaged))
+        pki.load_private_key(damaged_rsa_key_pem())

@@ -9,7 +9,6 @@ import datetime
 import warnings
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.utils import CryptographyDeprecationWarning
 from django.contrib.messages import get_messages
@@ -17,10 +16,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from appliance import workflow
-from appliance.models import AuditEvent
 from certificates import pki, store, trust
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
-from certificates.pki import CertificateError, KeyType
+from certificates.pki import KeyType
+from tests.certificate_helpers import assert_refused, fingerprints, stage
 from tests.pki_factory import (
     bundle,
     encrypt_key,
@@ -46,39 +45,6 @@ def ca(tmp_path_factory):
 def leaves(ca):
     """Server certificates signed by the test intermediate, one per key kind."""
     return {kind: ca.intermediate.issue(f"{kind}.example.com", kind=kind) for kind in ("rsa", "ec")}
-
-
-def stage(user, apply):
-    return workflow.submit(user, "certificate test", apply)
-
-
-def snapshot():
-    return list(
-        Certificate.objects.order_by("name").values_list(
-            "name", "certificate_pem", "intermediates", "csr_pem", "private_key_sealed", "pending_key_sealed"
-        )
-    )
-
-
-def assert_refused(user, apply, message, kind=CertificateError):
-    """Refused with exactly ``message``: no row, no change lock, no audit line."""
-    before, locked, events = snapshot(), workflow.has_uncommitted_changes(), AuditEvent.objects.count()
-    with pytest.raises(kind) as refusal:
-        stage(user, apply)
-    assert str(refusal.value) == message
-    assert snapshot() == before
-    assert workflow.has_uncommitted_changes() == locked
-    assert AuditEvent.objects.count() == events
-
-
-def fingerprints(*certificates) -> list[str]:
-    """SHA-256 fingerprints of certificates given as objects, PEM texts or PEM files."""
-    result = []
-    for c in certificates:
-        if not isinstance(c, x509.Certificate):
-            c = pki.load_certificate(c if isinstance(c, str) else c.read_text())
-        result.append(pki.fingerprint(c))
-    return result
 
 
 def key_of(name):

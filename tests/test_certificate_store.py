@@ -15,10 +15,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from appliance import workflow
-from appliance.models import AuditEvent
 from certificates import pki, store
 from certificates.models import Certificate
-from certificates.pki import CertificateError, KeyType
+from certificates.pki import KeyType
+from tests.certificate_helpers import assert_refused, fingerprints, snapshot, stage
 from tests.pki_factory import bundle, make_pki, openssl, self_signed, to_der, to_p7b
 
 SUBJECT = pki.Subject("mail.example.com", organization="Example Inc", country="DE")
@@ -28,10 +28,6 @@ NOW = datetime.datetime.now(datetime.UTC)
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-def stage(user, apply, description="certificate test"):
-    return workflow.submit(user, description, apply)
 
 
 def create(user, name="mail", key_type=KeyType.RSA2048, names=(), subject=SUBJECT, days=365):
@@ -44,35 +40,6 @@ def entry(admin):
     create(admin)
     workflow.commit(admin)
     return Certificate.objects.get(name="mail")
-
-
-def fingerprints(*certificates) -> list[str]:
-    """SHA-256 fingerprints of certificates given as objects, PEM texts or PEM files."""
-    result = []
-    for c in certificates:
-        if not isinstance(c, x509.Certificate):
-            c = pki.load_certificate(c if isinstance(c, str) else c.read_text())
-        result.append(pki.fingerprint(c))
-    return result
-
-
-def snapshot():
-    return list(
-        Certificate.objects.order_by("name").values_list(
-            "name", "certificate_pem", "intermediates", "csr_pem", "private_key_sealed", "pending_key_sealed"
-        )
-    )
-
-
-def assert_refused(user, apply, message, kind=CertificateError):
-    """The change is refused with exactly ``message``; no row, lock or audit line changes."""
-    before, locked, events = snapshot(), workflow.has_uncommitted_changes(), AuditEvent.objects.count()
-    with pytest.raises(kind) as refusal:
-        stage(user, apply)
-    assert str(refusal.value) == message
-    assert snapshot() == before
-    assert workflow.has_uncommitted_changes() == locked
-    assert AuditEvent.objects.count() == events
 
 
 def key_of(name):
