@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@-]{0,63}$")
@@ -36,3 +37,14 @@ def validate_object_name(value: str) -> None:
             f"{value!r} is not a valid name (up to 64 letters, digits, spaces and . _ - @, "
             "starting with a letter or digit)"
         )
+
+
+def choice_validator(choices) -> Callable[[str], None]:
+    """A validator accepting only the values of a TextChoices."""
+    values = list(choices.values)
+
+    def validate(value: str) -> None:
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}, not {value!r}")
+
+    return validate

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Kind, Section, registry
-from appliance.validators import validate_object_name
+from appliance.validators import choice_validator, validate_object_name
 from destinations import entries
 from destinations.models import (
     DEFAULT_DESTINATION,
@@ -28,7 +28,6 @@ from destinations.models import (
     UrlFiltering,
 )
 from destinations.validators import (
-    choice_validator,
     validate_bind_dn,
     validate_destination_name,
     validate_dn,

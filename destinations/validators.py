@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
@@ -132,13 +131,3 @@ def validate_destination_name(value: str) -> None:
     if canonical != value:
         raise ValueError(f"{value!r} must be written as {canonical!r}")
 
-
-def choice_validator(choices) -> Callable[[str], None]:
-    """A validator accepting only the values of a TextChoices."""
-    values = list(choices.values)
-
-    def validate(value: str) -> None:
-        if value not in values:
-            raise ValueError(f"must be one of {', '.join(values)}, not {value!r}")
-
-    return validate

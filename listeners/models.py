@@ -24,6 +24,10 @@ class Listener(models.Model):
     interface_name = models.CharField(max_length=64)
     port = models.PositiveIntegerField(default=25)
     certificate_name = models.CharField(max_length=64, blank=True)
+    # Default Policy Parameters: what a mail flow policy's "Use Default" stands for.
+    default_tls = models.CharField(max_length=10, default="off")
+    default_tls_verify_client = models.BooleanField(default=False)
+    default_tls_mandatory_address_list = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -54,3 +58,89 @@ class AddressList(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ConnectionBehavior(models.TextChoices):
+    ACCEPT = "accept", "Accept"
+    RELAY = "relay", "Relay"
+    REJECT = "reject", "Reject"
+    TCPREFUSE = "tcprefuse", "TCP Refuse"
+    CONTINUE = "continue", "Continue"  # the HAT goes on to the next matching sender group
+
+
+class InboundTls(models.TextChoices):
+    DEFAULT = "default", "Use Default"
+    OFF = "off", "Off"
+    PREFERRED = "preferred", "Preferred"
+    REQUIRED = "required", "Required"
+
+
+class MailFlowPolicy(models.Model):
+    """A listener's mail flow policy (Mail Policies > Mail Flow Policies): what a sender group's hosts may do.
+
+    ``tls == "default"`` takes the listener's Default Policy Parameters, verification
+    and address list included; an empty address list name likewise.
+    """
+
+    listener = models.ForeignKey(Listener, on_delete=models.CASCADE, related_name="policies")
+    name = models.CharField(max_length=64)
+    connection_behavior = models.CharField(max_length=10, choices=ConnectionBehavior.choices)
+    tls = models.CharField(max_length=10, choices=InboundTls.choices, default=InboundTls.DEFAULT)
+    tls_verify_client = models.BooleanField(default=False)
+    tls_mandatory_address_list = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["listener", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["listener", "name"], name="policy_name_unique_per_listener"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SenderGroup(models.Model):
+    """A sender group of a listener's HAT: hosts, and the mail flow policy they get. Groups are read in
+    ``position`` order and the first that matches wins; the last is ALL."""
+
+    listener = models.ForeignKey(Listener, on_delete=models.CASCADE, related_name="sender_groups")
+    name = models.CharField(max_length=64)
+    position = models.PositiveIntegerField()
+    policy_name = models.CharField(max_length=64)
+    comment = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["listener", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["listener", "name"], name="sender_group_name_unique_per_listener"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SenderEntry(models.Model):
+    """One host entry of a sender group, as typed in the ESA's syntax (``listeners.senders``).
+
+    Address forms also keep the range they cover as two 32-digit hex numbers (IPv4 as
+    IPv4-mapped IPv6), so "which group has this IP" is an indexed query, not a loop.
+    """
+
+    group = models.ForeignKey(SenderGroup, on_delete=models.CASCADE, related_name="entries")
+    position = models.PositiveIntegerField()
+    host = models.CharField(max_length=255)
+    range_start = models.CharField(max_length=32, blank=True, db_index=True)
+    range_end = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["group", "position"]
+        verbose_name_plural = "sender entries"
+        constraints = [
+            models.UniqueConstraint(fields=["group", "host"], name="sender_entry_unique_per_group"),
+        ]
+        indexes = [models.Index(fields=["host"])]
+
+    def __str__(self):
+        return self.host

@@ -1,12 +1,27 @@
-"""The ``<listeners>`` configuration section; listeners' sockets join the check across services."""
+"""The ``<listeners>`` configuration section; listeners' sockets join the check across services.
+
+Each ``<listener>`` holds its ``<mail_flow_policies>`` (the policies and one
+``<default_policy_parameters>``) and its ``<hat>`` of ordered ``<sender_group>``
+elements; a listener without them gets the predefined ones of its type.
+"""
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
+
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Item, Kind, Section, registry
-from appliance.validators import validate_object_name
-from listeners import store
-from listeners.models import PORT_MAX, PORT_MIN, Listener
+from appliance.validators import choice_validator, validate_object_name
+from listeners import hat, senders, store
+from listeners.models import (
+    PORT_MAX,
+    PORT_MIN,
+    ConnectionBehavior,
+    InboundTls,
+    Listener,
+    SenderEntry,
+    SenderGroup,
+)
 
 NETWORK = "Network Configuration"
 
@@ -19,18 +34,56 @@ LISTENER_FIELDS = {
 }
 
 
+DEFAULT_PARAMETER_FIELDS = {
+    "tls": "default_tls",
+    "tls_verify_client": "default_tls_verify_client",
+    "tls_mandatory_address_list": "default_tls_mandatory_address_list",
+}
+
+
 def _read_listeners() -> list[Item]:
+    """Every listener with its policies and HAT: four queries, however long the HAT."""
+    listeners = Listener.objects.prefetch_related(
+        "policies",
+        Prefetch(
+            "sender_groups",
+            SenderGroup.objects.order_by("position").prefetch_related(
+                Prefetch("entries", SenderEntry.objects.order_by("position").only("group_id", "host"))
+            ),
+        ),
+    )
     return [
-        {tag: getattr(listener, attribute) for tag, attribute in LISTENER_FIELDS.items()}
-        for listener in Listener.objects.all()
+        {
+            **{tag: getattr(listener, attribute) for tag, attribute in LISTENER_FIELDS.items()},
+            "mail_flow_policy": [hat.policy_item(policy) for policy in listener.policies.all()],
+            "default_policy_parameters": hat.default_parameters_item(listener),
+            "sender_group": [
+                {
+                    "sender_group_name": group.name,
+                    "policy": group.policy_name,
+                    "comment": group.comment,
+                    "host": [entry.host for entry in group.entries.all()],
+                }
+                for group in listener.sender_groups.all()
+            ],
+        }
+        for listener in listeners
     ]
 
 
 def _write_listeners(items: list[Item]) -> None:
     Listener.objects.all().delete()
-    Listener.objects.bulk_create(
-        Listener(**{attribute: item[tag] for tag, attribute in LISTENER_FIELDS.items()}) for item in items
+    rows = Listener.objects.bulk_create(
+        Listener(
+            **{attribute: item[tag] for tag, attribute in LISTENER_FIELDS.items()},
+            **{
+                attribute: item["default_policy_parameters"][tag]
+                for tag, attribute in DEFAULT_PARAMETER_FIELDS.items()
+            },
+        )
+        for item in items
     )
+    hat.write_policies_and_hat(list(zip(rows, items, strict=True)))
 
 
 def validate_listener_type(value: str) -> None:
@@ -42,6 +95,69 @@ def _interface_hostname(item: Item, config: Config) -> list[str]:
     """The name a listener's certificate should cover: its interface's hostname."""
     interface = store.interface_named(item["interface_name"], config.get("interfaces", []))
     return [interface["interface_hostname"]] if interface else []
+
+
+def _tls_fields(default_tls: str) -> tuple[Field, ...]:
+    """The TLS settings a policy and the Default Policy Parameters share."""
+    return (
+        Field(
+            "tls",
+            "TLS",
+            default=default_tls,
+            validate=choice_validator(InboundTls),
+            summarize=_label(InboundTls),
+        ),
+        Field("tls_verify_client", "Verify Client Certificate", Kind.BOOL, default=False),
+        Field(
+            "tls_mandatory_address_list",
+            "TLS is Mandatory for Address List",
+            default="",
+            references="address_lists",
+        ),
+    )
+
+
+def _label(choices):
+    return lambda value: choices(value).label if value in choices.values else str(value)
+
+
+MAIL_FLOW_POLICY = Field(
+    "mail_flow_policy",
+    "Mail Flow Policy",
+    Kind.ITEMS,
+    container="mail_flow_policies",
+    child_key="policy_name",
+    children=(
+        Field("policy_name", "Name", validate=validate_object_name),
+        Field(
+            "connection_behavior",
+            "Connection Behavior",
+            validate=choice_validator(ConnectionBehavior),
+            summarize=_label(ConnectionBehavior),
+        ),
+        *_tls_fields(InboundTls.DEFAULT),
+    ),
+)
+DEFAULT_POLICY_PARAMETERS = Field(
+    "default_policy_parameters",
+    "Default Policy Parameters",
+    Kind.GROUP,
+    container="mail_flow_policies",
+    children=_tls_fields(InboundTls.OFF),
+)
+SENDER_GROUP = Field(
+    "sender_group",
+    "Sender Group",
+    Kind.ITEMS,
+    container="hat",
+    child_key="sender_group_name",
+    children=(
+        Field("sender_group_name", "Name", validate=validate_object_name),
+        Field("policy", "Policy"),
+        Field("comment", "Comment", default=""),
+        Field("host", "Senders", repeated=True, validate=senders.validate_written),
+    ),
+)
 
 
 def register_sections() -> None:
@@ -65,9 +181,13 @@ def register_sections() -> None:
                     references="certificates",
                     covers=_interface_hostname,
                 ),
+                MAIL_FLOW_POLICY,
+                DEFAULT_POLICY_PARAMETERS,
+                SENDER_GROUP,
             ),
             read=_read_listeners,
             write=_write_listeners,
+            clean_item=hat.listener_problems,
         )
     )
     checks.register_sockets(store.listener_sockets)

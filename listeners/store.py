@@ -23,6 +23,7 @@ from appliance.workflow import ChangeRefused, Outcome
 from certificates import selectors
 from certificates.models import Certificate
 from certificates.store import DEMO_NAME
+from listeners import hat
 from listeners.models import PORT_MAX, PORT_MIN, Listener
 
 DEFAULT_LISTENER = "IncomingMail"
@@ -126,17 +127,19 @@ def _save(listener: Listener) -> Outcome:
 def create(
     name: str, listener_type: str, interface_name: str, port: int, certificate_name: str = ""
 ) -> Outcome:
-    """Add Listener; the outcome warns about the chosen certificate."""
+    """Add Listener, with the predefined mail flow policies and HAT of its type; the outcome warns
+    about the chosen certificate."""
     _check_name(name)
-    return _save(
-        Listener(
-            name=name,
-            listener_type=listener_type,
-            interface_name=interface_name,
-            port=port,
-            certificate_name=certificate_name,
-        )
+    listener = Listener(
+        name=name,
+        listener_type=listener_type,
+        interface_name=interface_name,
+        port=port,
+        certificate_name=certificate_name,
     )
+    outcome = _save(listener)
+    hat.write_policies_and_hat([(listener, {"listener_type": listener_type})])
+    return outcome
 
 
 def edit(
@@ -182,7 +185,7 @@ def create_default_listener(hostname: str) -> None:
     port = os.environ.get("APPLIANCE_SMTP_PORT", DEFAULT_SMTP_PORT)
     if not (port.isascii() and port.isdigit()) or not PORT_MIN <= int(port) <= PORT_MAX:
         raise BootstrapError(f"APPLIANCE_SMTP_PORT must be a port number, not {port!r}")
-    Listener.objects.update_or_create(
+    listener, created = Listener.objects.update_or_create(
         name=DEFAULT_LISTENER,
         defaults={
             "listener_type": Listener.Type.PUBLIC,
@@ -191,3 +194,5 @@ def create_default_listener(hostname: str) -> None:
             "certificate_name": DEMO_NAME,
         },
     )
+    if created:
+        hat.write_policies_and_hat([(listener, {"listener_type": Listener.Type.PUBLIC})])

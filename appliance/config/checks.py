@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-from appliance.config.sections import Config, registry
+from appliance.config.sections import Config, references_in, registry
 from appliance.config.xmlfile import Document
 
 Check = Callable[[Config], list[str]]
@@ -90,25 +90,27 @@ def warnings(config: Config) -> list[str]:
 
 
 def reference_problems(config: Config, document: Document | None = None) -> list[str]:
-    """Every field naming an item that ``config`` does not hold.
+    """Every field naming an item that ``config`` does not hold, entries within entries included.
 
     Values that came from ``document`` are reported by line and element.
     """
     problems = []
+    names = {
+        section.tag: {item[section.key] for item in config[section.tag]}
+        for section in registry.ordered()
+        if section.key and section.tag in config
+    }
     for section in registry.ordered():
-        for f in section.fields:
-            target = registry.get(f.references) if f.references else None
-            if target is None or section.tag not in config or target.tag not in config:
-                continue
-            names = {item[target.key] for item in config[target.tag]}
-            what = target.item_tag.replace("_", " ")
-            for index, item in enumerate(config[section.tag]):
-                name = item.get(f.tag)
-                if not name or name in names:
+        for index, item in enumerate(config.get(section.tag, [])):
+            for owner, f, name in references_in(section, [item]):
+                if f.references not in names or name in names[f.references]:
                     continue
-                if document is not None and section.tag in document.config:
+                what = registry.get(f.references).item_tag.replace("_", " ")
+                line = None
+                if document is not None and section.tag in document.config and f in section.fields:
                     line = document.line(section.tag, index, f.tag)
+                if line:
                     problems.append(f"line {line}: <{f.tag}> names {what} '{name}', which does not exist")
                 else:
-                    problems.append(f"{section.item_name(item)} uses {what} '{name}', which does not exist")
+                    problems.append(f"{owner} uses {what} '{name}', which does not exist")
     return problems

@@ -69,6 +69,10 @@ def _field_changes(section: Section, before: Item, after: Item) -> list[FieldCha
         old, new = before.get(f.tag), after.get(f.tag)
         if f.kind is Kind.ITEMS:
             continue  # listed entry by entry (_nested_changes)
+        if f.kind is Kind.GROUP:
+            for change in _field_changes(f.child_section(), old or {}, new or {}):
+                changes.append(replace(change, label=f"{f.label}: {change.label}"))
+            continue
         if not _same(f, old, new):
             if f.kind is Kind.SECRET and old and new:
                 changes.append(FieldChange(f.label, "(secret)", "(secret, changed)"))
@@ -78,11 +82,15 @@ def _field_changes(section: Section, before: Item, after: Item) -> list[FieldCha
 
 
 def _all_fields(section: Section, item: Item) -> list[FieldChange]:
-    return [
-        FieldChange(f.label, "", display(f, item.get(f.tag)))
-        for f in section.fields
-        if item.get(f.tag) not in (None, "", [])
-    ]
+    changes = []
+    for f in section.fields:
+        value = item.get(f.tag)
+        if f.kind is Kind.GROUP and value:
+            for change in _all_fields(f.child_section(), value):
+                changes.append(replace(change, label=f"{f.label}: {change.label}"))
+        elif value not in (None, "", []):
+            changes.append(FieldChange(f.label, "", display(f, value)))
+    return changes
 
 
 def _nested_changes(section: Section, before: Item, after: Item, owner: str) -> list[ObjectChange]:

@@ -30,6 +30,7 @@ class Kind(StrEnum):
     BOOL = "bool"
     SECRET = "secret"  # sealed with the appliance key at rest; masked or encrypted in files
     ITEMS = "items"  # repeated elements that each hold ``children`` settings: a list of dicts
+    GROUP = "group"  # one element holding ``children`` settings: a dict
 
 
 class _Required:
@@ -63,8 +64,9 @@ class Field:
     # For a field naming a certificate: the host names that certificate should cover,
     # given the item and the whole configuration (an interface's hostname).
     covers: Callable[[Item, Config], list[str]] | None = None
-    # Kind.ITEMS: the settings of each repeated element, the one that names it, and the element
-    # the entries stand in (``<local_dns><dns_ip>…``), if any.
+    # Kind.ITEMS and Kind.GROUP: the settings inside the element, the one that names each repeated
+    # element, and the element they stand in (``<local_dns><dns_ip>…``), if any; several fields
+    # may share one container.
     children: tuple[Field, ...] = ()
     child_key: str | None = None
     container: str | None = None
@@ -79,8 +81,18 @@ class Field:
         if self.repeated and self.default is REQUIRED:
             object.__setattr__(self, "default", ())
 
+    @property
+    def nested(self) -> bool:
+        return self.kind in (Kind.ITEMS, Kind.GROUP)
+
+    def group_default(self) -> Item | None:
+        """A Kind.GROUP's value when its element is absent: its children's defaults (None: required)."""
+        if any(child.required for child in self.children):
+            return None
+        return {child.tag: list(child.default) if child.repeated else child.default for child in self.children}
+
     def child_section(self) -> Section:
-        """The repeated elements of a Kind.ITEMS field seen as a list section (for parsing and the diff)."""
+        """The elements of a Kind.ITEMS (or GROUP) field seen as a list section (for parsing and the diff)."""
         return Section(
             tag=self.tag,
             title=self.label,
@@ -130,7 +142,7 @@ class Section:
 
     def item_name(self, item: Item) -> str:
         """How the diff and error messages name an item."""
-        if self.is_list:
+        if self.is_list and self.key:
             return f"{self.item_tag.replace('_', ' ')} '{item[self.key]}'"
         return self.title
 
@@ -162,15 +174,40 @@ class Registry:
     def where_used(self, target: str) -> dict[str, list[str]]:
         """Name of each ``target`` item → what uses it in the candidate, e.g. "interface 'X' (HTTPS Certificate)"."""
         used: dict[str, list[str]] = {}
-        for section, f in self.references_to(target):
-            for item in section.read():
-                if item.get(f.tag):
-                    used.setdefault(item[f.tag], []).append(f"{section.item_name(item)} ({f.label})")
+        for section in self.ordered():
+            if any(f.references == target for f in _all_fields(section.fields)):
+                for owner, f, name in references_in(section, section.read(), target):
+                    used.setdefault(name, []).append(f"{owner} ({f.label})")
         return used
 
     def references_to(self, target: str) -> list[tuple[Section, Field]]:
         """Fields of every section that name items of ``target`` ("where used")."""
         return [(section, f) for section in self.ordered() for f in section.fields if f.references == target]
+
+
+def _all_fields(fields: tuple[Field, ...]):
+    for f in fields:
+        yield f
+        yield from _all_fields(f.children)
+
+
+def references_in(section: Section, items: list[Item], target: str | None = None):
+    """(owner in words, field, name) for each item of ``target`` (None: of any section) named in
+    ``items``, entries within entries included: "listener 'X': mail flow policy 'Y'"."""
+    for item in items:
+        owner = section.item_name(item)
+        for f in section.fields:
+            value = item.get(f.tag)
+            if not value:
+                continue
+            if f.references and f.references == (target or f.references):
+                yield owner, f, value
+            elif f.nested and any(c.references for c in _all_fields(f.children)):
+                inner = f.child_section()
+                for inner_owner, inner_field, name in references_in(
+                    inner, value if f.kind is Kind.ITEMS else [value], target
+                ):
+                    yield f"{owner}: {inner_owner}", inner_field, name
 
 
 registry = Registry()

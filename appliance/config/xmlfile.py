@@ -66,9 +66,14 @@ def _append_fields(parent, section: Section, item: Item, mode, cipher) -> None:
                 else:
                     parent.text = _text(f, value, mode, cipher)
             continue
-        if f.kind is Kind.ITEMS:
-            target = etree.SubElement(parent, f.container) if f.container and value else parent
-            for child in value:
+        if f.nested:
+            entries = value if f.kind is Kind.ITEMS else [value] if value is not None else []
+            target = parent
+            if f.container and entries:
+                last = parent[-1] if len(parent) else None
+                shared = last is not None and last.tag == f.container  # the container of the field before
+                target = last if shared else etree.SubElement(parent, f.container)
+            for child in entries:
                 _append_fields(etree.SubElement(target, f.tag), f.child_section(), child, mode, cipher)
             continue
         for one in value if f.repeated else [value]:
@@ -237,20 +242,23 @@ class _Parser:
         self.document.lines[(section.tag, index, None)] = element.sourceline
         item: Item = {}
         self.attributes_and_text(section, element, item)
-        containers = {f.container: f for f in section.fields if f.kind is Kind.ITEMS and f.container}
+        containers: dict[str, dict[str, Field]] = {}
+        for f in section.fields:
+            if f.nested and f.container:
+                containers.setdefault(f.container, {})[f.tag] = f
         for child in element:
             if not isinstance(child.tag, str):
                 continue
             if child.tag in containers:
-                f = containers[child.tag]
-                entries = item.setdefault(f.tag, [])
+                inside = containers[child.tag]
                 for entry in child:
                     if not isinstance(entry.tag, str):
                         continue
-                    if entry.tag != f.tag:
-                        self.problem(entry, f"does not belong in <{child.tag}> (expected <{f.tag}>)")
+                    if entry.tag not in inside:
+                        expected = " or ".join(f"<{tag}>" for tag in inside)
+                        self.problem(entry, f"does not belong in <{child.tag}> (expected {expected})")
                         continue
-                    entries.append(self.item(f.child_section(), entry, len(entries)))
+                    self.nested(inside[entry.tag], entry, item)
                 continue
             try:
                 f = section.field(child.tag)
@@ -263,9 +271,8 @@ class _Parser:
                 self.problem(child, "appears twice")
                 continue
             self.document.lines.setdefault((section.tag, index, f.tag), child.sourceline)
-            if f.kind is Kind.ITEMS:
-                entries = item.setdefault(f.tag, [])
-                entries.append(self.item(f.child_section(), child, len(entries)))
+            if f.nested:
+                self.nested(f, child, item)
                 continue
             value = self.value(f, child)
             if value not in (None, "") and f.validate and self.mode is not SecretMode.SEALED:
@@ -281,7 +288,11 @@ class _Parser:
             else:
                 item[f.tag] = value
         for f in section.fields:
-            if f.tag not in item:
+            if f.tag not in item and f.kind is Kind.GROUP:
+                item[f.tag] = f.group_default()
+                if item[f.tag] is None:
+                    self.problem(element, f"lacks <{f.tag}>")
+            elif f.tag not in item:
                 if f.default is REQUIRED:
                     self.problem(element, f"lacks <{f.tag}>")
                 item[f.tag] = None if f.default is REQUIRED else f.default
@@ -294,6 +305,17 @@ class _Parser:
                 line = self.document.line(section.tag, index, field_tag)
                 self.problems.append(f"line {line}: <{field_tag or element.tag}> {message}")
         return item
+
+    def nested(self, f: Field, element, item: Item) -> None:
+        """One element of a Kind.ITEMS or Kind.GROUP field, into ``item``."""
+        if f.kind is Kind.GROUP:
+            if item.get(f.tag) is not None:
+                self.problem(element, "appears twice")
+            else:
+                item[f.tag] = self.item(f.child_section(), element, 0)
+            return
+        entries = item.setdefault(f.tag, [])
+        entries.append(self.item(f.child_section(), element, len(entries)))
 
     def duplicate_names(self, section: Section, items: list[Item], parent) -> None:
         seen = set()
