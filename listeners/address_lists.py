@@ -197,5 +197,9 @@ def edit(
 
 
 def delete(name: str) -> None:
-    """Delete Address List (mail flow policies will name lists; deleting a used one will be refused)."""
-    get(name).delete()
+    """Delete Address List; refused while a mail flow policy names it (TLS is Mandatory for Address List)."""
+    address_list = get(name)
+    users = registry.where_used("address_lists").get(name)
+    if users:
+        raise AddressListRefused(f"'{name}' cannot be deleted while it is used by {', '.join(users)}")
+    address_list.delete()
