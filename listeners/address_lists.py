@@ -20,7 +20,7 @@ from django.core.validators import DomainNameValidator, EmailValidator
 from appliance import workflow
 from appliance.config.sections import Config, Field, Item, Section, registry
 from appliance.validators import validate_object_name
-from listeners.models import AddressList
+from listeners.models import AddressList, Listener, MailFlowPolicy
 
 FORMS = "user@example.com, example.com, @.example.com or user@"
 
@@ -189,6 +189,11 @@ def edit(
     if new_name is not None and new_name != name:
         _check_name(new_name)
         address_list.name = new_name
+        # The mail flow policies that name it follow the new name.
+        MailFlowPolicy.objects.filter(tls_mandatory_address_list=name).update(tls_mandatory_address_list=new_name)
+        Listener.objects.filter(default_tls_mandatory_address_list=name).update(
+            default_tls_mandatory_address_list=new_name
+        )
     if description is not None:
         address_list.description = description.strip()
     if entries is not None:
