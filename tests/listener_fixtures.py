@@ -12,6 +12,7 @@ from appliance.config.sections import registry
 from certificates import pki
 from certificates import store as certificate_store
 from listeners import store
+from listeners.sections import LISTENER_FIELDS
 from tests.pki_factory import Credential, self_signed
 
 HOSTNAME = "esa.example.com"  # the Management interface's hostname in the shipped configuration
@@ -68,6 +69,15 @@ def stage_listener(
 
 def listeners() -> list[dict]:
     return registry.get("listeners").read()
+
+
+def settings_only(items: list[dict]) -> list[dict]:
+    """Listener items without their mail flow policies and HAT (tests of the listener's own settings)."""
+    return [{tag: item[tag] for tag in LISTENER_FIELDS} for item in items]
+
+
+def listener_settings() -> list[dict]:
+    return settings_only(listeners())
 
 
 @pytest.fixture(name="unchanged")

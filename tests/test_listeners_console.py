@@ -11,6 +11,7 @@ from tests import test_console
 from tests.console import refused, run
 from tests.listener_fixtures import (
     credentials_fixture,  # noqa: F401 (fixture)
+    listener_settings,
     listeners,
     stage_certificate,
     stage_listener,
@@ -47,7 +48,7 @@ def test_list_prints_each_listener(admin):
 
 def test_new_stages_a_listener(admin):
     assert run(*NEW_RELAY) == ("Listener Relay created. Use commit to apply it.\n", "")
-    assert listeners()[1] == {
+    assert listener_settings()[1] == {
         "listener_name": "Relay",
         "listener_type": "private",
         "interface_name": "Management",
@@ -72,7 +73,7 @@ def test_edit_changes_only_what_is_given(admin):
         "Listener IncomingMail changed. Use commit to apply it.\n",
         "",
     )
-    assert listeners() == [
+    assert listener_settings() == [
         {
             "listener_name": "IncomingMail",
             "listener_type": "private",
@@ -148,6 +149,10 @@ def test_read_only_gets_a_preview_and_nothing_is_stored(read_only, unchanged):
         "  Type of Listener:  -> private",
         "  Interface:  -> Management",
         "  Port:  -> 587",
+        "  Mail Flow Policy:  -> 2 entries",
+        "  Default Policy Parameters: TLS:  -> Off",
+        "  Default Policy Parameters: Verify Client Certificate:  -> No",
+        "  Sender Group:  -> 2 entries",
     ]
     assert err == ""
     assert run("listenerconfig", "list", "--user", "rita")[0].startswith("IncomingMail\t")

@@ -16,6 +16,7 @@ from listeners.models import Listener
 from tests.listener_fixtures import (
     DEMO_WARNING,
     credentials_fixture,  # noqa: F401 (fixture)
+    listener_settings,
     listeners,
     stage_certificate,
     stage_listener,
@@ -88,7 +89,7 @@ def test_add_stages_a_listener_and_returns_to_the_list(login, admin):
     response = login(admin).post(reverse("listeners:add"), RELAY, follow=True)
     assert response.redirect_chain == [(reverse("listeners:list"), 302)]
     assert messages_of(response) == [SUBMITTED]
-    assert listeners()[1] == {
+    assert listener_settings()[1] == {
         "listener_name": "Relay",
         "listener_type": "private",
         "interface_name": "Management",
@@ -163,7 +164,7 @@ def test_edit_shows_the_listener_and_stages_the_change(login, admin):
         {**RELAY, "name": "Inbound", "port": "2525", "certificate_name": "Demo"},
     )
     assert response.status_code == 302
-    assert listeners() == [
+    assert listener_settings() == [
         {
             "listener_name": "Inbound",
             "listener_type": "private",
