@@ -228,3 +228,16 @@ def test_addresslistconfig_refusals_change_nothing(admin, unchanged):
     )
     assert refused("addresslistconfig", "delete", "Nope") == "Error: There is no address list named 'Nope'"
     unchanged()
+
+
+def test_a_long_list_changes_on_uncommitted_changes_as_what_left_and_what_joined(admin):
+    many = [f"user{number}@example.com" for number in range(30)]
+    stage(admin, entries=many)
+    workflow.commit(admin, "long list")
+    edited = [*many[1:], "new@example.com"]
+    workflow.submit(admin, "edit", lambda: address_lists.edit("Mandatory", entries=edited))
+    [section] = workflow.pending_changes()
+    [change] = section.objects
+    assert [(f.label, f.before, f.after) for f in change.fields] == [
+        ("Addresses", "30 entries, less user0@example.com", "30 entries, with new@example.com")
+    ]

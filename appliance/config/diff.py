@@ -32,6 +32,9 @@ class SectionChange:
         return self.section.title
 
 
+SHOWN_VALUES = 20  # of a repeated setting: a sender group of thousands stays one readable line
+
+
 def display(f: Field, value) -> str:
     """A value as the diff shows it; secrets are never shown."""
     if value is None or value == "" or value == []:
@@ -43,7 +46,9 @@ def display(f: Field, value) -> str:
     if f.kind is Kind.ITEMS:
         return f"{len(value)} entr{'y' if len(value) == 1 else 'ies'}"
     if f.repeated:
-        return "; ".join(display(replace(f, repeated=False), one) for one in value) if value else "(none)"
+        shown = [display(replace(f, repeated=False), one) for one in value[:SHOWN_VALUES]]
+        more = len(value) - SHOWN_VALUES
+        return "; ".join(shown) + (f"; … ({len(value)} in all)" if more > 0 else "")
     if f.summarize:
         return f.summarize(value)
     return str(value)
@@ -76,9 +81,25 @@ def _field_changes(section: Section, before: Item, after: Item) -> list[FieldCha
         if not _same(f, old, new):
             if f.kind is Kind.SECRET and old and new:
                 changes.append(FieldChange(f.label, "(secret)", "(secret, changed)"))
+            elif f.repeated and max(len(old or ()), len(new or ())) > SHOWN_VALUES:
+                changes.append(_long_list_change(f, old or [], new or []))
             else:
                 changes.append(FieldChange(f.label, display(f, old), display(f, new)))
     return changes
+
+
+def _long_list_change(f: Field, before: list, after: list) -> FieldChange:
+    """A long repeated setting (thousands of senders) as what left it and what joined it."""
+    old, new = set(before), set(after)
+    removed = [one for one in before if one not in new]
+    added = [one for one in after if one not in old]
+    if not removed and not added:
+        return FieldChange(f"{f.label} (order)", display(f, before), display(f, after))
+    return FieldChange(
+        f.label,
+        f"{len(before)} entries" + (f", less {display(f, removed)}" if removed else ""),
+        f"{len(after)} entries" + (f", with {display(f, added)}" if added else ""),
+    )
 
 
 def _all_fields(section: Section, item: Item) -> list[FieldChange]:
