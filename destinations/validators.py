@@ -130,4 +130,3 @@ def validate_destination_name(value: str) -> None:
     canonical = canonical_destination(value)
     if canonical != value:
         raise ValueError(f"{value!r} must be written as {canonical!r}")
-

@@ -190,7 +190,9 @@ def edit(
         _check_name(new_name)
         address_list.name = new_name
         # The mail flow policies that name it follow the new name.
-        MailFlowPolicy.objects.filter(tls_mandatory_address_list=name).update(tls_mandatory_address_list=new_name)
+        MailFlowPolicy.objects.filter(tls_mandatory_address_list=name).update(
+            tls_mandatory_address_list=new_name
+        )
         Listener.objects.filter(default_tls_mandatory_address_list=name).update(
             default_tls_mandatory_address_list=new_name
         )

@@ -15,4 +15,6 @@ class ListenersConfig(AppConfig):
         address_lists.register_section()
         bootstrap.register_first_start(store.create_default_listener)
         navigation.register("Network", "Listeners", "listeners:list", position=15)
+        navigation.register("Mail Policies", "HAT Overview", "listeners:hat", position=30)
+        navigation.register("Mail Policies", "Mail Flow Policies", "listeners:policies", position=31)
         navigation.register("Mail Policies", "Address Lists", "listeners:address_lists", position=50)

@@ -148,10 +148,10 @@ def sender_problems(group: str, hosts: list[str]) -> list[str]:
     return problems
 
 
-def listener_problems(listener: Item) -> list[tuple[str | None, str]]:
-    """Every rule on one listener's policies and HAT, as (element, message) for the configuration file."""
+def listener_problems(listener: Item) -> list[tuple[tuple[str, int], str]]:
+    """Every rule on one listener's policies and HAT, as ((element, entry index), message)."""
     listener = with_predefined(listener)
-    problems: list[tuple[str | None, str]] = []
+    problems: list[tuple[tuple[str, int], str]] = []
     parameters = listener["default_policy_parameters"] or DEFAULT_PARAMETERS
     for message in tls_problems(
         parameters["tls"],
@@ -159,33 +159,53 @@ def listener_problems(listener: Item) -> list[tuple[str | None, str]]:
         parameters["tls_mandatory_address_list"],
         is_default=True,
     ):
-        problems.append(("default_policy_parameters", message))
-    policies = set()
-    for policy in listener["mail_flow_policy"]:
-        policies.add(policy["policy_name"])
+        problems.append((("default_policy_parameters", 0), message))
+    behaviors = {}
+    for index, policy in enumerate(listener["mail_flow_policy"]):
+        behaviors[policy["policy_name"]] = policy["connection_behavior"]
         for message in tls_problems(
             policy["tls"], policy["tls_verify_client"], policy["tls_mandatory_address_list"], is_default=False
         ):
-            problems.append(("mail_flow_policy", f"policy '{policy['policy_name']}': {message}"))
+            problems.append((("mail_flow_policy", index), f"policy '{policy['policy_name']}': {message}"))
     groups = listener["sender_group"]
-    if groups[-1]["sender_group_name"] != ALL:
+    last = len(groups) - 1
+    if groups[last]["sender_group_name"] != ALL:
         problems.append(
-            ("sender_group", "The last sender group must be ALL (the hosts no other group holds)")
+            (("sender_group", last), "The last sender group must be ALL (the hosts no other group holds)")
         )
-    for group in groups:
-        if group["policy"] not in policies:
+    for index, group in enumerate(groups):
+        name = group["sender_group_name"]
+        where = ("sender_group", index)
+        if name.upper() == ALL and name != ALL:
+            problems.append((where, f"'{name}' is too like ALL: only the ALL group may be called so"))
+        elif not _valid_name(name):
+            problems.append((where, f"The sender group name {name!r} is not a valid name"))
+        if group["policy"] not in behaviors:
             problems.append(
                 (
-                    "sender_group",
-                    f"Sender group {group['sender_group_name']} names policy '{group['policy']}', "
-                    "which this listener does not have",
+                    where,
+                    f"Sender group {name} names policy '{group['policy']}', which this listener does not have",
                 )
             )
-        problems += [
-            ("sender_group", message)
-            for message in sender_problems(group["sender_group_name"], group["host"])
-        ]
+        elif name == ALL and behaviors[group["policy"]] == ConnectionBehavior.CONTINUE:
+            problems.append((where, ALL_CONTINUES))
+        if name == ALL and not group["host"]:
+            problems.append((where, "Sender group ALL lacks its entry ALL (<host>ALL</host>)"))
+        problems += [(where, message) for message in sender_problems(name, group["host"])]
     return problems
+
+
+ALL_CONTINUES = (
+    "The ALL sender group cannot have a Continue policy: it decides for every host no other group holds"
+)
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        validate_object_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -430,6 +450,11 @@ def save_policy(
         if value is not None:
             setattr(row, attribute, value)
     _check_choice(row.connection_behavior, ConnectionBehavior, "Connection Behavior")
+    if (
+        row.connection_behavior == ConnectionBehavior.CONTINUE
+        and listener_row.sender_groups.filter(name=ALL, policy_name=name).exists()
+    ):
+        raise HatRefused(ALL_CONTINUES)
     _check_tls(row.tls, row.tls_verify_client, row.tls_mandatory_address_list, is_default=False)
     if new_name is not None and new_name != name and not create:
         _check_name(new_name, "policy")
@@ -521,7 +546,9 @@ def save_group(
     else:
         row = group(listener_row, name)
     if policy_name is not None:
-        policy(listener_row, policy_name)
+        behavior = policy(listener_row, policy_name).connection_behavior
+        if row.name == ALL and behavior == ConnectionBehavior.CONTINUE:
+            raise HatRefused(ALL_CONTINUES)
         row.policy_name = policy_name
     if comment is not None:
         row.comment = comment.strip()
@@ -574,8 +601,11 @@ def _overlaps(listener_row: Listener, group_row: SenderGroup, added: list[sender
             overlap = Q(
                 range_start__gt="", range_start__lte=sender.range_end, range_end__gte=sender.range_start
             )
+        elif sender.host.startswith("."):  # the same .domain, names below it, and .domains above it
+            above = senders.name_keys(sender.host[1:])[1:]
+            overlap = Q(host=sender.host) | Q(host__endswith=sender.host) | Q(host__in=above)
         else:
-            overlap = Q(host__in=senders.name_keys(sender.host.lstrip(".")))
+            overlap = Q(host__in=senders.name_keys(sender.host))
         others = (
             SenderEntry.objects.filter(group__listener=listener_row)
             .exclude(group=group_row)

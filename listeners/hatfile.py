@@ -68,10 +68,9 @@ def parse_hat(text: str) -> list[Item]:
 
 def _add_group(groups: list[Item], line: str) -> str:
     head, _, comment = line.partition("#")
-    words = head.split()
-    if len(words) != 2 or not words[1].startswith("$") or len(words[1]) == 1:
+    name, dollar, policy = (part.strip() for part in head.partition("$"))  # names hold no $ (nor #)
+    if not dollar or not name or not policy:
         return f"{line.strip()!r} is not a group line: give NAME $POLICY, optionally followed by # comment"
-    name, policy = words[0], words[1][1:]
     if any(group["sender_group_name"] == name for group in groups):
         return f"the sender group {name} appears twice"
     groups.append(

@@ -95,6 +95,7 @@ def parse_sender(text: str) -> Sender:
     if "-" in text and (_ip(text.partition("-")[0]) is not None):
         return _range(text)
     if (address := _ip(text)) is not None:
+        address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:10.1.1.1 is 10.1.1.1
         return _covering(address, address, str(address))
     if re.fullmatch(r"(\d{1,3}\.){1,3}", text):
         octets = [int(octet) for octet in text.rstrip(".").split(".")]
@@ -124,7 +125,7 @@ def _range(text: str) -> Sender:
         )
     if last < first:
         raise ValueError(f"{text!r} is not a range: it ends before it starts")
-    end = last_text if last_text.isdigit() else str(last)
+    end = str(int(last_text)) if last_text.isdigit() else str(last)
     return _covering(first, last, f"{first}-{end}")
 
 

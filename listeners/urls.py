@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from listeners import address_list_views, views
+from listeners import address_list_views, hat_views, views
 
 app_name = "listeners"
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("edit/<str:name>/", views.edit_listener, name="edit"),
     path("delete/<str:name>/", views.delete_listener, name="delete"),
     path("address-lists/", include(address_list_views.urlpatterns)),
+    path("mail-flow-policies/", include(hat_views.policy_urlpatterns)),
+    path("hat/", include(hat_views.hat_urlpatterns)),
 ]

@@ -89,7 +89,9 @@ class Field:
         """A Kind.GROUP's value when its element is absent: its children's defaults (None: required)."""
         if any(child.required for child in self.children):
             return None
-        return {child.tag: list(child.default) if child.repeated else child.default for child in self.children}
+        return {
+            child.tag: list(child.default) if child.repeated else child.default for child in self.children
+        }
 
     def child_section(self) -> Section:
         """The elements of a Kind.ITEMS (or GROUP) field seen as a list section (for parsing and the diff)."""
@@ -122,8 +124,9 @@ class Section:
     item_tag: str | None = None  # list sections only
     key: str | None = None  # list sections only: the field naming an item
     position: int = 100
-    # Cross-field checks on one item, given plaintext secrets: yields (field tag or None, message).
-    clean_item: Callable[[Item], list[tuple[str | None, str]]] | None = None
+    # Cross-field checks on one item, given plaintext secrets: yields (where, message); where is a
+    # field's tag, (tag, index) for an entry of a nested field, or None for the item as a whole.
+    clean_item: Callable[[Item], list[tuple[str | tuple[str, int] | None, str]]] | None = None
 
     @property
     def is_scalar(self) -> bool:

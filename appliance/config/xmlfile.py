@@ -246,10 +246,16 @@ class _Parser:
         for f in section.fields:
             if f.nested and f.container:
                 containers.setdefault(f.container, {})[f.tag] = f
+        entry_lines: dict[tuple[str, int], int] = {}  # (field tag, entry index) -> line, for clean_item
+        seen_containers = set()
         for child in element:
             if not isinstance(child.tag, str):
                 continue
             if child.tag in containers:
+                if child.tag in seen_containers:
+                    self.problem(child, "appears twice")
+                    continue
+                seen_containers.add(child.tag)
                 inside = containers[child.tag]
                 for entry in child:
                     if not isinstance(entry.tag, str):
@@ -258,7 +264,7 @@ class _Parser:
                         expected = " or ".join(f"<{tag}>" for tag in inside)
                         self.problem(entry, f"does not belong in <{child.tag}> (expected {expected})")
                         continue
-                    self.nested(inside[entry.tag], entry, item)
+                    self.nested(inside[entry.tag], entry, item, entry_lines)
                 continue
             try:
                 f = section.field(child.tag)
@@ -272,7 +278,7 @@ class _Parser:
                 continue
             self.document.lines.setdefault((section.tag, index, f.tag), child.sourceline)
             if f.nested:
-                self.nested(f, child, item)
+                self.nested(f, child, item, entry_lines)
                 continue
             value = self.value(f, child)
             if value not in (None, "") and f.validate and self.mode is not SecretMode.SEALED:
@@ -301,20 +307,26 @@ class _Parser:
             elif f.kind is Kind.ITEMS:
                 self.duplicate_names(f.child_section(), item[f.tag], element)
         if section.clean_item and self.mode is not SecretMode.SEALED and not self.problems:
-            for field_tag, message in section.clean_item(item):
-                line = self.document.line(section.tag, index, field_tag)
-                self.problems.append(f"line {line}: <{field_tag or element.tag}> {message}")
+            for where, message in section.clean_item(item):
+                # ``where``: a field's tag, (tag, index) of an entry of a nested field, or None: the item.
+                if isinstance(where, tuple):
+                    tag, line = where[0], entry_lines.get(where) or self.document.line(section.tag, index)
+                else:
+                    tag, line = where or element.tag, self.document.line(section.tag, index, where)
+                self.problems.append(f"line {line}: <{tag}> {message}")
         return item
 
-    def nested(self, f: Field, element, item: Item) -> None:
+    def nested(self, f: Field, element, item: Item, entry_lines: dict[tuple[str, int], int]) -> None:
         """One element of a Kind.ITEMS or Kind.GROUP field, into ``item``."""
         if f.kind is Kind.GROUP:
             if item.get(f.tag) is not None:
                 self.problem(element, "appears twice")
             else:
+                entry_lines[(f.tag, 0)] = element.sourceline
                 item[f.tag] = self.item(f.child_section(), element, 0)
             return
         entries = item.setdefault(f.tag, [])
+        entry_lines[(f.tag, len(entries))] = element.sourceline
         entries.append(self.item(f.child_section(), element, len(entries)))
 
     def duplicate_names(self, section: Section, items: list[Item], parent) -> None:

@@ -1,19 +1,58 @@
-"""listenerconfig: Network > Listeners from the console, as the ESA's, non-interactive."""
+"""listenerconfig: Network > Listeners from the console, as the ESA's, non-interactive.
+
+``listenerconfig edit NAME hostaccess …`` is the ESA's EDIT > HOSTACCESS menu:
+the listener's mail flow policies, Default Policy Parameters and Host Access
+Table (``listeners.hat``), with Import/Export HAT (``listeners.hatfile``) and
+Find Senders.
+"""
 
 from __future__ import annotations
 
-from appliance.management.base import SubcommandCommand
+import sys
+from pathlib import Path
+
+from django.db.models import Prefetch
+
+from appliance.config.sections import Item
+from appliance.management.base import Refused, SubcommandCommand, add_common_options
 from appliance.roles import Capability, require
-from listeners import store
-from listeners.models import Listener
+from appliance.workflow import Outcome
+from listeners import hat, hatfile, store
+from listeners.models import ConnectionBehavior, InboundTls, Listener, SenderEntry
+from listeners.senders import ALL, FORMS
 
 EDIT_OPTIONS = ("new_name", "listener_type", "interface_name", "port", "certificate_name")
+YES_NO = {"yes": True, "no": False}
+
+
+def policy_name(text: str | None) -> str | None:
+    """A policy as given: ``$TRUSTED``, as the ESA shows it, names TRUSTED."""
+    return None if text is None else text.removeprefix("$")
+
+
+def shown_tls(value: str) -> str:
+    return InboundTls(value).label if value in InboundTls.values else value
+
+
+def yes_no(value: bool) -> str:
+    return "Yes" if value else "No"
+
+
+def combined(*outcomes) -> Outcome:
+    """One outcome of several operations' notes and warnings."""
+    result = Outcome()
+    for outcome in outcomes:
+        if isinstance(outcome, Outcome):
+            result.notes += outcome.notes
+            result.warnings += outcome.warnings
+    return result
 
 
 class Command(SubcommandCommand):
     help = (
-        "List, add, edit and delete listeners and choose the certificate each offers for TLS "
-        "(changes are staged; commit applies them)."
+        "List, add, edit and delete listeners, choose the certificate each offers for TLS, and edit "
+        "a listener's mail flow policies and Host Access Table (edit NAME hostaccess …); changes are "
+        "staged, commit applies them."
     )
 
     def add_arguments(self, parser):
@@ -35,14 +74,104 @@ class Command(SubcommandCommand):
         new = action("new", "add a listener")
         new.add_argument("name")
         settings(new, required=True)
-        self.edit_parser = action("edit", "change the settings given; the others stay")
-        self.edit_parser.add_argument("name")
+        self.edit_parser = action(
+            "edit", "change the settings given; the others stay (or: edit NAME hostaccess ACTION …)"
+        )
+        self.edit_parser.add_argument("name", metavar="NAME")
         self.edit_parser.add_argument("--new-name", metavar="NAME", help="rename the listener")
         settings(self.edit_parser, required=False)
+        self.add_hostaccess(self.edit_parser)
+        # argparse shows an optional subparser as if it were required: say it is optional.
+        usage = self.edit_parser.format_usage().removeprefix("usage: ").rstrip("\n")
+        self.edit_parser.usage = usage.replace("hostaccess ...", "[hostaccess ACTION ...]")
         certificate = action("certificate", "choose the certificate the listener offers for TLS")
         certificate.add_argument("name")
         certificate.add_argument("certificate_name", metavar="CERTNAME", help='a certificate, or "" for none')
         action("delete", "delete a listener").add_argument("name")
+
+    # --- the HOSTACCESS menu: its arguments ---------------------------------------------
+    # Every destination is prefixed ``hat_``: a subparser's values replace the edit parser's
+    # of the same name, and the listener's own settings must stay apart.
+
+    def add_hostaccess(self, edit_parser):
+        menus = edit_parser.add_subparsers(dest="menu", metavar="hostaccess", required=False)
+        hostaccess = menus.add_parser(
+            "hostaccess", help="the listener's mail flow policies and Host Access Table (HAT)"
+        )
+        add_common_options(hostaccess, defaults=False)
+        actions = hostaccess.add_subparsers(dest="hat_action", required=True, metavar="ACTION")
+
+        def action(parent, name: str, help_text: str):
+            sub = parent.add_parser(name, help=help_text)
+            add_common_options(sub, defaults=False)
+            return sub
+
+        def tls_options(sub, tls_choices, address_list_help: str):
+            sub.add_argument("--tls", dest="hat_tls", choices=tls_choices)
+            sub.add_argument("--verify-client", dest="hat_verify_client", choices=list(YES_NO))
+            sub.add_argument(
+                "--tls-address-list", dest="hat_address_list", metavar="LIST", help=address_list_help
+            )
+
+        action(actions, "print", "the policies, the Default Policy Parameters and the HAT")
+
+        new = action(actions, "new", "add a sender group or a mail flow policy")
+        kinds = new.add_subparsers(dest="hat_kind", required=True, metavar="{sendergroup,policy}")
+        group = action(kinds, "sendergroup", "add a sender group, last before ALL unless --order")
+        group.add_argument("hat_group", metavar="GROUP")
+        group.add_argument("--policy", dest="hat_policy", metavar="POLICY", required=True)
+        group.add_argument("--comment", dest="hat_comment", metavar="TEXT")
+        group.add_argument("--order", dest="hat_order", type=int, metavar="N", help="1 = first")
+        group.add_argument("--senders", dest="hat_add", nargs="+", metavar="HOST", help=FORMS)
+        policy = action(kinds, "policy", "add a mail flow policy")
+        policy.add_argument("hat_policy_name", metavar="POLICY")
+        policy.add_argument(
+            "--behavior", dest="hat_behavior", choices=ConnectionBehavior.values, required=True
+        )
+        tls_options(policy, InboundTls.values, "TLS is Mandatory for Address List (with --tls preferred)")
+
+        edit = action(actions, "edit", "change what is given of a sender group or mail flow policy")
+        kinds = edit.add_subparsers(dest="hat_kind", required=True, metavar="{sendergroup,policy}")
+        self.edit_group_parser = group = action(kinds, "sendergroup", "change a sender group")
+        group.add_argument("hat_group", metavar="GROUP")
+        group.add_argument("--new-name", dest="hat_new_name", metavar="NAME")
+        group.add_argument("--policy", dest="hat_policy", metavar="POLICY")
+        group.add_argument("--comment", dest="hat_comment", metavar="TEXT")
+        group.add_argument("--add", dest="hat_add", nargs="+", metavar="HOST", help=FORMS)
+        group.add_argument("--remove", dest="hat_remove", nargs="+", metavar="HOST")
+        self.edit_policy_parser = policy = action(kinds, "policy", "change a mail flow policy")
+        policy.add_argument("hat_policy_name", metavar="POLICY")
+        policy.add_argument("--new-name", dest="hat_new_name", metavar="NAME")
+        policy.add_argument("--behavior", dest="hat_behavior", choices=ConnectionBehavior.values)
+        tls_options(policy, InboundTls.values, 'TLS is Mandatory for Address List ("" for none)')
+
+        delete = action(actions, "delete", "delete a sender group or a mail flow policy no group uses")
+        delete.add_argument("hat_kind", choices=["sendergroup", "policy"])
+        delete.add_argument("hat_item", metavar="NAME")
+
+        move = action(actions, "move", "move a sender group to another place in the HAT")
+        move.add_argument("hat_group", metavar="GROUP")
+        move.add_argument("hat_order", type=int, metavar="ORDER", help="1 = first; ALL stays last")
+
+        self.default_parser = default = action(
+            actions, "default", "the Default Policy Parameters: what a policy's TLS Use Default means"
+        )
+        tls_options(default, [InboundTls.OFF, InboundTls.PREFERRED, InboundTls.REQUIRED], '"" for none')
+
+        imported = action(actions, "import", "replace the HAT with HAT text (the policies stay)")
+        imported.add_argument("hat_file", metavar="FILE", help='a HAT text file; "-" reads standard input')
+        exported = action(actions, "export", "the HAT as text, as import reads it")
+        exported.add_argument(
+            "hat_file", metavar="FILE", nargs="?", default="-", help="standard output if none"
+        )
+
+        find = action(actions, "find", "Find Senders: the sender group and policy a host gets, and why")
+        find.add_argument("hat_address", metavar="IP")
+        find.add_argument(
+            "--hostname", dest="hat_hostname", metavar="HOST", default="", help="its verified host name"
+        )
+
+    # --- listeners ---------------------------------------------------------------------
 
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
@@ -62,9 +191,19 @@ class Command(SubcommandCommand):
 
     def do_edit(self, user, name, **options):
         changes = {key: options[key] for key in EDIT_OPTIONS if options.get(key) is not None}
+        if options.get("menu") == "hostaccess":
+            if changes:
+                self.edit_parser.error(
+                    "give the listener's settings or hostaccess, not both: they are separate changes"
+                )
+            kind = options["hat_kind"] if options["hat_action"] in ("new", "edit") else ""
+            return getattr(self, "_".join(filter(None, ["hat", options["hat_action"], kind])))(
+                user, name, **options
+            )
         if not changes:
             self.edit_parser.error(
-                "give at least one of --new-name, --type, --interface, --port, --certificate"
+                "give at least one of --new-name, --type, --interface, --port, --certificate "
+                "(or hostaccess ACTION)"
             )
         self.stage(
             user,
@@ -89,3 +228,253 @@ class Command(SubcommandCommand):
             lambda: store.delete(name),
             f"Listener {name} deleted. Use commit to apply it.",
         )
+
+    # --- hostaccess: reading -------------------------------------------------------------
+
+    def hat_print(self, user, name, **options):
+        require(user, Capability.VIEW_CONFIG)
+        listener = hat.listener(name)
+        groups = list(hat.groups_overview(listener).prefetch_related(_entries_in_order()))
+        parameters = {"default_policy_parameters": hat.default_parameters_item(listener)}
+        self.stdout.write(f"Mail Flow Policies of listener {listener.name}")
+        self.stdout.write(
+            "Policy\tConnection Behavior\tTLS\tVerify Client Certificate\t"
+            "TLS is Mandatory for Address List\tSender Groups"
+        )
+        for policy in listener.policies.all():
+            tls = hat.effective_tls(parameters, hat.policy_item(policy))
+            default = " (Default)" if policy.tls == InboundTls.DEFAULT else ""
+            users = [group.name for group in groups if group.policy_name == policy.name]
+            self.stdout.write(
+                f"{policy.name}\t{policy.get_connection_behavior_display()}\t"
+                f"{shown_tls(tls.tls)}{default}\t{yes_no(tls.verify_client)}{default}\t"
+                f"{tls.mandatory_address_list or '-'}{default}\t{', '.join(users) or '-'}"
+            )
+        self.stdout.write("")
+        self.stdout.write("Default Policy Parameters")
+        self.stdout.write(f"TLS: {shown_tls(listener.default_tls)}")
+        self.stdout.write(f"Verify Client Certificate: {yes_no(listener.default_tls_verify_client)}")
+        self.stdout.write(
+            f"TLS is Mandatory for Address List: {listener.default_tls_mandatory_address_list or '-'}"
+        )
+        self.stdout.write("")
+        self.stdout.write("Host Access Table: the first sender group that holds a host decides its policy")
+        for order, group in enumerate(groups, start=1):
+            comment = f" ({group.comment})" if group.comment else ""
+            self.stdout.write(f"{order}. {group.name}: policy {group.policy_name}{comment}")
+            for entry in group.entries.all():
+                self.stdout.write(f"     {entry.host}")
+            if not group.entry_count:
+                self.stdout.write("     (no senders)")
+
+    def hat_export(self, user, name, hat_file, **options):
+        require(user, Capability.VIEW_CONFIG)
+        listener = hat.listener(name)
+        items = _hat_items(listener)
+        text = hatfile.format_hat(listener.name, items)
+        if hat_file == "-":
+            self.stdout.write(text, ending="")
+            return
+        Path(hat_file).write_text(text, encoding="utf-8")
+        self.stdout.write(f"Exported the HAT of listener {listener.name} ({_counted(items)}) to {hat_file}")
+
+    def hat_find(self, user, name, hat_address, hat_hostname, **options):
+        require(user, Capability.VIEW_CONFIG)
+        listener = hat.listener(name)
+        finding = hat.find_senders(listener, hat_address, hat_hostname)
+        host = hat_address.strip() + (f" ({hat_hostname.strip()})" if hat_hostname.strip() else "")
+        lines = [f"{host}: sender group {finding.group.name}, entry {finding.entry}"]
+        if finding.policy is None:
+            lines.append(f"Policy: {finding.group.policy_name} (the listener has no such policy)")
+        else:
+            policy = finding.policy
+            tls = hat.effective_tls(
+                {"default_policy_parameters": hat.default_parameters_item(listener)}, hat.policy_item(policy)
+            )
+            default = " (Default)" if policy.tls == InboundTls.DEFAULT else ""
+            lines += [
+                f"Policy: {policy.name} ({policy.get_connection_behavior_display()})",
+                f"TLS: {shown_tls(tls.tls)}{default}",
+                f"Verify Client Certificate: {yes_no(tls.verify_client)}{default}",
+                f"TLS is Mandatory for Address List: {tls.mandatory_address_list or '-'}{default}",
+            ]
+        lines += [f"Why: {reason}" for reason in finding.reasons]
+        self.stdout.write("\n".join(lines))
+
+    # --- hostaccess: changes ---------------------------------------------------------
+
+    def hat_new_sendergroup(
+        self, user, name, hat_group, hat_policy, hat_comment, hat_order, hat_add, **options
+    ):
+        def apply():
+            outcome = hat.save_group(
+                name,
+                hat_group,
+                policy_name=policy_name(hat_policy),
+                comment=hat_comment,
+                order=hat_order,
+                create=True,
+            )
+            return combined(outcome, hat.add_senders(name, hat_group, hat_add) if hat_add else None)
+
+        self.stage(
+            user,
+            f"added sender group {hat_group} to listener {name}",
+            apply,
+            f"Sender group {hat_group} added to listener {name}. Use commit to apply it.",
+        )
+
+    def hat_new_policy(self, user, name, hat_policy_name, hat_behavior, **options):
+        policy = policy_name(hat_policy_name)
+        self.stage(
+            user,
+            f"added mail flow policy {policy} to listener {name}",
+            lambda: hat.save_policy(
+                name, policy, create=True, connection_behavior=hat_behavior, **_tls(options)
+            ),
+            f"Mail flow policy {policy} added to listener {name}. Use commit to apply it.",
+        )
+
+    def hat_edit_sendergroup(
+        self, user, name, hat_group, hat_new_name, hat_policy, hat_comment, hat_add, hat_remove, **options
+    ):
+        if all(value is None for value in (hat_new_name, hat_policy, hat_comment, hat_add, hat_remove)):
+            self.edit_group_parser.error(
+                "give at least one of --new-name, --policy, --comment, --add, --remove"
+            )
+        group = hat_new_name or hat_group
+
+        def apply():
+            outcomes = []
+            if any(value is not None for value in (hat_new_name, hat_policy, hat_comment)):
+                outcomes.append(
+                    hat.save_group(
+                        name,
+                        hat_group,
+                        new_name=hat_new_name,
+                        policy_name=policy_name(hat_policy),
+                        comment=hat_comment,
+                    )
+                )
+            if hat_remove:
+                outcomes.append(hat.remove_senders(name, group, hat_remove))
+            if hat_add:
+                outcomes.append(hat.add_senders(name, group, hat_add))
+            return combined(*outcomes)
+
+        self.stage(
+            user,
+            f"edited sender group {hat_group} of listener {name}",
+            apply,
+            f"Sender group {group} of listener {name} changed. Use commit to apply it.",
+        )
+
+    def hat_edit_policy(self, user, name, hat_policy_name, hat_new_name, hat_behavior, **options):
+        tls = _tls(options)
+        if hat_new_name is None and hat_behavior is None and not tls:
+            self.edit_policy_parser.error(
+                "give at least one of --new-name, --behavior, --tls, --verify-client, --tls-address-list"
+            )
+        policy, new_name = policy_name(hat_policy_name), policy_name(hat_new_name)
+        self.stage(
+            user,
+            f"edited mail flow policy {policy} of listener {name}",
+            lambda: hat.save_policy(name, policy, new_name=new_name, connection_behavior=hat_behavior, **tls),
+            f"Mail flow policy {new_name or policy} of listener {name} changed. Use commit to apply it.",
+        )
+
+    def hat_delete(self, user, name, hat_kind, hat_item, **options):
+        if hat_kind == "policy":
+            item = policy_name(hat_item)
+            what, delete = f"mail flow policy {item}", lambda: hat.delete_policy(name, item)
+        else:
+            what, delete = f"sender group {hat_item}", lambda: hat.delete_group(name, hat_item)
+        self.stage(
+            user,
+            f"deleted {what} of listener {name}",
+            delete,
+            f"{what[0].upper()}{what[1:]} of listener {name} deleted. Use commit to apply it.",
+        )
+
+    def hat_move(self, user, name, hat_group, hat_order, **options):
+        self.stage(
+            user,
+            f"moved sender group {hat_group} of listener {name} to position {hat_order}",
+            lambda: hat.save_group(name, hat_group, order=hat_order),
+            f"Sender group {hat_group} of listener {name} moved to position {hat_order}. "
+            "Use commit to apply it.",
+        )
+
+    def hat_default(self, user, name, **options):
+        tls = _tls(options)
+        if not tls:
+            self.default_parser.error("give at least one of --tls, --verify-client, --tls-address-list")
+        self.stage(
+            user,
+            f"changed the Default Policy Parameters of listener {name}",
+            lambda: hat.set_default_parameters(name, **tls),
+            f"Default Policy Parameters of listener {name} changed. Use commit to apply them.",
+        )
+
+    def hat_import(self, user, name, hat_file, **options):
+        text = _read_text(hat_file)
+
+        def apply():
+            groups = hatfile.parse_hat(text)
+            hat.replace_hat(name, groups)
+            return Outcome(notes=[f"Imported {_counted(groups)}."])
+
+        source = "standard input" if hat_file == "-" else Path(hat_file).name
+        self.stage(
+            user,
+            f"imported the HAT of listener {name} from {source}",
+            apply,
+            f"HAT of listener {name} imported. Use commit to apply it.",
+        )
+
+
+def _tls(options) -> dict:
+    """The TLS settings given, as the keyword arguments of ``hat.save_policy`` and the like."""
+    given = {
+        "tls": options.get("hat_tls"),
+        "tls_verify_client": YES_NO.get(options.get("hat_verify_client")),
+        "tls_mandatory_address_list": options.get("hat_address_list"),
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _entries_in_order() -> Prefetch:
+    return Prefetch("entries", SenderEntry.objects.order_by("position").only("group_id", "host"))
+
+
+def _hat_items(listener: Listener) -> list[Item]:
+    """The listener's sender groups as configuration items, in order (two queries)."""
+    return [
+        {
+            "sender_group_name": group.name,
+            "policy": group.policy_name,
+            "comment": group.comment,
+            "host": [entry.host for entry in group.entries.all()],
+        }
+        for group in listener.sender_groups.order_by("position").prefetch_related(_entries_in_order())
+    ]
+
+
+def _counted(groups: list[Item]) -> str:
+    senders = sum(len(group["host"]) for group in groups if group["sender_group_name"] != ALL)
+    return f"{_number(len(groups), 'sender group')}, {_number(senders, 'sender')}"
+
+
+def _number(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise Refused(f'the file "{path}" does not exist') from None
+    except UnicodeDecodeError:
+        raise Refused(f'the file "{path}" is not UTF-8 text') from None
