@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import dns.exception
 import dns.nameserver
 import dns.resolver
 
@@ -42,17 +43,37 @@ def validate_server(value: str) -> None:
     split_server(value)
 
 
-def resolver(config: Config, timeout: float | None = None) -> dns.resolver.Resolver:
-    """A resolver asking the configured servers in priority order, or the machine's when none are set."""
+def resolver(config: Config, timeout: float | None = None, kind=dns.resolver.Resolver):
+    """A resolver asking the configured servers in priority order, or the machine's when none are set.
+
+    ``kind``: ``dns.asyncresolver.Resolver`` for the gateway's asyncio sessions.
+    """
     [settings] = config.get("dns") or [{"dns_ip": [], "dns_ptr_timeout": 20}]
     servers = sorted(settings["dns_ip"], key=lambda s: s["priority"] or 0)
     if servers:
-        result = dns.resolver.Resolver(configure=False)
+        result = kind(configure=False)
         result.nameservers = [dns.nameserver.Do53Nameserver(*split_server(s["address"])) for s in servers]
     else:
-        result = dns.resolver.Resolver()
+        result = kind()
     result.lifetime = timeout or settings["dns_ptr_timeout"]
     return result
+
+
+async def verified_reverse_name(resolver_, address: str) -> tuple[str, bool]:
+    """The host name the PTR record gives ``address`` ("unknown" if none) and whether that name's
+    A/AAAA records lead back to ``address`` (forward-confirmed reverse DNS)."""
+    try:
+        answer = await resolver_.resolve_address(address)
+        name = str(answer[0].target).rstrip(".").lower()
+    except dns.exception.DNSException:
+        return "unknown", False
+    record_type = "AAAA" if ipaddress.ip_address(address).version == 6 else "A"
+    try:
+        forward = await resolver_.resolve(name, record_type)
+    except dns.exception.DNSException:
+        return name, False
+    wanted = ipaddress.ip_address(address)
+    return name, any(ipaddress.ip_address(record.address) == wanted for record in forward)
 
 
 def lookup(config: Config, name: str, record_type: str = "MX") -> list[str]:

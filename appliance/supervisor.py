@@ -1,10 +1,11 @@
 """The supervisor behind ``runappliance``: starts the services and follows each commit.
 
 It runs the HTTPS console (gunicorn, in its own process group so that Ctrl-C
-reaches it only through us) and the HTTP redirects, watches the running
-version, starts the console anew when a commit changes where it listens, and
-rolls back a commit that was not confirmed in time. Certificates change inside
-gunicorn without a restart.
+reaches it only through us), the mail gateway (``rungateway``: the listeners,
+which follows each commit by itself and is started again if it dies) and the
+HTTP redirects, watches the running version, starts the console anew when a
+commit changes where it listens, and rolls back a commit that was not confirmed
+in time. Certificates change inside gunicorn without a restart.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Supervisor:
         self.write, self.error = write, error
         self.stopping = False
         self.console: subprocess.Popen | None = None
+        self.gateway: subprocess.Popen | None = None
         self.redirects = RedirectServers()
 
     def _stop(self, signum, frame):
@@ -103,6 +105,7 @@ class Supervisor:
             return 1
         https.forget_certificate_files()
         self._start_console()
+        self.gateway = self._start("rungateway")
         try:
             if self._wait_until_listening(endpoints):
                 self._redirect(number)
@@ -111,6 +114,11 @@ class Supervisor:
                 time.sleep(0.5)
                 if self.console.poll() is not None:
                     raise ServiceFailed(f"the HTTPS console exited with status {self.console.returncode}")
+                if self.gateway.poll() is not None:
+                    self.error(
+                        f"Warning: the mail gateway exited with status {self.gateway.returncode}; starting it again"
+                    )
+                    self.gateway = self._start("rungateway")
                 self._roll_back_unconfirmed()
                 latest = workflow.announced_version()
                 if latest != number:
@@ -123,8 +131,18 @@ class Supervisor:
         return 0
 
     def _start_console(self) -> None:
-        self.console = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF)],
+        self.console = self._start("-m", "gunicorn", "--config", str(GUNICORN_CONF))
+
+    @staticmethod
+    def _start(*arguments: str) -> subprocess.Popen:
+        """A service process of our own: ``manage.py COMMAND`` or ``-m MODULE …``."""
+        command = (
+            [sys.executable, *arguments]
+            if arguments[0] == "-m"
+            else [sys.executable, "manage.py", *arguments]
+        )
+        return subprocess.Popen(
+            command,
             env={**os.environ, "DJANGO_SETTINGS_MODULE": "appliance.settings"},
             cwd=settings.BASE_DIR,
             start_new_session=True,
@@ -155,13 +173,18 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self.redirects.close()
+        _stop(self.gateway)
         self._stop_console()
 
     def _stop_console(self) -> None:
-        if self.console and self.console.poll() is None:
-            self.console.terminate()  # gunicorn: graceful stop
-            try:
-                self.console.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.console.kill()
-                self.console.wait()
+        _stop(self.console)
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process and process.poll() is None:
+        process.terminate()  # gunicorn and the gateway: graceful stop
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -375,25 +375,41 @@ def find_senders(listener_row: Listener, address: str, hostname: str = "") -> Fi
         .order_by("group__position", "position")
     )
     policies = {row.name: row for row in listener_row.policies.all()}
+    rows = {}
+
+    def behavior(group_name: str) -> tuple[str, str]:
+        policy_row = policies.get(rows[group_name].policy_name)
+        return rows[group_name].policy_name, policy_row.connection_behavior if policy_row else ""
+
+    def found():
+        for entry in matches:
+            rows.setdefault(entry.group.name, entry.group)
+            yield entry.group.name, entry.host
+
+    decided, reasons = first_match(found(), behavior)
+    if decided is None:  # listener_problems forbids a HAT without ALL
+        raise HatRefused(f"Listener {listener_row.name} has no ALL sender group")
+    group_row = rows[decided[0]]
+    return Finding(group_row, policies.get(group_row.policy_name), decided[1], reasons)
+
+
+def first_match(matches, behavior_of) -> tuple[tuple[str, str] | None, list[str]]:
+    """The HAT's decision: the first (group, entry) of ``matches`` (in HAT order) whose group's policy
+    does not say Continue, and why, in words. ``behavior_of(group)`` → (policy name, behaviour)."""
     reasons, passed = [], set()
-    for entry in matches:
-        group_row = entry.group
-        if group_row.pk in passed:
+    for group, entry in matches:
+        if group in passed:
             continue
-        passed.add(group_row.pk)
-        policy_row = policies.get(group_row.policy_name)
-        if policy_row and policy_row.connection_behavior == ConnectionBehavior.CONTINUE:
-            reasons.append(
-                f"{group_row.name} holds {entry.host}, but its policy {policy_row.name} says Continue"
-            )
+        passed.add(group)
+        policy_name, behavior = behavior_of(group)
+        if behavior == ConnectionBehavior.CONTINUE:
+            reasons.append(f"{group} holds {entry}, but its policy {policy_name} says Continue")
             continue
         reasons.append(
-            f"{group_row.name} holds {entry.host}"
-            if entry.host != ALL
-            else "No other sender group holds it, so ALL does"
+            f"{group} holds {entry}" if entry != ALL else "No other sender group holds it, so ALL does"
         )
-        return Finding(group_row, policy_row, entry.host, reasons)
-    raise HatRefused(f"Listener {listener_row.name} has no ALL sender group")  # listener_problems forbids it
+        return (group, entry), reasons
+    return None, reasons
 
 
 # --- mail flow policies ------------------------------------------------------------------------

@@ -1,0 +1,267 @@
+"""One inbound SMTP session (aiosmtpd) under the committed HAT and mail flow policy.
+
+The session takes its listener's settings when the host connects (``Inbound``)
+and keeps them to the end, so a commit never changes a session in progress.
+Before the banner: reverse DNS if the HAT lists host names, then the HAT's
+decision — TCP Refuse closes, Reject answers 554, Accept and Relay go on with
+the policy's TLS:
+
+  Off        STARTTLS is not offered;
+  Preferred  offered; a failed handshake closes the session (never on in clear);
+  Required   every command but NOOP, EHLO, STARTTLS and QUIT gets
+             ``530 5.7.0 Must issue a STARTTLS command first`` until TLS is up.
+
+Verify Client Certificate asks for the client's certificate and checks it against
+the Certificate Authorities lists (optional with Preferred, required with
+Required); TLS is Mandatory for Address List refuses MAIL FROM a listed sender
+in clear. A message is answered 250 only once the spool holds it (fsync'd).
+aiosmtpd ≥ 1.4.6 drops what a client pipelines after STARTTLS; messages with a
+bare CR or LF are refused, so nothing can smuggle a second message through us.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from aiosmtpd.smtp import SMTP, TLSSetupException
+
+from appliance import maillog
+from appliance.config.sections import Item
+from appliance.spool import Envelope, IdCounter, Spool
+from listeners.access import Decision, HostAccessTable
+from listeners.models import ConnectionBehavior, InboundTls
+
+ALLOWED_BEFORE_TLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}
+MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
+BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+MAX_MESSAGE_SIZE = 10 * 1024 * 1024  # the ESA's default Max. Message Size
+
+
+@dataclass
+class Inbound:
+    """What a listener's sessions need, from one running configuration (immutable once built)."""
+
+    listener: Item
+    interface: Item
+    hat: HostAccessTable
+    # Server contexts by client-certificate verification: "none", "optional", "required".
+    # Empty: the listener has no certificate, so no TLS whatever the policy says.
+    contexts: dict[str, ssl.SSLContext]
+    address_list_matches: Callable[[str, str], bool]  # (list name, address), on this configuration
+    hostname: str
+
+    @property
+    def name(self) -> str:
+        return self.listener["listener_name"]
+
+
+@dataclass
+class Shared:
+    """What every session of the gateway shares: where ICIDs and MIDs come from, the spool."""
+
+    icids: IdCounter
+    mids: IdCounter
+    spool: Spool
+    sessions: set = field(default_factory=set)  # open sessions, for a clean stop
+
+
+class InboundSession(SMTP):
+    def __init__(self, inbound: Inbound, service: Shared, resolve_name):
+        super().__init__(
+            _Handler(self),
+            hostname=inbound.hostname,
+            ident="ESMTP",
+            data_size_limit=MAX_MESSAGE_SIZE,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            timeout=300,
+        )
+        self.inbound, self.service, self.resolve_name = inbound, service, resolve_name
+        self.icid = service.icids.take()
+        self.decision: Decision | None = None
+        self.reverse_name, self.verified = "unknown", False
+        self.tls_text = ""
+        self.ended = False
+        self.closing = False  # QUIT, or we closed: the end is not "lost"
+        self.reported_missing_tls = False
+
+    # --- before the banner: who is it, and what may it do -------------------------------
+
+    async def _handle_client(self):
+        self.service.sessions.add(self)
+        address = self.session.peer[0]
+        if self.inbound.hat.needs_names:
+            self.reverse_name, self.verified = await self.resolve_name(address)
+        interface = self.inbound.interface
+        maillog.info(
+            f"New SMTP ICID {self.icid} interface {interface['interface_name']} ({interface['ip']}) "
+            f"address {address} reverse dns host {self.reverse_name} verified {'yes' if self.verified else 'no'}"
+        )
+        self.decision = self.inbound.hat.decide(address, self.reverse_name if self.verified else "")
+        behavior = self.decision.behavior
+        verdict = {ConnectionBehavior.TCPREFUSE: "TCPREFUSE", ConnectionBehavior.REJECT: "REJECT"}.get(
+            behavior, "ACCEPT"
+        )
+        maillog.info(f"ICID {self.icid} {verdict} SG {self.decision.group} match {self.decision.entry}")
+        if behavior == ConnectionBehavior.TCPREFUSE:
+            self.closing = True
+            self.transport.close()
+            return
+        if behavior == ConnectionBehavior.REJECT:
+            await self.push(f"554 5.7.1 {self.hostname} Access denied")
+            self.closing = True
+            self.transport.close()
+            return
+        self._apply_tls(self.decision.tls)
+        await super()._handle_client()
+
+    def _apply_tls(self, tls) -> None:
+        if tls.tls == InboundTls.OFF or not self.inbound.contexts:
+            self.tls_context = None
+        else:
+            verify = (
+                "none"
+                if not tls.verify_client
+                else "optional"
+                if tls.tls == InboundTls.PREFERRED
+                else "required"
+            )
+            self.tls_context = self.inbound.contexts[verify]
+        if tls.tls == InboundTls.REQUIRED:
+            for command, method in list(self._smtp_methods.items()):
+                if command not in ALLOWED_BEFORE_TLS:
+                    self._smtp_methods[command] = self._after_tls(command, method)
+
+    def _after_tls(self, command, method):
+        async def guarded(arg):
+            if self._tls_protocol is None:
+                if command in ("MAIL", "RCPT", "DATA") and not self.reported_missing_tls:
+                    self.reported_missing_tls = True
+                    maillog.info(f"ICID {self.icid} TLS was required but remote host did not initiate it")
+                await self.push(MUST_STARTTLS)
+                return
+            await method(arg)
+
+        return guarded
+
+    async def smtp_AUTH(self, arg):  # noqa: N802 (aiosmtpd's name)
+        await self.push("502 5.5.1 SMTP AUTH is not offered here")
+
+    # --- TLS ----------------------------------------------------------------------------
+
+    def tls_established(self) -> None:
+        ssl_object = self.session.ssl["ssl_object"]  # aiosmtpd: the TLS layer's extra info
+        version, cipher = ssl_object.version(), ssl_object.cipher()[0]
+        self.tls_text = f"{version} {cipher}"
+        maillog.info(f"ICID {self.icid} TLS success protocol {version} cipher {cipher}")
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            reason = error.__cause__ or error
+            maillog.info(f"ICID {self.icid} TLS failed: {_reason(reason)}")
+            self._end(lost=True)
+            return "454 4.7.0 TLS not available due to temporary reason"
+        maillog.warning(f"ICID {self.icid} error: {error.__class__.__name__}: {error}")
+        return "451 4.3.0 Local error in processing"
+
+    # --- the end --------------------------------------------------------------------------
+
+    async def smtp_QUIT(self, arg):  # noqa: N802 (aiosmtpd's name)
+        self.closing = not arg
+        await super().smtp_QUIT(arg)
+
+    def connection_lost(self, error):
+        super().connection_lost(error)
+        self._end(lost=not self.closing)
+
+    def _end(self, lost: bool) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.service.sessions.discard(self)
+        if lost:
+            maillog.info(f"ICID {self.icid} lost")
+        maillog.info(f"ICID {self.icid} close")
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLError):
+        return error.reason or str(error)
+    return str(error) or error.__class__.__name__
+
+
+class _Handler:
+    """aiosmtpd's hooks for one session."""
+
+    def __init__(self, session: InboundSession):
+        self.owner = session
+
+    def handle_STARTTLS(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name; called, not awaited)
+        self.owner.tls_established()
+        return True
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        return [line for line in responses if not line[4:].startswith("AUTH")]  # no SMTP AUTH here
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
+        owner = self.owner
+        tls = owner.decision.tls
+        if tls.mandatory_address_list and server._tls_protocol is None:
+            if owner.inbound.address_list_matches(tls.mandatory_address_list, address):
+                maillog.info(
+                    f"ICID {owner.icid} TLS was required for sender <{address}> but remote host did not initiate it"
+                )
+                return MUST_STARTTLS
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender ok"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 Recipient ok"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        owner = self.owner
+        data = envelope.original_content or b""
+        if BARE_NEWLINE.search(data):
+            return "554 5.6.11 Message refused: it holds a bare CR or LF (only CR LF may end a line)"
+        service = owner.service
+        mid = service.mids.take()
+        received = datetime.now(UTC)
+        trace = _received_header(owner, session, mid, received)
+        message = Envelope(
+            mid=mid,
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=list(envelope.rcpt_tos),
+            received=received.isoformat(),
+            icid=owner.icid,
+            listener=owner.inbound.name,
+            peer=session.peer[0],
+            tls=owner.tls_text,
+        )
+        await server.loop.run_in_executor(None, service.spool.accept, message, trace + data)
+        maillog.info(f"Start MID {mid} ICID {owner.icid}")
+        maillog.info(f"MID {mid} ICID {owner.icid} From: <{message.mail_from}>")
+        for index, recipient in enumerate(message.rcpt_tos):
+            maillog.info(f"MID {mid} ICID {owner.icid} RID {index} To: <{recipient}>")
+        maillog.info(f"Message finished MID {mid} done")
+        return f"250 2.0.0 Ok: Message {mid} accepted"
+
+
+def _received_header(owner: InboundSession, session, mid: int, when: datetime) -> bytes:
+    helo = session.host_name or "unknown"
+    protocol = "ESMTPS" if owner.tls_text else "ESMTP"
+    tls = f" (version={owner.tls_text.replace(' ', ' cipher=')})" if owner.tls_text else ""
+    line = (
+        f"Received: from {helo} ({owner.reverse_name} [{session.peer[0]}])\r\n"
+        f"  by {owner.hostname} with {protocol}{tls} id {mid};\r\n"
+        f"  {format_datetime(when)}\r\n"
+    )
+    return line.encode("utf-8", "surrogateescape")
