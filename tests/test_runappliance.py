@@ -312,7 +312,7 @@ def test_the_guides_path_ends_with_the_console_serving_the_ca_signed_chain(runni
     ok("loadconfig", str(document))
     before = len(running.lines)
     ok("commit", "--comment", "CA-signed certificate on the console")
-    running.wait_for(r"configuration version 3\]", after=before)
+    running.wait_for(r"^Appliance ready: .*configuration version 3\]", after=before)
 
     # A real TLS client that trusts only the test root verifies the chain and the name.
     client = ssl.create_default_context(cafile=str(pki.root.cert))
@@ -355,7 +355,7 @@ def test_each_interface_serves_its_own_certificate_and_http_redirects(running):
        "--certificate", "Second")  # fmt: skip
     before = len(running.lines)
     ok(running, "commit", "--comment", "second interface")
-    running.wait_for(r"configuration version 2\]", after=before)
+    running.wait_for(r"^Appliance ready: .*configuration version 2\]", after=before)
 
     assert pki_common_name(presented_certificate(running.port)) == "esa.example.com"
     assert pki_common_name(presented_certificate(https_port, "127.0.0.2")) == "second.example.org"
@@ -385,7 +385,7 @@ def test_an_unconfirmed_commit_rolls_back_by_itself_also_across_a_restart(tmp_pa
         ok(appliance, "interfaceconfig", "edit", "Management", "--certificate", "Trial")
         before = len(appliance.lines)
         ok(appliance, "commit", "--confirm-within", "5")
-        appliance.wait_for(r"configuration version 2\]", after=before)
+        appliance.wait_for(r"^Appliance ready: .*configuration version 2\]", after=before)
         assert (
             presented_certificate(appliance.port).subject == committed_certificate(appliance, "Trial").subject
         )
@@ -396,7 +396,7 @@ def test_an_unconfirmed_commit_rolls_back_by_itself_also_across_a_restart(tmp_pa
         appliance.wait_for(
             r"^Warning: version 2 was not confirmed in time: version 3 restores version 1", after=before
         )
-        appliance.wait_for(r"configuration version 3\]", after=before)
+        appliance.wait_for(r"^Appliance ready: .*configuration version 3\]", after=before)
         assert presented_certificate(appliance.port) == committed_certificate(appliance, "Demo")
 
         # Again, but the appliance is down when the time runs out (the rollback took Trial away too).
@@ -404,7 +404,7 @@ def test_an_unconfirmed_commit_rolls_back_by_itself_also_across_a_restart(tmp_pa
         ok(appliance, "interfaceconfig", "edit", "Management", "--certificate", "Trial")
         before = len(appliance.lines)
         ok(appliance, "commit", "--confirm-within", "5")
-        appliance.wait_for(r"configuration version 4\]", after=before)
+        appliance.wait_for(r"^Appliance ready: .*configuration version 4\]", after=before)
         assert appliance.stop() == 0
         expire_pending_confirmation(appliance)
     finally:
@@ -431,7 +431,7 @@ def test_the_committed_ssl_configuration_is_what_the_console_serves(running):
     ok(running, "sslconfig", "set", "gui", "--min", "TLSv1.3")
     before = len(running.lines)
     ok(running, "commit", "--comment", "TLS 1.3 only on the console")
-    running.wait_for(r"configuration version 2\]", after=before)
+    running.wait_for(r"^Appliance ready: .*configuration version 2\]", after=before)
     assert handshake(ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
     with pytest.raises(ssl.SSLError):
         handshake(ssl.TLSVersion.TLSv1_2)
