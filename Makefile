@@ -18,9 +18,12 @@ apt:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PACKAGES)
 
-# Debian packages the tests use (openssl makes the test certificates); installed only when missing.
+# Debian packages the tests use, installed only when missing: openssl makes the test certificates
+# and probes STARTTLS (s_client), swaks is the SMTP client the gateway tests send with.
+SYSTEM_TOOLS = openssl swaks
 system-packages:
-	@command -v openssl >/dev/null || $(MAKE) apt PACKAGES=openssl
+	@missing=$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	if [ -n "$$missing" ]; then $(MAKE) apt PACKAGES="$$missing"; fi
 
 run: venv
 	$(PY) manage.py runappliance
