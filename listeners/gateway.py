@@ -24,7 +24,7 @@ from appliance import https, maillog, tls, workflow
 from appliance.config.sections import Config, registry
 from appliance.spool import IdCounter, Spool
 from certificates import trust
-from listeners import address_lists
+from listeners import address_lists, hat
 from listeners.access import HostAccessTable
 from listeners.smtpd import Inbound, InboundSession, Shared
 from listeners.store import interface_named
@@ -69,6 +69,7 @@ def inbound_settings(config: Config) -> dict[tuple[str, int], Inbound]:
             contexts_by_certificate[name] = inbound_contexts(
                 registry.item_named(config, "certificates", name), config
             )
+        listener = hat.with_predefined(listener)
         result[(interface["ip"], listener["port"])] = Inbound(
             listener=listener,
             interface=interface,

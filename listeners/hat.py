@@ -24,13 +24,14 @@ from django.db.models import Count, Max, Q
 from appliance.config.sections import Item
 from appliance.validators import validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
-from listeners import senders
+from listeners import rat, senders
 from listeners.models import (
     AddressList,
     ConnectionBehavior,
     InboundTls,
     Listener,
     MailFlowPolicy,
+    RatEntry,
     SenderEntry,
     SenderGroup,
 )
@@ -96,12 +97,14 @@ def predefined_hat(listener_type: str) -> list[Item]:
 
 
 def with_predefined(listener: Item) -> Item:
-    """The listener item, its policies and HAT the predefined ones where it has none (a file without them)."""
+    """The listener item, its policies, HAT and RAT the predefined ones where it has none (a file
+    without them)."""
+    kind = listener["listener_type"]
     return {
         **listener,
-        "mail_flow_policy": listener.get("mail_flow_policy")
-        or predefined_policies(listener["listener_type"]),
-        "sender_group": listener.get("sender_group") or predefined_hat(listener["listener_type"]),
+        "mail_flow_policy": listener.get("mail_flow_policy") or predefined_policies(kind),
+        "sender_group": listener.get("sender_group") or predefined_hat(kind),
+        "rat_entry": listener.get("rat_entry") or rat.when_absent(kind),
     }
 
 
@@ -246,12 +249,15 @@ def default_parameters_item(listener: Listener) -> Item:
 
 
 def write_policies_and_hat(listeners: list[tuple[Listener, Item]]) -> None:
-    """Rows for each saved listener's policies and HAT, from its item (the predefined ones if it has none)."""
-    policies, groups, entries = [], [], []
+    """Rows for each saved listener's policies, HAT and RAT, from its item (the predefined ones if it
+    has none)."""
+    policies, groups, entries, rat_entries = [], [], [], []
     for listener_row, item in listeners:
         item = with_predefined(item)
         policies += [_policy_row(listener_row, policy) for policy in item["mail_flow_policy"]]
         _hat_rows(listener_row, item["sender_group"], groups, entries)
+        rat_entries += rat.rows(listener_row, item["rat_entry"])
+    RatEntry.objects.bulk_create(rat_entries)
     MailFlowPolicy.objects.bulk_create(policies)
     SenderGroup.objects.bulk_create(groups)
     SenderEntry.objects.bulk_create(entries, batch_size=2000)

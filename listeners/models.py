@@ -144,3 +144,25 @@ class SenderEntry(models.Model):
 
     def __str__(self):
         return self.host
+
+
+class RatEntry(models.Model):
+    """One entry of a public listener's Recipient Access Table (``listeners.rat``), in ``position`` order."""
+
+    listener = models.ForeignKey(Listener, on_delete=models.CASCADE, related_name="rat_entries")
+    position = models.PositiveIntegerField()
+    recipient = models.CharField(max_length=255)
+    action = models.CharField(max_length=10, choices=[("accept", "Accept"), ("reject", "Reject")])
+
+    class Meta:
+        ordering = ["listener", "position"]
+        verbose_name = "RAT entry"
+        verbose_name_plural = "RAT entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["listener", "recipient"], name="rat_recipient_unique_per_listener"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.recipient} {self.action}"

@@ -12,7 +12,7 @@ from django.db.models import Prefetch
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Item, Kind, Section, registry
 from appliance.validators import choice_validator, validate_object_name
-from listeners import hat, senders, store
+from listeners import hat, rat, senders, store
 from listeners.models import (
     PORT_MAX,
     PORT_MIN,
@@ -42,9 +42,10 @@ DEFAULT_PARAMETER_FIELDS = {
 
 
 def _read_listeners() -> list[Item]:
-    """Every listener with its policies and HAT: four queries, however long the HAT."""
+    """Every listener with its policies, HAT and RAT: five queries, however long the HAT."""
     listeners = Listener.objects.prefetch_related(
         "policies",
+        "rat_entries",
         Prefetch(
             "sender_groups",
             SenderGroup.objects.order_by("position").prefetch_related(
@@ -66,6 +67,7 @@ def _read_listeners() -> list[Item]:
                 }
                 for group in listener.sender_groups.all()
             ],
+            "rat_entry": [{"recipient": e.recipient, "action": e.action} for e in listener.rat_entries.all()],
         }
         for listener in listeners
     ]
@@ -145,6 +147,17 @@ DEFAULT_POLICY_PARAMETERS = Field(
     container="mail_flow_policies",
     children=_tls_fields(InboundTls.OFF),
 )
+RAT_ENTRY = Field(
+    "rat_entry",
+    "RAT Entry",
+    Kind.ITEMS,
+    container="rat",
+    child_key="recipient",
+    children=(
+        Field("recipient", "Recipient", validate=rat.validate_written),
+        Field("action", "Action", validate=choice_validator(rat.Action), summarize=_label(rat.Action)),
+    ),
+)
 SENDER_GROUP = Field(
     "sender_group",
     "Sender Group",
@@ -184,10 +197,11 @@ def register_sections() -> None:
                 MAIL_FLOW_POLICY,
                 DEFAULT_POLICY_PARAMETERS,
                 SENDER_GROUP,
+                RAT_ENTRY,
             ),
             read=_read_listeners,
             write=_write_listeners,
-            clean_item=hat.listener_problems,
+            clean_item=lambda item: hat.listener_problems(item) + rat.problems(item),
         )
     )
     checks.register_sockets(store.listener_sockets)

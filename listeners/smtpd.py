@@ -33,6 +33,7 @@ from aiosmtpd.smtp import SMTP, TLSSetupException
 from appliance import maillog
 from appliance.config.sections import Item
 from appliance.spool import Envelope, IdCounter, Spool
+from listeners import rat
 from listeners.access import Decision, HostAccessTable
 from listeners.models import ConnectionBehavior, InboundTls
 
@@ -46,7 +47,7 @@ MAX_MESSAGE_SIZE = 10 * 1024 * 1024  # the ESA's default Max. Message Size
 class Inbound:
     """What a listener's sessions need, from one running configuration (immutable once built)."""
 
-    listener: Item
+    listener: Item  # with its predefined policies, HAT and RAT where the file gave none
     interface: Item
     hat: HostAccessTable
     # Server contexts by client-certificate verification: "none", "optional", "required".
@@ -223,6 +224,15 @@ class _Handler:
         return "250 2.1.0 Sender ok"
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        owner = self.owner
+        if owner.decision.behavior != ConnectionBehavior.RELAY:
+            entry = rat.decide(owner.inbound.listener["rat_entry"], address)
+            if entry is None or entry["action"] != rat.Action.ACCEPT:
+                shown = entry["recipient"] if entry else rat.ALL
+                maillog.info(
+                    f"ICID {owner.icid} RID {len(envelope.rcpt_tos)} reject RAT '{shown}' rcpt <{address}>"
+                )
+                return "550 5.7.1 Recipient address rejected: this gateway takes no mail for it"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 2.1.5 Recipient ok"

@@ -23,7 +23,7 @@ from appliance.workflow import ChangeRefused, Outcome
 from certificates import selectors
 from certificates.models import Certificate
 from certificates.store import DEMO_NAME
-from listeners import hat
+from listeners import hat, rat
 from listeners.models import PORT_MAX, PORT_MIN, Listener
 
 DEFAULT_LISTENER = "IncomingMail"
@@ -138,8 +138,17 @@ def create(
         certificate_name=certificate_name,
     )
     outcome = _save(listener)
-    hat.write_policies_and_hat([(listener, {"listener_type": listener_type})])
+    [system] = registry.get("hostname").read()
+    _add_tables(listener, system["hostname"])
     return outcome
+
+
+def _add_tables(listener: Listener, hostname: str) -> None:
+    """A new listener's predefined policies and HAT, and a public one's RAT for the hostname's domain."""
+    shipped_rat = rat.shipped(listener.listener_type, hostname)
+    hat.write_policies_and_hat(
+        [(listener, {"listener_type": listener.listener_type, "rat_entry": shipped_rat})]
+    )
 
 
 def edit(
@@ -195,4 +204,4 @@ def create_default_listener(hostname: str) -> None:
         },
     )
     if created:
-        hat.write_policies_and_hat([(listener, {"listener_type": Listener.Type.PUBLIC})])
+        _add_tables(listener, hostname)
