@@ -39,7 +39,9 @@ def open_log() -> None:
         return
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS)
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", errors="backslashreplace"
+    )
     handler.mail_logs = True
     handler.setFormatter(EsaFormatter())
     logger.addHandler(handler)

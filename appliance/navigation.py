@@ -35,6 +35,9 @@ def menus_for(user) -> list[tuple[str, list[Page]]]:
 
 def register_core_pages():
     register("Monitor", "Overview", "overview", Capability.VIEW_STATUS, position=0)
+    # Senders, recipients and log lines: not for Guests (as the views, mail_monitor.MAIL_DATA).
+    register("Monitor", "Queue", "queue", position=20)
+    register("Monitor", "Mail Logs", "mail_logs", position=30)
     register("Network", "IP Interfaces", "interfaces", position=10)
     register("Network", "DNS", "dns", position=12)
     register("System Administration", "Users", "users", Capability.MANAGE_USERS, position=10)
@@ -43,3 +46,4 @@ def register_core_pages():
     register("System Administration", "Configuration File", "config_file", Capability.EXPORT_MASKED, 30)
     register("System Administration", "Configuration Rollback", "rollback", position=40)
     register("System Administration", "Audit Log", "audit_log", Capability.VIEW_AUDIT, position=50)
+    register("System Administration", "Log Subscriptions", "log_subscriptions", position=55)

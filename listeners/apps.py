@@ -17,4 +17,5 @@ class ListenersConfig(AppConfig):
         navigation.register("Network", "Listeners", "listeners:list", position=15)
         navigation.register("Mail Policies", "HAT Overview", "listeners:hat", position=30)
         navigation.register("Mail Policies", "Mail Flow Policies", "listeners:policies", position=31)
+        navigation.register("Mail Policies", "Recipient Access Table", "listeners:rat", position=32)
         navigation.register("Mail Policies", "Address Lists", "listeners:address_lists", position=50)

@@ -26,6 +26,10 @@ from appliance.validators import validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
 from listeners import rat, senders
 from listeners.models import (
+    DEFAULT_LIMITS,
+    LIMIT_LABELS,
+    LIMITS,
+    POLICY_LIMITS,
     AddressList,
     ConnectionBehavior,
     InboundTls,
@@ -68,7 +72,12 @@ PREDEFINED_GROUPS = {
     ],
 }
 # What a Default Policy Parameters element holds when a file leaves it out: TLS Off, as on the ESA.
-DEFAULT_PARAMETERS = {"tls": InboundTls.OFF, "tls_verify_client": False, "tls_mandatory_address_list": ""}
+DEFAULT_PARAMETERS = {
+    "tls": InboundTls.OFF,
+    "tls_verify_client": False,
+    "tls_mandatory_address_list": "",
+    **{tag: DEFAULT_LIMITS[tag] for tag in POLICY_LIMITS},
+}
 
 
 def predefined_policies(listener_type: str) -> list[Item]:
@@ -79,6 +88,7 @@ def predefined_policies(listener_type: str) -> list[Item]:
             "tls": InboundTls.DEFAULT,
             "tls_verify_client": False,
             "tls_mandatory_address_list": "",
+            **dict.fromkeys(POLICY_LIMITS),
         }
         for name, behavior in PREDEFINED_POLICIES[listener_type]
     ]
@@ -220,6 +230,22 @@ class InboundTlsSettings:
     mandatory_address_list: str
 
 
+@dataclass(frozen=True)
+class Limits:
+    """A policy's limits: its own, or the Default Policy Parameters' where it says Use Default."""
+
+    max_message_size: int
+    max_rcpts_per_msg: int
+    max_msgs_per_session: int
+
+
+def effective_limits(listener: Item, policy: Item) -> Limits:
+    defaults = listener["default_policy_parameters"]
+    return Limits(
+        **{tag: policy[tag] if policy.get(tag) is not None else defaults[tag] for tag in POLICY_LIMITS}
+    )
+
+
 def effective_tls(listener: Item, policy: Item) -> InboundTlsSettings:
     source = policy if policy["tls"] != InboundTls.DEFAULT else listener["default_policy_parameters"]
     return InboundTlsSettings(
@@ -237,6 +263,7 @@ def policy_item(policy: MailFlowPolicy) -> Item:
         "tls": policy.tls,
         "tls_verify_client": policy.tls_verify_client,
         "tls_mandatory_address_list": policy.tls_mandatory_address_list,
+        **{tag: getattr(policy, tag) for tag in POLICY_LIMITS},
     }
 
 
@@ -245,6 +272,7 @@ def default_parameters_item(listener: Listener) -> Item:
         "tls": listener.default_tls,
         "tls_verify_client": listener.default_tls_verify_client,
         "tls_mandatory_address_list": listener.default_tls_mandatory_address_list,
+        **{tag: getattr(listener, f"default_{tag}") for tag in POLICY_LIMITS},
     }
 
 
@@ -271,6 +299,7 @@ def _policy_row(listener_row: Listener, policy: Item) -> MailFlowPolicy:
         tls=policy["tls"],
         tls_verify_client=policy["tls_verify_client"],
         tls_mandatory_address_list=policy["tls_mandatory_address_list"],
+        **{tag: policy.get(tag) for tag in POLICY_LIMITS},
     )
 
 
@@ -451,9 +480,13 @@ def save_policy(
     tls: str | None = None,
     tls_verify_client: bool | None = None,
     tls_mandatory_address_list: str | None = None,
+    limits: dict[str, int | None] | None = None,
     create: bool = False,
 ) -> Outcome:
-    """Add Policy (``create``) or edit one: the settings given (None: keep, or on a new policy the default)."""
+    """Add Policy (``create``) or edit one: the settings given (None: keep, or on a new policy the default).
+
+    ``limits``: POLICY_LIMITS tag → a number, or None for Use Default; tags left out are kept.
+    """
     listener_row = listener(listener_name)
     if create:
         _check_name(name, "policy")
@@ -471,6 +504,7 @@ def save_policy(
     for attribute, value in changes.items():
         if value is not None:
             setattr(row, attribute, value)
+    _set_limits(row, limits or {}, "{}")
     _check_choice(row.connection_behavior, ConnectionBehavior, "Connection Behavior")
     if (
         row.connection_behavior == ConnectionBehavior.CONTINUE
@@ -494,9 +528,14 @@ def set_default_parameters(
     tls: str | None = None,
     tls_verify_client: bool | None = None,
     tls_mandatory_address_list: str | None = None,
+    limits: dict[str, int] | None = None,
 ) -> Outcome:
-    """Default Policy Parameters: the TLS settings of every policy whose TLS is Use Default."""
+    """Default Policy Parameters: the TLS settings of every policy whose TLS is Use Default, and the
+    limits of every policy that sets none of its own."""
     row = listener(listener_name)
+    if any(value is None for value in (limits or {}).values()):
+        raise HatRefused("The Default Policy Parameters need a number for each limit")
+    _set_limits(row, limits or {}, "default_{}")
     if tls is not None:
         row.default_tls = tls
     if tls_verify_client is not None:
@@ -511,6 +550,17 @@ def set_default_parameters(
     )
     row.save()
     return Outcome()
+
+
+def _set_limits(row, limits: dict[str, int | None], attribute: str) -> None:
+    """Set the given limits on a policy or listener row (``attribute``: how the column is named)."""
+    for tag, value in limits.items():
+        if tag not in POLICY_LIMITS:
+            raise HatRefused(f"{tag!r} is not a limit of a mail flow policy ({', '.join(POLICY_LIMITS)})")
+        low, high = LIMITS[tag]
+        if value is not None and not low <= value <= high:
+            raise HatRefused(f"{LIMIT_LABELS[tag]} must be between {low} and {high}, not {value}")
+        setattr(row, attribute.format(tag), value)
 
 
 def delete_policy(listener_name: str, name: str) -> None:

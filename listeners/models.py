@@ -5,6 +5,31 @@ from __future__ import annotations
 from django.db import models
 
 PORT_MIN, PORT_MAX = 1, 65535
+# Ranges of the limits a listener and its mail flow policies set (the configuration file's as well).
+LIMITS = {
+    "max_concurrency": (1, 10000),
+    "max_tls_concurrency": (1, 10000),
+    "max_message_size": (1024, 100 * 1024 * 1024),
+    "max_rcpts_per_msg": (1, 10000),
+    "max_msgs_per_session": (1, 10000),
+}
+LIMIT_LABELS = {
+    "max_concurrency": "Maximum Concurrent Connections",
+    "max_tls_concurrency": "Maximum Concurrent TLS Connections",
+    "max_message_size": "Max. Message Size (bytes)",
+    "max_rcpts_per_msg": "Max. Recipients Per Message",
+    "max_msgs_per_session": "Max. Messages Per Connection",
+}
+# The limits a mail flow policy sets, or takes from the Default Policy Parameters.
+POLICY_LIMITS = ("max_message_size", "max_rcpts_per_msg", "max_msgs_per_session")
+# The ESA's defaults for the Default Policy Parameters; connections are ours (the bench runs 100 clients).
+DEFAULT_LIMITS = {
+    "max_concurrency": 300,
+    "max_tls_concurrency": 200,
+    "max_message_size": 10 * 1024 * 1024,
+    "max_rcpts_per_msg": 50,
+    "max_msgs_per_session": 10,
+}
 
 
 class Listener(models.Model):
@@ -28,6 +53,11 @@ class Listener(models.Model):
     default_tls = models.CharField(max_length=10, default="off")
     default_tls_verify_client = models.BooleanField(default=False)
     default_tls_mandatory_address_list = models.CharField(max_length=64, blank=True)
+    default_max_message_size = models.PositiveIntegerField(default=DEFAULT_LIMITS["max_message_size"])
+    default_max_rcpts_per_msg = models.PositiveIntegerField(default=DEFAULT_LIMITS["max_rcpts_per_msg"])
+    default_max_msgs_per_session = models.PositiveIntegerField(default=DEFAULT_LIMITS["max_msgs_per_session"])
+    max_concurrency = models.PositiveIntegerField(default=DEFAULT_LIMITS["max_concurrency"])
+    max_tls_concurrency = models.PositiveIntegerField(default=DEFAULT_LIMITS["max_tls_concurrency"])
 
     class Meta:
         ordering = ["name"]
@@ -88,6 +118,10 @@ class MailFlowPolicy(models.Model):
     tls = models.CharField(max_length=10, choices=InboundTls.choices, default=InboundTls.DEFAULT)
     tls_verify_client = models.BooleanField(default=False)
     tls_mandatory_address_list = models.CharField(max_length=64, blank=True)
+    # Null: the listener's Default Policy Parameters ("Use Default").
+    max_message_size = models.PositiveIntegerField(null=True, blank=True)
+    max_rcpts_per_msg = models.PositiveIntegerField(null=True, blank=True)
+    max_msgs_per_session = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["listener", "name"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from django.db.models import TextChoices
 
 from appliance.config.sections import Item
-from appliance.workflow import ChangeRefused
+from appliance.workflow import ChangeRefused, Outcome
 from listeners import address_lists
 from listeners.models import Listener, RatEntry
 
@@ -44,6 +44,8 @@ def canonical_recipient(text: str) -> str:
         return ALL
     value = value.lower()
     try:
+        if value.startswith("@"):  # the Address Lists form of .example.com: one written form only
+            raise ValueError
         address_lists.validate_entry(_as_address_list_entry(value))
     except ValueError:
         raise ValueError(f"{text.strip()!r} is not a recipient entry ({FORMS})") from None
@@ -113,6 +115,10 @@ def shipped(listener_type: str, hostname: str) -> list[Item]:
 
 
 # --- what an administrator does (inside workflow.submit) ------------------------------------------
+#
+# The page and ``listenerconfig edit NAME rcptaccess`` share these: each builds the modified list of
+# entries and hands it to ``replace``, so a change is refused with the same words wherever it comes
+# from. Text typed or imported is checked line by line (``parse_checked``).
 
 
 class RatRefused(ChangeRefused):
@@ -172,3 +178,150 @@ def replace(listener_name: str, entries: list[Item]) -> None:
         raise RatRefused(f"The RAT of listener {listener_name} cannot be saved", found)
     listener.rat_entries.all().delete()
     RatEntry.objects.bulk_create(rows(listener, entries))
+
+
+PRIVATE = "Listener {name} is private: it has no RAT (it relays for its RELAYLIST hosts)"
+
+
+def counted(count: int) -> str:
+    return f"{count:,} {'entry' if count == 1 else 'entries'}"
+
+
+# --- reading a RAT written as text --------------------------------------------------------
+
+
+def entry_lines(text: str) -> list[int]:
+    """The number of each line that holds an entry, as ``parse_table`` reads them (# starts a comment)."""
+    return [number for number, raw in enumerate(text.splitlines(), start=1) if raw.split("#", 1)[0].strip()]
+
+
+def parse_checked(text: str) -> list[Item]:
+    """``parse_table``, then the RAT's rules on the entries; RatRefused naming each problem's line."""
+    entries = parse_table(text)
+    lines = entry_lines(text)
+    found = [
+        f"line {lines[index]}: {message}"
+        for (_, index), message in problems({"listener_type": Listener.Type.PUBLIC, "rat_entry": entries})
+    ]
+    if found:
+        raise RatRefused("The RAT cannot be imported", found)
+    return entries
+
+
+# --- what an administrator does (inside workflow.submit) ------------------------------------
+# They would sit well in listeners.rat, beside replace().
+
+
+def public_listener(name: str) -> Listener:
+    """The listener named, which must be public: a private one has no RAT."""
+    row = Listener.objects.filter(name=name).first()
+    if row is None:
+        raise RatRefused(f"There is no listener named '{name}'")
+    if row.listener_type != Listener.Type.PUBLIC:
+        raise RatRefused(PRIVATE.format(name=row.name))
+    return row
+
+
+def _recipient(text: str) -> str:
+    try:
+        return canonical_recipient(text)
+    except ValueError as exc:
+        raise RatRefused(str(exc)) from None
+
+
+def _action(text: str) -> str:
+    value = text.strip().lower()
+    if value not in Action.values:
+        raise RatRefused(f"{text!r} is not an action of the RAT (accept or reject)")
+    return value
+
+
+def _index(listener: Listener, entries: list[Item], recipient: str) -> int:
+    for index, entry in enumerate(entries):
+        if entry["recipient"] == recipient:
+            return index
+    raise RatRefused(f"The RAT of listener {listener.name} has no entry for '{recipient}'")
+
+
+def _place(entries: list[Item], order: int | None) -> int:
+    """Where an entry goes among ``entries`` (the others): at ``order`` (1 = first), else last before ALL."""
+    others = sum(1 for entry in entries if entry["recipient"] != ALL)
+    if order is None:
+        return others
+    if not 1 <= order <= others + 1:
+        raise RatRefused(f"The order must be from 1 to {others + 1} (ALL stays last)")
+    return order - 1
+
+
+def _not_taken(listener: Listener, entries: list[Item], recipient: str) -> None:
+    if recipient == ALL:
+        raise RatRefused("ALL is always the last entry of the RAT: change its action instead")
+    if any(entry["recipient"] == recipient for entry in entries):
+        raise RatRefused(f"The RAT of listener {listener.name} already has an entry for '{recipient}'")
+
+
+def set_table(listener_name: str, entries: list[Item]) -> None:
+    """Edit RAT: the listener's entries become ``entries`` (as ``parse_checked`` gives them)."""
+    replace(public_listener(listener_name).name, entries)
+
+
+def import_table(listener_name: str, text: str) -> Outcome:
+    """Import RAT: the text replaces every entry of the listener's RAT."""
+    listener = public_listener(listener_name)
+    entries = parse_checked(text)
+    replace(listener.name, entries)
+    return Outcome(notes=[f"Imported {counted(len(entries))}."])
+
+
+def add_entry(listener_name: str, recipient: str, action: str, order: int | None = None) -> None:
+    """Add Entry: at ``order`` (1 = first), else last before ALL."""
+    listener = public_listener(listener_name)
+    entries = table(listener)
+    recipient = _recipient(recipient)
+    _not_taken(listener, entries, recipient)
+    entries.insert(_place(entries, order), {"recipient": recipient, "action": _action(action)})
+    replace(listener.name, entries)
+
+
+def edit_entry(
+    listener_name: str,
+    recipient: str,
+    *,
+    new_recipient: str | None = None,
+    action: str | None = None,
+    order: int | None = None,
+) -> None:
+    """Edit Entry: what is given changes (None: stays). ALL keeps its recipient and its place."""
+    listener = public_listener(listener_name)
+    entries = table(listener)
+    recipient = _recipient(recipient)
+    index = _index(listener, entries, recipient)
+    entry = entries.pop(index)
+    if new_recipient is not None:
+        renamed = _recipient(new_recipient)
+        if recipient == ALL and renamed != ALL:
+            raise RatRefused("ALL is always the last entry of the RAT: only its action can change")
+        if renamed != recipient:
+            _not_taken(listener, entries, renamed)
+            entry["recipient"] = renamed
+    if action is not None:
+        entry["action"] = _action(action)
+    if order is not None and recipient == ALL:
+        raise RatRefused("ALL is always the last entry of the RAT: only its action can change")
+    entries.insert(index if order is None else _place(entries, order), entry)
+    replace(listener.name, entries)
+
+
+def delete_entry(listener_name: str, recipient: str) -> None:
+    listener = public_listener(listener_name)
+    entries = table(listener)
+    recipient = _recipient(recipient)
+    if recipient == ALL:
+        raise RatRefused(
+            "The ALL entry cannot be deleted: every RAT ends with it (change its action instead)"
+        )
+    del entries[_index(listener, entries, recipient)]
+    replace(listener.name, entries)
+
+
+# --- forms -------------------------------------------------------------------------------------

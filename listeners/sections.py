@@ -14,6 +14,10 @@ from appliance.config.sections import Config, Field, Item, Kind, Section, regist
 from appliance.validators import choice_validator, validate_object_name
 from listeners import hat, rat, senders, store
 from listeners.models import (
+    DEFAULT_LIMITS,
+    LIMIT_LABELS,
+    LIMITS,
+    POLICY_LIMITS,
     PORT_MAX,
     PORT_MIN,
     ConnectionBehavior,
@@ -31,6 +35,8 @@ LISTENER_FIELDS = {
     "interface_name": "interface_name",
     "port": "port",
     "certificate_name": "certificate_name",
+    "max_concurrency": "max_concurrency",
+    "max_tls_concurrency": "max_tls_concurrency",
 }
 
 
@@ -38,6 +44,7 @@ DEFAULT_PARAMETER_FIELDS = {
     "tls": "default_tls",
     "tls_verify_client": "default_tls_verify_client",
     "tls_mandatory_address_list": "default_tls_mandatory_address_list",
+    **{tag: f"default_{tag}" for tag in POLICY_LIMITS},
 }
 
 
@@ -99,6 +106,11 @@ def _interface_hostname(item: Item, config: Config) -> list[str]:
     return [interface["interface_hostname"]] if interface else []
 
 
+def _limit(tag: str, default=None) -> Field:
+    low, high = LIMITS[tag]
+    return Field(tag, LIMIT_LABELS[tag], Kind.INT, default=default, minimum=low, maximum=high)
+
+
 def _tls_fields(default_tls: str) -> tuple[Field, ...]:
     """The TLS settings a policy and the Default Policy Parameters share."""
     return (
@@ -138,6 +150,7 @@ MAIL_FLOW_POLICY = Field(
             summarize=_label(ConnectionBehavior),
         ),
         *_tls_fields(InboundTls.DEFAULT),
+        *(_limit(tag) for tag in POLICY_LIMITS),  # absent: Use Default
     ),
 )
 DEFAULT_POLICY_PARAMETERS = Field(
@@ -145,7 +158,7 @@ DEFAULT_POLICY_PARAMETERS = Field(
     "Default Policy Parameters",
     Kind.GROUP,
     container="mail_flow_policies",
-    children=_tls_fields(InboundTls.OFF),
+    children=(*_tls_fields(InboundTls.OFF), *(_limit(tag, DEFAULT_LIMITS[tag]) for tag in POLICY_LIMITS)),
 )
 RAT_ENTRY = Field(
     "rat_entry",
@@ -194,6 +207,8 @@ def register_sections() -> None:
                     references="certificates",
                     covers=_interface_hostname,
                 ),
+                _limit("max_concurrency", DEFAULT_LIMITS["max_concurrency"]),
+                _limit("max_tls_concurrency", DEFAULT_LIMITS["max_tls_concurrency"]),
                 MAIL_FLOW_POLICY,
                 DEFAULT_POLICY_PARAMETERS,
                 SENDER_GROUP,

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from aiosmtpd.smtp import SMTP, TLSSetupException
+from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
 from appliance import maillog
 from appliance.config.sections import Item
 from appliance.spool import Envelope, IdCounter, Spool
-from listeners import rat
+from listeners import hat, rat
 from listeners.access import Decision, HostAccessTable
 from listeners.models import ConnectionBehavior, InboundTls
 
@@ -69,6 +70,9 @@ class Shared:
     mids: IdCounter
     spool: Spool
     sessions: set = field(default_factory=set)  # open sessions, for a clean stop
+    # Open sessions and sessions in TLS, by listener name: the listeners' concurrency limits.
+    connections: Counter = field(default_factory=Counter)
+    tls_connections: Counter = field(default_factory=Counter)
 
 
 class InboundSession(SMTP):
@@ -88,6 +92,8 @@ class InboundSession(SMTP):
         self.reverse_name, self.verified = "unknown", False
         self.tls_text = ""
         self.ended = False
+        self.counted = self.counted_tls = False
+        self.messages = 0
         self.closing = False  # QUIT, or we closed: the end is not "lost"
         self.reported_missing_tls = False
 
@@ -95,6 +101,17 @@ class InboundSession(SMTP):
 
     async def _handle_client(self):
         self.service.sessions.add(self)
+        name, listener = self.inbound.name, self.inbound.listener
+        if self.service.connections[name] >= listener["max_concurrency"]:
+            maillog.info(
+                f"ICID {self.icid} refused: listener {name} has its maximum of concurrent connections"
+            )
+            await self.push("421 4.3.2 Too many concurrent connections; try again later")
+            self.closing = True
+            self.transport.close()
+            return
+        self.service.connections[name] += 1
+        self.counted = True
         address = self.session.peer[0]
         if self.inbound.hat.needs_names:
             self.reverse_name, self.verified = await self.resolve_name(address)
@@ -119,6 +136,8 @@ class InboundSession(SMTP):
             self.transport.close()
             return
         self._apply_tls(self.decision.tls)
+        self.limits = hat.effective_limits(listener, self.decision.policy)
+        self.data_size_limit = self.limits.max_message_size
         await super()._handle_client()
 
     def _apply_tls(self, tls) -> None:
@@ -150,6 +169,26 @@ class InboundSession(SMTP):
 
         return guarded
 
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg):  # noqa: N802 (aiosmtpd's name)
+        name = self.inbound.name
+        if self.tls_context and not arg and not self._tls_protocol:
+            if self.service.tls_connections[name] >= self.inbound.listener["max_tls_concurrency"]:
+                await self.push("454 4.7.0 TLS not available due to temporary reason")
+                return
+            self.service.tls_connections[name] += 1
+            self.counted_tls = True
+        await super().smtp_STARTTLS(arg)
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg):  # noqa: N802 (aiosmtpd's name)
+        if self.messages >= self.limits.max_msgs_per_session:
+            await self.push("421 4.7.0 Too many messages in this session; send the rest in a new one")
+            self.closing = True
+            self.transport.close()
+            return
+        await super().smtp_MAIL(arg)
+
     async def smtp_AUTH(self, arg):  # noqa: N802 (aiosmtpd's name)
         await self.push("502 5.5.1 SMTP AUTH is not offered here")
 
@@ -172,6 +211,7 @@ class InboundSession(SMTP):
 
     # --- the end --------------------------------------------------------------------------
 
+    @syntax("QUIT")
     async def smtp_QUIT(self, arg):  # noqa: N802 (aiosmtpd's name)
         self.closing = not arg
         await super().smtp_QUIT(arg)
@@ -185,6 +225,10 @@ class InboundSession(SMTP):
             return
         self.ended = True
         self.service.sessions.discard(self)
+        if self.counted:
+            self.service.connections[self.inbound.name] -= 1
+        if self.counted_tls:
+            self.service.tls_connections[self.inbound.name] -= 1
         if lost:
             maillog.info(f"ICID {self.icid} lost")
         maillog.info(f"ICID {self.icid} close")
@@ -225,6 +269,8 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
         owner = self.owner
+        if len(envelope.rcpt_tos) >= owner.limits.max_rcpts_per_msg:
+            return "452 4.5.3 Too many recipients"
         if owner.decision.behavior != ConnectionBehavior.RELAY:
             entry = rat.decide(owner.inbound.listener["rat_entry"], address)
             if entry is None or entry["action"] != rat.Action.ACCEPT:
@@ -262,6 +308,7 @@ class _Handler:
         for index, recipient in enumerate(message.rcpt_tos):
             maillog.info(f"MID {mid} ICID {owner.icid} RID {index} To: <{recipient}>")
         maillog.info(f"Message finished MID {mid} done")
+        owner.messages += 1
         return f"250 2.0.0 Ok: Message {mid} accepted"
 
 

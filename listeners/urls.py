@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from listeners import address_list_views, hat_views, views
+from listeners import address_list_views, hat_views, rat_views, views
 
 app_name = "listeners"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("address-lists/", include(address_list_views.urlpatterns)),
     path("mail-flow-policies/", include(hat_views.policy_urlpatterns)),
     path("hat/", include(hat_views.hat_urlpatterns)),
+    path("rat/", include(rat_views.urlpatterns)),
 ]

@@ -269,7 +269,7 @@ def test_the_list_searches_sorts_and_pages_a_thousand_certificates_in_few_querie
     client = login(admin)
     with CaptureQueriesContext(connection) as queries:
         page = client.get(reverse("certificates:list"), {"sort": "-name"}).content.decode()
-    assert len(queries) < 20
+    assert len(queries) < 25  # the where-used column reads every section naming certificates
     assert "Page 1 of 21" in page and "cert-0999" in page and "cert-0000" not in page
     page = client.get(
         reverse("certificates:list"), {"q": "host777."}, headers={"HX-Request": "true"}

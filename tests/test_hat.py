@@ -353,6 +353,10 @@ def test_the_shipped_listener_has_the_public_policies_and_groups(admin):
         "tls": "off",
         "tls_verify_client": False,
         "tls_mandatory_address_list": "",
+        # The ESA's defaults: 10 MB, 50 recipients per message, 10 messages per connection.
+        "max_message_size": 10485760,
+        "max_rcpts_per_msg": 50,
+        "max_msgs_per_session": 10,
     }
     assert [g["comment"] for g in listener_item()["sender_group"]][:2] == [
         "Senders you trust",
@@ -766,6 +770,9 @@ def test_the_listeners_section_round_trips_with_its_hat(table):
         "        <default_policy_parameters>\n"
         "          <tls>preferred</tls>\n"
         "          <tls_verify_client>0</tls_verify_client>\n"
+        "          <max_message_size>10485760</max_message_size>\n"
+        "          <max_rcpts_per_msg>50</max_rcpts_per_msg>\n"
+        "          <max_msgs_per_session>10</max_msgs_per_session>\n"
         "        </default_policy_parameters>\n"
         "      </mail_flow_policies>\n"
         "      <hat>\n"

@@ -21,6 +21,9 @@ data_dir = test_console.data_dir  # a fresh appliance in its own data directory
 HAT = ("listenerconfig", "edit", "IncomingMail", "hostaccess")
 
 
+SHIPPED_LIMITS = {"max_message_size": 10485760, "max_rcpts_per_msg": 50, "max_msgs_per_session": 10}
+
+
 def hat() -> list[tuple[str, str, list[str]]]:
     """The candidate HAT of IncomingMail: (group, policy, senders) in order."""
     item = listeners()[0]
@@ -193,10 +196,20 @@ def test_default_sets_the_default_policy_parameters(admin):
         "Default Policy Parameters of listener IncomingMail changed. Use commit to apply them.\n",
         "",
     )
-    assert defaults() == {"tls": "preferred", "tls_verify_client": True, "tls_mandatory_address_list": ""}
+    assert defaults() == {
+        "tls": "preferred",
+        "tls_verify_client": True,
+        "tls_mandatory_address_list": "",
+        **SHIPPED_LIMITS,
+    }
     run(*HAT, "default", "--tls-address-list", "TLSMandatory")
     run(*HAT, "default", "--tls-address-list", "", "--verify-client", "no", "--tls", "required")
-    assert defaults() == {"tls": "required", "tls_verify_client": False, "tls_mandatory_address_list": ""}
+    assert defaults() == {
+        "tls": "required",
+        "tls_verify_client": False,
+        "tls_mandatory_address_list": "",
+        **SHIPPED_LIMITS,
+    }
 
 
 # --- refusals ----------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_plain_round_trip_of_listeners_gives_the_same_file(admin, credentials):
         "      <listener_type>public</listener_type>\n"
         "      <interface_name>Management</interface_name>\n"
         "      <port>26</port>\n"
-        "      <mail_flow_policies>\n"
+        "      <max_concurrency>300</max_concurrency>\n"
     ) in saved  # no certificate chosen: no <certificate_name>
     assert "<listener_name>Relay</listener_name>" in saved
     assert saved.index("<interfaces>") < saved.index("<listeners>") < saved.index("<certificates>")

@@ -149,9 +149,14 @@ def test_read_only_gets_a_preview_and_nothing_is_stored(read_only, unchanged):
         "  Type of Listener:  -> private",
         "  Interface:  -> Management",
         "  Port:  -> 587",
+        "  Maximum Concurrent Connections:  -> 300",
+        "  Maximum Concurrent TLS Connections:  -> 200",
         "  Mail Flow Policy:  -> 2 entries",
         "  Default Policy Parameters: TLS:  -> Off",
         "  Default Policy Parameters: Verify Client Certificate:  -> No",
+        "  Default Policy Parameters: Max. Message Size (bytes):  -> 10485760",
+        "  Default Policy Parameters: Max. Recipients Per Message:  -> 50",
+        "  Default Policy Parameters: Max. Messages Per Connection:  -> 10",
         "  Sender Group:  -> 2 entries",
     ]
     assert err == ""

@@ -3,7 +3,10 @@
 ``listenerconfig edit NAME hostaccess …`` is the ESA's EDIT > HOSTACCESS menu:
 the listener's mail flow policies, Default Policy Parameters and Host Access
 Table (``listeners.hat``), with Import/Export HAT (``listeners.hatfile``) and
-Find Senders.
+Find Senders. ``listenerconfig edit NAME rcptaccess …`` is its EDIT > RCPTACCESS
+menu: a public listener's Recipient Access Table (``listeners.rat``, with the
+entry operations of ``listeners.rat_forms`` that Mail Policies > Recipient Access
+Table uses too).
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from appliance.config.sections import Item
 from appliance.management.base import Refused, SubcommandCommand, add_common_options
 from appliance.roles import Capability, require
 from appliance.workflow import Outcome
-from listeners import hat, hatfile, store
+from listeners import hat, hatfile, rat, store
 from listeners.models import ConnectionBehavior, InboundTls, Listener, SenderEntry
 from listeners.senders import ALL, FORMS
 
 EDIT_OPTIONS = ("new_name", "listener_type", "interface_name", "port", "certificate_name")
 YES_NO = {"yes": True, "no": False}
+MENUS = "{hostaccess,rcptaccess}"
 
 
 def policy_name(text: str | None) -> str | None:
@@ -51,8 +55,8 @@ def combined(*outcomes) -> Outcome:
 class Command(SubcommandCommand):
     help = (
         "List, add, edit and delete listeners, choose the certificate each offers for TLS, and edit "
-        "a listener's mail flow policies and Host Access Table (edit NAME hostaccess …); changes are "
-        "staged, commit applies them."
+        "a listener's mail flow policies and Host Access Table (edit NAME hostaccess …) and a public "
+        "listener's Recipient Access Table (edit NAME rcptaccess …); changes are staged, commit applies them."
     )
 
     def add_arguments(self, parser):
@@ -75,15 +79,18 @@ class Command(SubcommandCommand):
         new.add_argument("name")
         settings(new, required=True)
         self.edit_parser = action(
-            "edit", "change the settings given; the others stay (or: edit NAME hostaccess ACTION …)"
+            "edit",
+            "change the settings given; the others stay (or: edit NAME hostaccess|rcptaccess ACTION …)",
         )
         self.edit_parser.add_argument("name", metavar="NAME")
         self.edit_parser.add_argument("--new-name", metavar="NAME", help="rename the listener")
         settings(self.edit_parser, required=False)
-        self.add_hostaccess(self.edit_parser)
+        menus = self.edit_parser.add_subparsers(dest="menu", metavar=MENUS, required=False)
+        self.add_hostaccess(menus)
+        self.add_rcptaccess(menus)
         # argparse shows an optional subparser as if it were required: say it is optional.
         usage = self.edit_parser.format_usage().removeprefix("usage: ").rstrip("\n")
-        self.edit_parser.usage = usage.replace("hostaccess ...", "[hostaccess ACTION ...]")
+        self.edit_parser.usage = usage.replace(f"{MENUS} ...", f"[{MENUS} ACTION ...]")
         certificate = action("certificate", "choose the certificate the listener offers for TLS")
         certificate.add_argument("name")
         certificate.add_argument("certificate_name", metavar="CERTNAME", help='a certificate, or "" for none')
@@ -93,8 +100,7 @@ class Command(SubcommandCommand):
     # Every destination is prefixed ``hat_``: a subparser's values replace the edit parser's
     # of the same name, and the listener's own settings must stay apart.
 
-    def add_hostaccess(self, edit_parser):
-        menus = edit_parser.add_subparsers(dest="menu", metavar="hostaccess", required=False)
+    def add_hostaccess(self, menus):
         hostaccess = menus.add_parser(
             "hostaccess", help="the listener's mail flow policies and Host Access Table (HAT)"
         )
@@ -171,6 +177,40 @@ class Command(SubcommandCommand):
             "--hostname", dest="hat_hostname", metavar="HOST", default="", help="its verified host name"
         )
 
+    # --- the RCPTACCESS menu: its arguments ----------------------------------------------
+    # Destinations are prefixed ``rat_``, as the HOSTACCESS menu's are ``hat_``.
+
+    def add_rcptaccess(self, menus):
+        rcptaccess = menus.add_parser("rcptaccess", help="a public listener's Recipient Access Table (RAT)")
+        add_common_options(rcptaccess, defaults=False)
+        actions = rcptaccess.add_subparsers(dest="rat_command", required=True, metavar="ACTION")
+
+        def action(name: str, help_text: str):
+            sub = actions.add_parser(name, help=help_text)
+            add_common_options(sub, defaults=False)
+            return sub
+
+        def settings(sub, required: bool):
+            sub.add_argument("--action", dest="rat_action", choices=rat.Action.values, required=required)
+            sub.add_argument(
+                "--order", dest="rat_order", type=int, metavar="N", help="1 = first; ALL stays last"
+            )
+
+        action("print", "the RAT in order: the first entry that covers a recipient decides")
+        new = action("new", "add an entry, last before ALL unless --order")
+        new.add_argument("rat_recipient", metavar="RECIPIENT", help=rat.FORMS)
+        settings(new, required=True)
+        self.edit_entry_parser = edit = action("edit", "change an entry's action or place (ALL: its action)")
+        edit.add_argument("rat_recipient", metavar="RECIPIENT")
+        settings(edit, required=False)
+        action("delete", "delete an entry (not ALL)").add_argument("rat_recipient", metavar="RECIPIENT")
+        imported = action("import", "replace the RAT with RAT text")
+        imported.add_argument("rat_file", metavar="FILE", help='a RAT text file; "-" reads standard input')
+        exported = action("export", "the RAT as text, as import reads it")
+        exported.add_argument(
+            "rat_file", metavar="FILE", nargs="?", default="-", help="standard output if none"
+        )
+
     # --- listeners ---------------------------------------------------------------------
 
     def do_list(self, user, **options):
@@ -191,11 +231,14 @@ class Command(SubcommandCommand):
 
     def do_edit(self, user, name, **options):
         changes = {key: options[key] for key in EDIT_OPTIONS if options.get(key) is not None}
-        if options.get("menu") == "hostaccess":
-            if changes:
-                self.edit_parser.error(
-                    "give the listener's settings or hostaccess, not both: they are separate changes"
-                )
+        menu = options.get("menu")
+        if menu and changes:
+            self.edit_parser.error(
+                f"give the listener's settings or {menu}, not both: they are separate changes"
+            )
+        if menu == "rcptaccess":
+            return getattr(self, f"rat_{options['rat_command']}")(user, name, **options)
+        if menu == "hostaccess":
             kind = options["hat_kind"] if options["hat_action"] in ("new", "edit") else ""
             return getattr(self, "_".join(filter(None, ["hat", options["hat_action"], kind])))(
                 user, name, **options
@@ -203,7 +246,7 @@ class Command(SubcommandCommand):
         if not changes:
             self.edit_parser.error(
                 "give at least one of --new-name, --type, --interface, --port, --certificate "
-                "(or hostaccess ACTION)"
+                "(or hostaccess ACTION, rcptaccess ACTION)"
             )
         self.stage(
             user,
@@ -431,6 +474,77 @@ class Command(SubcommandCommand):
             apply,
             f"HAT of listener {name} imported. Use commit to apply it.",
         )
+
+    # --- rcptaccess ---------------------------------------------------------------------
+
+    def rat_print(self, user, name, **options):
+        require(user, Capability.VIEW_CONFIG)
+        listener = rat.public_listener(name)
+        self.stdout.write(
+            f"Recipient Access Table of listener {listener.name}: the first entry that covers a recipient decides"
+        )
+        for order, entry in enumerate(rat.table(listener), start=1):
+            self.stdout.write(f"{order}. {entry['recipient']}: {rat.Action(entry['action']).label}")
+
+    def rat_export(self, user, name, rat_file, **options):
+        require(user, Capability.VIEW_CONFIG)
+        listener = rat.public_listener(name)
+        entries = rat.table(listener)
+        text = rat.format_table(listener.name, entries)
+        if rat_file == "-":
+            self.stdout.write(text, ending="")
+            return
+        Path(rat_file).write_text(text, encoding="utf-8")
+        self.stdout.write(
+            f"Exported the RAT of listener {listener.name} ({rat.counted(len(entries))}) to {rat_file}"
+        )
+
+    def rat_new(self, user, name, rat_recipient, rat_action, rat_order, **options):
+        shown = _shown_recipient(rat_recipient)
+        self.stage(
+            user,
+            f"added RAT entry {shown} to listener {name}",
+            lambda: rat.add_entry(name, rat_recipient, rat_action, rat_order),
+            f"RAT entry {shown} added to listener {name}. Use commit to apply it.",
+        )
+
+    def rat_edit(self, user, name, rat_recipient, rat_action, rat_order, **options):
+        if rat_action is None and rat_order is None:
+            self.edit_entry_parser.error("give at least one of --action, --order")
+        shown = _shown_recipient(rat_recipient)
+        self.stage(
+            user,
+            f"edited RAT entry {shown} of listener {name}",
+            lambda: rat.edit_entry(name, rat_recipient, action=rat_action, order=rat_order),
+            f"RAT entry {shown} of listener {name} changed. Use commit to apply it.",
+        )
+
+    def rat_delete(self, user, name, rat_recipient, **options):
+        shown = _shown_recipient(rat_recipient)
+        self.stage(
+            user,
+            f"deleted RAT entry {shown} of listener {name}",
+            lambda: rat.delete_entry(name, rat_recipient),
+            f"RAT entry {shown} of listener {name} deleted. Use commit to apply it.",
+        )
+
+    def rat_import(self, user, name, rat_file, **options):
+        text = _read_text(rat_file)
+        source = "standard input" if rat_file == "-" else Path(rat_file).name
+        self.stage(
+            user,
+            f"imported the RAT of listener {name} from {source}",
+            lambda: rat.import_table(name, text),
+            f"RAT of listener {name} imported. Use commit to apply it.",
+        )
+
+
+def _shown_recipient(text: str) -> str:
+    """A recipient as the messages name it: its written form when it is one."""
+    try:
+        return rat.canonical_recipient(text)
+    except ValueError:
+        return text.strip()
 
 
 def _tls(options) -> dict:
