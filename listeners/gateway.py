@@ -11,6 +11,7 @@ running version (the file every commit rewrites) and applies each new one.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import ssl
 from functools import partial
@@ -127,7 +128,8 @@ class Gateway:
             except OSError as error:
                 del self.current[key]
                 problems.append(
-                    f"listener '{inbound.name}' cannot listen on {address} port {port} ({error.strerror})"
+                    f"listener '{inbound.name}' cannot listen on {address} port {port} "
+                    f"({os.strerror(error.errno) if error.errno else error})"
                 )
         return problems
 

@@ -732,3 +732,20 @@ def replace_hat(listener_name: str, groups: list[Item]) -> None:
     listener_row.sender_groups.all().delete()
     SenderGroup.objects.bulk_create(group_rows)
     SenderEntry.objects.bulk_create(entry_rows, batch_size=2000)
+
+
+def required_tls_without_certificate(config) -> list[str]:
+    """Commit advice: a policy in use that requires TLS on a listener that has no certificate to offer."""
+    warnings = []
+    for item in config.get("listeners", []):
+        if item["certificate_name"]:
+            continue
+        listener = with_predefined(item)
+        used = {group["policy"] for group in listener["sender_group"]}
+        for policy in listener["mail_flow_policy"]:
+            if policy["policy_name"] in used and effective_tls(listener, policy).tls == InboundTls.REQUIRED:
+                warnings.append(
+                    f"listener '{item['listener_name']}': policy {policy['policy_name']} requires TLS, but the "
+                    "listener has no certificate to offer, so those senders cannot send mail"
+                )
+    return warnings

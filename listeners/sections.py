@@ -220,3 +220,4 @@ def register_sections() -> None:
         )
     )
     checks.register_sockets(store.listener_sockets)
+    checks.register_warning(hat.required_tls_without_certificate)

@@ -21,6 +21,7 @@ bare CR or LF are refused, so nothing can smuggle a second message through us.
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from collections import Counter
@@ -122,9 +123,11 @@ class InboundSession(SMTP):
         )
         self.decision = self.inbound.hat.decide(address, self.reverse_name if self.verified else "")
         behavior = self.decision.behavior
-        verdict = {ConnectionBehavior.TCPREFUSE: "TCPREFUSE", ConnectionBehavior.REJECT: "REJECT"}.get(
-            behavior, "ACCEPT"
-        )
+        verdict = {
+            ConnectionBehavior.TCPREFUSE: "TCPREFUSE",
+            ConnectionBehavior.REJECT: "REJECT",
+            ConnectionBehavior.RELAY: "RELAY",
+        }.get(behavior, "ACCEPT")
         maillog.info(f"ICID {self.icid} {verdict} SG {self.decision.group} match {self.decision.entry}")
         if behavior == ConnectionBehavior.TCPREFUSE:
             self.closing = True
@@ -172,7 +175,10 @@ class InboundSession(SMTP):
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg):  # noqa: N802 (aiosmtpd's name)
         name = self.inbound.name
-        if self.tls_context and not arg and not self._tls_protocol:
+        if self._tls_protocol is not None:
+            await self.push("503 5.5.1 TLS already active")
+            return
+        if self.tls_context and not arg:
             if self.service.tls_connections[name] >= self.inbound.listener["max_tls_concurrency"]:
                 await self.push("454 4.7.0 TLS not available due to temporary reason")
                 return
@@ -235,8 +241,13 @@ class InboundSession(SMTP):
 
 
 def _reason(error: BaseException) -> str:
+    """Why a handshake failed, in the mail log's words: OpenSSL's reason, or the system error."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"{error.reason}: {error.verify_message}"
     if isinstance(error, ssl.SSLError):
         return error.reason or str(error)
+    if isinstance(error, OSError) and error.errno:
+        return f"[Errno {error.errno}] {os.strerror(error.errno)}"
     return str(error) or error.__class__.__name__
 
 

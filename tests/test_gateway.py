@@ -482,7 +482,7 @@ def test_the_recipient_access_table_refuses_other_domains_unless_the_policy_rela
     with gateway.smtp(port) as client:  # RELAYLIST: relayed, whatever the domain
         code, reply = send(client, recipients=["someone@elsewhere.example"])
     assert code == 250, reply
-    assert gateway.log.closed(icid)[1].endswith(" SG RELAYLIST match 127.0.0.1")
+    assert gateway.log.closed(icid)[1] == f"ICID {icid} RELAY SG RELAYLIST match 127.0.0.1"
     with pytest.raises(smtplib.SMTPConnectError):  # ALL: BLOCKED
         gateway.smtp(port, source="127.0.0.2")
 
@@ -559,7 +559,7 @@ def test_preferred_verify_takes_a_certificate_from_a_trusted_ca(gateway, verifyi
 def test_preferred_verify_refuses_an_untrusted_certificate(gateway, verifying, pki):
     verifying("preferred")
     icid = refused_handshake(gateway, pki.stranger)
-    assert_tls_failed(gateway, icid, "CERTIFICATE_VERIFY_FAILED")
+    assert_tls_failed(gateway, icid, "CERTIFICATE_VERIFY_FAILED: self-signed certificate")
 
 
 def test_required_verify_refuses_a_client_without_a_certificate(gateway, verifying):
@@ -596,7 +596,7 @@ def test_verify_uses_the_certificate_authorities_lists(gateway, verifying, pki):
     gateway.stage("custom list off", lambda: certificate_store.set_authority_lists(True, False))
     gateway.commit()
     icid = refused_handshake(gateway, pki.client)
-    assert_tls_failed(gateway, icid, "CERTIFICATE_VERIFY_FAILED")
+    assert_tls_failed(gateway, icid, "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate")
 
 
 # --- TLS is Mandatory for Address List -----------------------------------------------------------
@@ -1000,3 +1000,13 @@ def test_id_counter_never_repeats_a_number_across_restarts(tmp_path):
     assert taken == sorted(set(taken)), "numbers repeat or go back"
     assert taken[0] == 1
     assert int(path.read_text()) > taken[-1]
+
+
+def test_committing_required_tls_on_a_listener_without_certificate_warns(admin):
+    workflow.submit(admin, "no certificate", lambda: store.set_certificate("IncomingMail", ""))
+    workflow.submit(admin, "required", lambda: hat.set_default_parameters("IncomingMail", tls="required"))
+    version = workflow.commit(admin, "required without certificate")
+    assert (
+        "listener 'IncomingMail': policy ACCEPTED requires TLS, but the listener has no certificate to offer, "
+        "so those senders cannot send mail"
+    ) in workflow.commit_warnings(version)
