@@ -206,5 +206,9 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["terminal", "file"], "level": envchoice("APPLIANCE_LOG_LEVEL", "INFO", LOG_LEVELS)},
-    "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
+    "loggers": {
+        "django.security.DisallowedHost": {"level": "ERROR"},
+        # aiosmtpd logs every SMTP command at INFO; the gateway's own record is mail_logs.
+        "mail.log": {"level": "WARNING"},
+    },
 }

@@ -13,7 +13,8 @@ from appliance.forms import config_validator
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
 from listeners import store
-from listeners.models import PORT_MAX, PORT_MIN, Listener
+from listeners.hat_forms import limit_field
+from listeners.models import DEFAULT_LIMITS, PORT_MAX, PORT_MIN, Listener
 
 NO_CERTIFICATE = "— none —"
 PORT_RANGE = f"The port must be between {PORT_MIN} and {PORT_MAX}"
@@ -44,6 +45,8 @@ class ListenerForm(forms.Form):
         error_messages={"invalid_choice": "There is no certificate named '%(value)s'"},
         help_text="Offered to clients that ask for TLS (STARTTLS). None: the listener offers no TLS.",
     )
+    max_concurrency = limit_field("max_concurrency", initial=DEFAULT_LIMITS["max_concurrency"])
+    max_tls_concurrency = limit_field("max_tls_concurrency", initial=DEFAULT_LIMITS["max_tls_concurrency"])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -58,4 +61,5 @@ class ListenerForm(forms.Form):
             "interface_name": listener.interface_name,
             "port": listener.port,
             "certificate_name": listener.certificate_name,
+            **{tag: getattr(listener, tag) for tag in store.LISTENER_LIMITS},
         }

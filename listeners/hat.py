@@ -27,8 +27,6 @@ from appliance.workflow import ChangeRefused, Outcome
 from listeners import rat, senders
 from listeners.models import (
     DEFAULT_LIMITS,
-    LIMIT_LABELS,
-    LIMITS,
     POLICY_LIMITS,
     AddressList,
     ConnectionBehavior,
@@ -38,6 +36,7 @@ from listeners.models import (
     RatEntry,
     SenderEntry,
     SenderGroup,
+    limit_problem,
 )
 from listeners.senders import ALL
 
@@ -557,9 +556,8 @@ def _set_limits(row, limits: dict[str, int | None], attribute: str) -> None:
     for tag, value in limits.items():
         if tag not in POLICY_LIMITS:
             raise HatRefused(f"{tag!r} is not a limit of a mail flow policy ({', '.join(POLICY_LIMITS)})")
-        low, high = LIMITS[tag]
-        if value is not None and not low <= value <= high:
-            raise HatRefused(f"{LIMIT_LABELS[tag]} must be between {low} and {high}, not {value}")
+        if value is not None and (problem := limit_problem(tag, value)):
+            raise HatRefused(problem)
         setattr(row, attribute.format(tag), value)
 
 

@@ -16,9 +16,20 @@ from django.core.exceptions import ValidationError
 from appliance.forms import config_validator
 from appliance.validators import validate_object_name
 from listeners import senders
-from listeners.models import AddressList, ConnectionBehavior, InboundTls, Listener, SenderGroup
+from listeners.models import (
+    LIMIT_LABELS,
+    LIMITS,
+    POLICY_LIMITS,
+    AddressList,
+    ConnectionBehavior,
+    InboundTls,
+    Listener,
+    SenderGroup,
+    limit_problem,
+)
 
 NO_ADDRESS_LIST = "None"
+USE_DEFAULT, OWN_VALUE = "default", "value"  # a policy's limit: the Default Policy Parameters', or its own
 
 # One line each, from the user guide (docs/config-xml.md, <mail_flow_policies>).
 BEHAVIOR_MEANINGS = {
@@ -47,6 +58,78 @@ ADDRESS_LIST_HELP = (
     "Only with TLS Preferred: envelope senders that match this address list (Mail Policies > Address "
     "Lists) must have started TLS, or their mail is refused; other senders may still send in the clear."
 )
+
+
+# --- limits: the listener's and the mail flow policies' -----------------------------------------
+
+# What each limit means to a sending MTA: the answer it gets past the limit (listeners/smtpd.py).
+LIMIT_HELP = {
+    "max_concurrency": (
+        "Connections the listener serves at once; one more is answered "
+        "421 4.3.2 Too many concurrent connections; try again later, and closed."
+    ),
+    "max_tls_concurrency": (
+        "Sessions in TLS at once; a STARTTLS beyond it is answered "
+        "454 4.7.0 TLS not available due to temporary reason."
+    ),
+    "max_message_size": (
+        "In bytes (10485760 is 10 MB). Advertised in the EHLO answer as SIZE; a bigger message is "
+        "refused with 552."
+    ),
+    "max_rcpts_per_msg": (
+        "Recipients in one message; one more is answered 452 4.5.3 Too many recipients "
+        "(the sender sends the rest in another message)."
+    ),
+    "max_msgs_per_session": (
+        "Messages in one connection; the next MAIL FROM is answered "
+        "421 4.7.0 Too many messages in this session, and the connection is closed."
+    ),
+}
+MEGABYTE, KILOBYTE = 1024 * 1024, 1024
+
+
+def shown_size(size: int) -> str:
+    """A message size in the units an administrator reads: 10485760 → "10 MB", 51200 → "50 KB"."""
+    for unit, name in ((MEGABYTE, "MB"), (KILOBYTE, "KB")):
+        if size >= unit:
+            return f"{round(size / unit, 1):g} {name}"
+    return f"{size:,} bytes"
+
+
+def shown_limit(tag: str, value: int) -> str:
+    """A limit's value as the pages show it (sizes in MB or KB, other limits as numbers)."""
+    return shown_size(value) if tag == "max_message_size" else f"{value:,}"
+
+
+def default_in_words(tag: str, value: int) -> str:
+    """What "Use Default" stands for now: "10485760 bytes, 10 MB", "50"."""
+    return f"{value} bytes, {shown_size(value)}" if tag == "max_message_size" else str(value)
+
+
+def _limit_validator(tag: str):
+    def validator(value: int) -> None:
+        problem = limit_problem(tag, value)
+        if problem:
+            raise ValidationError(problem)
+
+    return validator
+
+
+def _number_input(tag: str) -> forms.NumberInput:
+    low, high = LIMITS[tag]
+    return forms.NumberInput(attrs={"min": low, "max": high, "style": "max-width: 12rem"})
+
+
+def limit_field(tag: str, **kwargs) -> forms.IntegerField:
+    """A required limit (a listener's, or one of the Default Policy Parameters): a whole number in range."""
+    low, high = LIMITS[tag]
+    return forms.IntegerField(
+        label=LIMIT_LABELS[tag],
+        validators=[_limit_validator(tag)],
+        widget=_number_input(tag),
+        help_text=f"{LIMIT_HELP[tag]} From {low:,} to {high:,}.",
+        **kwargs,
+    )
 
 
 def use_default_meaning(listener: Listener) -> str:
@@ -104,29 +187,89 @@ class PolicyForm(TlsForm):
         tls = self.fields["tls"]
         tls.choices = InboundTls.choices
         tls.initial = InboundTls.DEFAULT
+        # Each limit: "Use Default" (the Default Policy Parameters') or a number of the policy's own.
+        for tag in POLICY_LIMITS:
+            default = getattr(self.listener, f"default_{tag}")
+            self.fields[f"{tag}_mode"] = forms.ChoiceField(
+                label=LIMIT_LABELS[tag],
+                choices=[
+                    (USE_DEFAULT, f"Use Default ({default_in_words(tag, default)})"),
+                    (OWN_VALUE, "Own value"),
+                ],
+                initial=USE_DEFAULT,
+                required=False,
+                widget=forms.RadioSelect,
+            )
+            number = _number_input(tag)
+            # Typing a number chooses it (the radio button beside it).
+            number.attrs["oninput"] = f"document.getElementById('id_{tag}_mode_1').checked = true"
+            number.attrs["aria-label"] = LIMIT_LABELS[tag]
+            self.fields[tag] = forms.CharField(
+                label=LIMIT_LABELS[tag], required=False, widget=number, help_text=LIMIT_HELP[tag]
+            )
+
+    def clean(self):
+        """Each limit: None for Use Default, else the number given (a form posted without the choice:
+        the number if there is one, else Use Default)."""
+        cleaned = super().clean()
+        for tag in POLICY_LIMITS:
+            text = (cleaned.get(tag) or "").strip()
+            mode = cleaned.get(f"{tag}_mode") or (OWN_VALUE if text else USE_DEFAULT)
+            cleaned[tag] = None
+            if mode == USE_DEFAULT:
+                continue
+            if not text:
+                self.add_error(tag, f"Give {LIMIT_LABELS[tag]} as a number, or choose Use Default")
+            elif not (text.isascii() and text.isdigit()):
+                self.add_error(tag, f"{LIMIT_LABELS[tag]} must be a whole number, not {text!r}")
+            elif problem := limit_problem(tag, int(text)):
+                self.add_error(tag, problem)
+            else:
+                cleaned[tag] = int(text)
+        return cleaned
+
+    def limit_rows(self) -> list[tuple]:
+        """Each limit for the template: (choice field, its Use Default radio, its own-value radio, number)."""
+        rows = []
+        for tag in POLICY_LIMITS:
+            mode = self[f"{tag}_mode"]
+            use_default, own = list(mode)
+            rows.append((mode, use_default, own, self[tag]))
+        return rows
 
     def behavior_choices(self) -> list[tuple[object, str]]:
         return [(radio, BEHAVIOR_MEANINGS[radio.data["value"]]) for radio in self["connection_behavior"]]
 
     @staticmethod
     def initial_for(policy) -> dict:
-        return {
+        initial = {
             "name": policy.name,
             "connection_behavior": policy.connection_behavior,
             "tls": policy.tls,
             "tls_verify_client": policy.tls_verify_client,
             "tls_mandatory_address_list": policy.tls_mandatory_address_list,
         }
+        for tag in POLICY_LIMITS:
+            value = getattr(policy, tag)
+            initial[f"{tag}_mode"] = USE_DEFAULT if value is None else OWN_VALUE
+            initial[tag] = "" if value is None else str(value)
+        return initial
 
 
 class DefaultParametersForm(TlsForm):
-    """Default Policy Parameters: what a policy's TLS "Use Default" stands for (no Use Default here)."""
+    """Default Policy Parameters: what a policy's "Use Default" stands for (no Use Default here): TLS,
+    and the limits, each a number."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tls"].choices = [
             (value, label) for value, label in InboundTls.choices if value != "default"
         ]
+        for tag in POLICY_LIMITS:
+            self.fields[tag] = limit_field(tag)
+
+    def limit_fields(self) -> list:
+        return [self[tag] for tag in POLICY_LIMITS]
 
     @staticmethod
     def initial_for(listener: Listener) -> dict:
@@ -134,6 +277,7 @@ class DefaultParametersForm(TlsForm):
             "tls": listener.default_tls,
             "tls_verify_client": listener.default_tls_verify_client,
             "tls_mandatory_address_list": listener.default_tls_mandatory_address_list,
+            **{tag: getattr(listener, f"default_{tag}") for tag in POLICY_LIMITS},
         }
 
 

@@ -29,9 +29,18 @@ from listeners.hat_forms import (
     ImportHatForm,
     PolicyForm,
     SenderGroupForm,
+    shown_limit,
     split_senders,
 )
-from listeners.models import InboundTls, Listener, MailFlowPolicy, SenderEntry, SenderGroup
+from listeners.models import (
+    LIMIT_LABELS,
+    POLICY_LIMITS,
+    InboundTls,
+    Listener,
+    MailFlowPolicy,
+    SenderEntry,
+    SenderGroup,
+)
 from listeners.senders import ALL
 
 SENDERS_PAGE_SIZE = 100
@@ -103,6 +112,24 @@ def tls_shown(listener: Listener, policy: MailFlowPolicy) -> dict:
     return shown
 
 
+def limits_shown(listener: Listener, policy: MailFlowPolicy) -> list[str]:
+    """The policy's limits in POLICY_LIMITS order as the table shows them: its own, or "Use Default (…)"
+    with what the Default Policy Parameters say now."""
+    shown = []
+    for tag in POLICY_LIMITS:
+        own = getattr(policy, tag)
+        if own is None:
+            shown.append(f"Use Default ({shown_limit(tag, getattr(listener, f'default_{tag}'))})")
+        else:
+            shown.append(shown_limit(tag, own))
+    return shown
+
+
+def _default_shown(tag: str, value: int) -> str:
+    """A Default Policy Parameters limit: a size as entered, in bytes, and in MB or KB."""
+    return f"{value} ({shown_limit(tag, value)})" if tag == "max_message_size" else shown_limit(tag, value)
+
+
 # --- Mail Flow Policies ----------------------------------------------------------------------
 
 
@@ -110,10 +137,18 @@ def _policies_context(listener: Listener | None) -> dict:
     rows = hat.policies_overview(listener) if listener else []
     for row in rows:
         row.shown = tls_shown(listener, row)
+        row.limits_shown = limits_shown(listener, row)
     return {
         **_selector(listener, "listeners:policies"),
         "policies": rows,
         "default_tls": InboundTls(listener.default_tls).label if listener else "",
+        "limit_labels": [LIMIT_LABELS[tag] for tag in POLICY_LIMITS],
+        "default_limits": [
+            (LIMIT_LABELS[tag], _default_shown(tag, getattr(listener, f"default_{tag}")))
+            for tag in POLICY_LIMITS
+        ]
+        if listener
+        else [],
     }
 
 
@@ -144,6 +179,7 @@ def _policy_page(request: ConsoleRequest, listener: Listener, policy: MailFlowPo
             key: data[key]
             for key in ("connection_behavior", "tls", "tls_verify_client", "tls_mandatory_address_list")
         }
+        settings["limits"] = {tag: data[tag] for tag in POLICY_LIMITS}
         if policy is None:
             return (
                 f"added mail flow policy {data['name']} to listener {listener.name}",
@@ -180,6 +216,7 @@ def default_parameters(request: ConsoleRequest, listener: str):
                 tls=data["tls"],
                 tls_verify_client=data["tls_verify_client"],
                 tls_mandatory_address_list=data["tls_mandatory_address_list"],
+                limits={tag: data[tag] for tag in POLICY_LIMITS},
             ),
         )
 

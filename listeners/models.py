@@ -20,6 +20,16 @@ LIMIT_LABELS = {
     "max_rcpts_per_msg": "Max. Recipients Per Message",
     "max_msgs_per_session": "Max. Messages Per Connection",
 }
+
+
+def limit_problem(tag: str, value: int) -> str:
+    """What is wrong with a limit's value, in the admin's words ("" if nothing)."""
+    low, high = LIMITS[tag]
+    return (
+        "" if low <= value <= high else f"{LIMIT_LABELS[tag]} must be between {low} and {high}, not {value}"
+    )
+
+
 # The limits a mail flow policy sets, or takes from the Default Policy Parameters.
 POLICY_LIMITS = ("max_message_size", "max_rcpts_per_msg", "max_msgs_per_session")
 # The ESA's defaults for the Default Policy Parameters; connections are ours (the bench runs 100 clients).

@@ -37,12 +37,16 @@ from appliance.config.sections import Item
 from appliance.spool import Envelope, IdCounter, Spool
 from listeners import hat, rat
 from listeners.access import Decision, HostAccessTable
-from listeners.models import ConnectionBehavior, InboundTls
+from listeners.models import DEFAULT_LIMITS, ConnectionBehavior, InboundTls
 
 ALLOWED_BEFORE_TLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}
 MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
 BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
-MAX_MESSAGE_SIZE = 10 * 1024 * 1024  # the ESA's default Max. Message Size
+TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+ESA_WORDS = {
+    "552 Error: Too much mail data": TOO_BIG,
+    "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
+}
 
 
 @dataclass
@@ -82,7 +86,7 @@ class InboundSession(SMTP):
             _Handler(self),
             hostname=inbound.hostname,
             ident="ESMTP",
-            data_size_limit=MAX_MESSAGE_SIZE,
+            data_size_limit=DEFAULT_LIMITS["max_message_size"],  # the policy's, once the HAT decides
             enable_SMTPUTF8=True,
             decode_data=False,
             timeout=300,
@@ -103,7 +107,9 @@ class InboundSession(SMTP):
     async def _handle_client(self):
         self.service.sessions.add(self)
         name, listener = self.inbound.name, self.inbound.listener
+        address = self.session.peer[0]
         if self.service.connections[name] >= listener["max_concurrency"]:
+            self._log_new(address)  # no reverse DNS for a connection refused at once
             maillog.info(
                 f"ICID {self.icid} refused: listener {name} has its maximum of concurrent connections"
             )
@@ -113,14 +119,9 @@ class InboundSession(SMTP):
             return
         self.service.connections[name] += 1
         self.counted = True
-        address = self.session.peer[0]
         if self.inbound.hat.needs_names:
             self.reverse_name, self.verified = await self.resolve_name(address)
-        interface = self.inbound.interface
-        maillog.info(
-            f"New SMTP ICID {self.icid} interface {interface['interface_name']} ({interface['ip']}) "
-            f"address {address} reverse dns host {self.reverse_name} verified {'yes' if self.verified else 'no'}"
-        )
+        self._log_new(address)
         self.decision = self.inbound.hat.decide(address, self.reverse_name if self.verified else "")
         behavior = self.decision.behavior
         verdict = {
@@ -142,6 +143,17 @@ class InboundSession(SMTP):
         self.limits = hat.effective_limits(listener, self.decision.policy)
         self.data_size_limit = self.limits.max_message_size
         await super()._handle_client()
+
+    def _log_new(self, address: str) -> None:
+        interface = self.inbound.interface
+        maillog.info(
+            f"New SMTP ICID {self.icid} interface {interface['interface_name']} ({interface['ip']}) "
+            f"address {address} reverse dns host {self.reverse_name} verified {'yes' if self.verified else 'no'}"
+        )
+
+    async def push(self, status):
+        # aiosmtpd's size refusals, in the words (and with the enhanced code) the ESA uses.
+        await super().push(ESA_WORDS.get(status, status))
 
     def _apply_tls(self, tls) -> None:
         if tls.tls == InboundTls.OFF or not self.inbound.contexts:

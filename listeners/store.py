@@ -24,11 +24,12 @@ from certificates import selectors
 from certificates.models import Certificate
 from certificates.store import DEMO_NAME
 from listeners import hat, rat
-from listeners.models import PORT_MAX, PORT_MIN, Listener
+from listeners.models import DEFAULT_LIMITS, PORT_MAX, PORT_MIN, Listener, limit_problem
 
 DEFAULT_LISTENER = "IncomingMail"
 DEFAULT_INTERFACE = MANAGEMENT_INTERFACE
 DEFAULT_SMTP_PORT = "2525"
+LISTENER_LIMITS = ("max_concurrency", "max_tls_concurrency")
 
 
 class ListenerRefused(ChangeRefused):
@@ -108,6 +109,9 @@ def _check(listener: Listener, items: list[Item]) -> None:
         raise ListenerRefused(f"There is no interface named '{listener.interface_name}'")
     if not PORT_MIN <= listener.port <= PORT_MAX:
         raise ListenerRefused(f"The port must be between {PORT_MIN} and {PORT_MAX}, not {listener.port}")
+    for tag in LISTENER_LIMITS:
+        if problem := limit_problem(tag, getattr(listener, tag)):
+            raise ListenerRefused(problem)
     if listener.certificate_name and not Certificate.objects.filter(name=listener.certificate_name).exists():
         raise ListenerRefused(f"There is no certificate named '{listener.certificate_name}'")
 
@@ -125,7 +129,14 @@ def _save(listener: Listener) -> Outcome:
 
 
 def create(
-    name: str, listener_type: str, interface_name: str, port: int, certificate_name: str = ""
+    name: str,
+    listener_type: str,
+    interface_name: str,
+    port: int,
+    certificate_name: str = "",
+    *,
+    max_concurrency: int = DEFAULT_LIMITS["max_concurrency"],
+    max_tls_concurrency: int = DEFAULT_LIMITS["max_tls_concurrency"],
 ) -> Outcome:
     """Add Listener, with the predefined mail flow policies and HAT of its type; the outcome warns
     about the chosen certificate."""
@@ -136,6 +147,8 @@ def create(
         interface_name=interface_name,
         port=port,
         certificate_name=certificate_name,
+        max_concurrency=max_concurrency,
+        max_tls_concurrency=max_tls_concurrency,
     )
     outcome = _save(listener)
     [system] = registry.get("hostname").read()
@@ -159,6 +172,8 @@ def edit(
     interface_name: str | None = None,
     port: int | None = None,
     certificate_name: str | None = None,
+    max_concurrency: int | None = None,
+    max_tls_concurrency: int | None = None,
 ) -> Outcome:
     """Change the settings given (None: keep); ``certificate_name=""`` chooses no certificate."""
     listener = get(name)
@@ -170,6 +185,8 @@ def edit(
         "interface_name": interface_name,
         "port": port,
         "certificate_name": certificate_name,
+        "max_concurrency": max_concurrency,
+        "max_tls_concurrency": max_tls_concurrency,
     }
     for attribute, value in changes.items():
         if value is not None:

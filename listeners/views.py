@@ -48,7 +48,8 @@ def _form_page(request: ConsoleRequest, listener: Listener | None):
     form = ListenerForm(request.POST or None, initial=initial)
 
     def change(data):
-        settings = {key: data[key] for key in ("listener_type", "interface_name", "port", "certificate_name")}
+        keys = ("listener_type", "interface_name", "port", "certificate_name", *store.LISTENER_LIMITS)
+        settings = {key: data[key] for key in keys}
         if listener is None:
             return f"created listener {data['name']}", lambda: store.create(data["name"], **settings)
         return f"edited listener {listener.name}", lambda: store.edit(

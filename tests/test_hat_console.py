@@ -22,6 +22,7 @@ HAT = ("listenerconfig", "edit", "IncomingMail", "hostaccess")
 
 
 SHIPPED_LIMITS = {"max_message_size": 10485760, "max_rcpts_per_msg": 50, "max_msgs_per_session": 10}
+DEFAULT_LIMIT_COLUMNS = "10485760 (Default)\t50 (Default)\t10 (Default)"
 
 
 def hat() -> list[tuple[str, str, list[str]]]:
@@ -68,16 +69,23 @@ def test_print_shows_policies_with_effective_tls_defaults_and_the_hat(admin):
     assert out.splitlines() == [
         "Mail Flow Policies of listener IncomingMail",
         "Policy\tConnection Behavior\tTLS\tVerify Client Certificate\t"
-        "TLS is Mandatory for Address List\tSender Groups",
-        "ACCEPTED\tAccept\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\tUNKNOWNLIST, ALL",
-        "BLOCKED\tReject\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\tBLOCKED_LIST",
-        "THROTTLED\tAccept\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\tSUSPECTLIST",
-        "TRUSTED\tAccept\tRequired\tYes\t-\tALLOWED_LIST, PARTNERS",
+        "TLS is Mandatory for Address List\tMax. Message Size (bytes)\tMax. Recipients Per Message\t"
+        "Max. Messages Per Connection\tSender Groups",
+        "ACCEPTED\tAccept\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\t"
+        f"{DEFAULT_LIMIT_COLUMNS}\tUNKNOWNLIST, ALL",
+        "BLOCKED\tReject\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\t"
+        f"{DEFAULT_LIMIT_COLUMNS}\tBLOCKED_LIST",
+        "THROTTLED\tAccept\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\t"
+        f"{DEFAULT_LIMIT_COLUMNS}\tSUSPECTLIST",
+        f"TRUSTED\tAccept\tRequired\tYes\t-\t{DEFAULT_LIMIT_COLUMNS}\tALLOWED_LIST, PARTNERS",
         "",
         "Default Policy Parameters",
         "TLS: Preferred",
         "Verify Client Certificate: No",
         "TLS is Mandatory for Address List: TLSMandatory",
+        "Max. Message Size (bytes): 10485760",
+        "Max. Recipients Per Message: 50",
+        "Max. Messages Per Connection: 10",
         "",
         "Host Access Table: the first sender group that holds a host decides its policy",
         "1. ALLOWED_LIST: policy TRUSTED (Senders you trust)",

@@ -68,6 +68,16 @@ def policy_form(**values) -> dict:
     }
 
 
+def default_form(**values) -> dict:
+    """The Default Policy Parameters form as the page posts it: the shipped limits unless given."""
+    return {
+        "max_message_size": "10485760",
+        "max_rcpts_per_msg": "50",
+        "max_msgs_per_session": "10",
+        **values,
+    }
+
+
 def group_form(**values) -> dict:
     return {"name": "PARTNERS", "order": "", "comment": "", "policy": "TRUSTED", **values}
 
@@ -168,18 +178,20 @@ def test_the_table_shows_what_each_policy_gets(login, admin):
     page = text(login(admin).get(POLICIES))
     rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
     cells = {
-        row.split("</a>")[0].rsplit(">", 1)[1]: [cell.split("</td>")[0] for cell in row.split("<td>")[2:7]]
+        row.split("</a>")[0].rsplit(">", 1)[1]: [cell.split("</td>")[0] for cell in row.split("<td>")[2:10]]
         for row in rows
     }
+    limits = ["Use Default (10 MB)", "Use Default (50)", "Use Default (10)"]
     assert cells["ACCEPTED"] == [
         "Accept",
         "Use Default (Preferred)",
         "Use Default (Yes)",
         "Use Default (None)",
+        *limits,
         "2",  # UNKNOWNLIST and ALL
     ]
-    assert cells["THROTTLED"] == ["Accept", "Required", "No", "None", "1"]
-    assert cells["TRUSTED"] == ["Accept", "Preferred", "No", "Partners", "1"]
+    assert cells["THROTTLED"] == ["Accept", "Required", "No", "None", *limits, "1"]
+    assert cells["TRUSTED"] == ["Accept", "Preferred", "No", "Partners", *limits, "1"]
     assert 'id="default-parameters"' in page and "<tr><th>TLS</th><td>Preferred</td></tr>" in page
 
 
@@ -285,15 +297,15 @@ def test_bad_fields_are_shown_next_to_the_field(login, admin, unchanged, values,
 
 def test_default_policy_parameters(login, admin):
     client = login(admin)
-    response = client.post(url("default_parameters"), {"tls": "required", "tls_verify_client": "on"})
+    response = client.post(url("default_parameters"), default_form(tls="required", tls_verify_client="on"))
     assert response.status_code == 302
     listener = Listener.objects.get(name=LISTENER)
     assert (listener.default_tls, listener.default_tls_verify_client) == ("required", True)
     assert "Use Default (Required)" in text(client.get(POLICIES))
     assert "now Required" in text(client.get(url("policy_add")))
-    response = client.post(url("default_parameters"), {"tls": "default"})
+    response = client.post(url("default_parameters"), default_form(tls="default"))
     assert response.status_code == 400 and "Select a valid choice." in text(response)
-    response = client.post(url("default_parameters"), {"tls": "off", "tls_verify_client": "on"})
+    response = client.post(url("default_parameters"), default_form(tls="off", tls_verify_client="on"))
     assert response.status_code == 409
     assert f"Verify Client Certificate needs TLS Preferred or Required. {NOTHING_CHANGED}" in text(response)
     assert Listener.objects.get(name=LISTENER).default_tls == "required"
@@ -610,7 +622,7 @@ def test_read_only_operator_sees_a_preview_and_nothing_is_stored(login, admin, r
         (url("policy_add"), policy_form()),
         (url("policy_edit", "SPARE"), policy_form(name="SPARE", tls="required")),
         (url("policy_delete", "SPARE"), {}),
-        (url("default_parameters"), {"tls": "preferred"}),
+        (url("default_parameters"), default_form(tls="preferred")),
         (url("group_add"), group_form()),
         (url("group_edit", "SUSPECTLIST"), group_form(name="SUSPECTLIST", order="1")),
         (url("group_delete", "SUSPECTLIST"), {}),

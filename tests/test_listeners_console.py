@@ -41,7 +41,7 @@ def names_and_ports() -> list[tuple[str, int]]:
 def test_list_prints_each_listener(admin):
     stage_listener(admin, "Relay", 587, kind="private")
     assert run("listenerconfig", "list") == (
-        "IncomingMail\tPublic\tManagement\t2525\tDemo\nRelay\tPrivate\tManagement\t587\t-\n",
+        "IncomingMail\tPublic\tManagement\t2525\tDemo\t300\t200\nRelay\tPrivate\tManagement\t587\t-\t300\t200\n",
         "",
     )
 
@@ -205,5 +205,6 @@ def test_real_exit_statuses_and_streams(data_dir):
     listing = manage(data_dir, "listenerconfig", "list")
     assert (listing.returncode, listing.stdout) == (
         0,
-        "IncomingMail\tPublic\tManagement\t2525\tDemo\nRelay\tPrivate\tManagement\t587\t-\n",
+        "IncomingMail\tPublic\tManagement\t2525\tDemo\t300\t200\n"
+        "Relay\tPrivate\tManagement\t587\t-\t300\t200\n",
     )

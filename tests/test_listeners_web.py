@@ -30,6 +30,8 @@ RELAY = {
     "interface_name": "Management",
     "port": "587",
     "certificate_name": "",
+    "max_concurrency": "300",
+    "max_tls_concurrency": "200",
 }
 SUBMITTED = "Your changes have been submitted. Commit them to make them take effect."
 

@@ -11,6 +11,7 @@ Table uses too).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,12 +22,47 @@ from appliance.management.base import Refused, SubcommandCommand, add_common_opt
 from appliance.roles import Capability, require
 from appliance.workflow import Outcome
 from listeners import hat, hatfile, rat, store
-from listeners.models import ConnectionBehavior, InboundTls, Listener, SenderEntry
+from listeners.models import (
+    LIMIT_LABELS,
+    POLICY_LIMITS,
+    ConnectionBehavior,
+    InboundTls,
+    Listener,
+    SenderEntry,
+)
 from listeners.senders import ALL, FORMS
 
-EDIT_OPTIONS = ("new_name", "listener_type", "interface_name", "port", "certificate_name")
+LISTENER_LIMITS = store.LISTENER_LIMITS
+EDIT_OPTIONS = ("new_name", "listener_type", "interface_name", "port", "certificate_name", *LISTENER_LIMITS)
 YES_NO = {"yes": True, "no": False}
 MENUS = "{hostaccess,rcptaccess}"
+# A policy's limits: the option that sets each (the tags are the configuration file's).
+LIMIT_OPTIONS = {
+    "max_message_size": "--max-message-size",
+    "max_rcpts_per_msg": "--max-recipients",
+    "max_msgs_per_session": "--max-messages",
+}
+USE_DEFAULT = "default"
+
+
+def limit_number(text: str) -> int:
+    """A limit of the Default Policy Parameters: a whole number (they are what Use Default means)."""
+    if text.strip().lower() == USE_DEFAULT:
+        raise argparse.ArgumentTypeError("the Default Policy Parameters hold a number, not default")
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a whole number, not {text!r}") from None
+
+
+def limit_or_default(text: str) -> int | str:
+    """A policy's limit as given: a whole number, or ``default`` (Use Default)."""
+    if text.strip().lower() == USE_DEFAULT:
+        return USE_DEFAULT
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a whole number or default, not {text!r}") from None
 
 
 def policy_name(text: str | None) -> str | None:
@@ -72,6 +108,20 @@ class Command(SubcommandCommand):
                 metavar="NAME",
                 default="" if required else None,
                 help='the certificate offered for TLS ("" for none)',
+            )
+            sub.add_argument(
+                "--max-concurrency",
+                dest="max_concurrency",
+                type=int,
+                metavar="N",
+                help=f"{LIMIT_LABELS['max_concurrency']} (new listener: 300)",
+            )
+            sub.add_argument(
+                "--max-tls-concurrency",
+                dest="max_tls_concurrency",
+                type=int,
+                metavar="N",
+                help=f"{LIMIT_LABELS['max_tls_concurrency']} (new listener: 200)",
             )
 
         action("list", "the listeners, as Network > Listeners lists them")
@@ -119,6 +169,16 @@ class Command(SubcommandCommand):
                 "--tls-address-list", dest="hat_address_list", metavar="LIST", help=address_list_help
             )
 
+        def limit_options(sub, use_default: bool):
+            for tag, option in LIMIT_OPTIONS.items():
+                sub.add_argument(
+                    option,
+                    dest=f"hat_{tag}",
+                    type=limit_or_default if use_default else limit_number,
+                    metavar="N|default" if use_default else "N",
+                    help=LIMIT_LABELS[tag] + (" (default: Use Default)" if use_default else ""),
+                )
+
         action(actions, "print", "the policies, the Default Policy Parameters and the HAT")
 
         new = action(actions, "new", "add a sender group or a mail flow policy")
@@ -135,6 +195,7 @@ class Command(SubcommandCommand):
             "--behavior", dest="hat_behavior", choices=ConnectionBehavior.values, required=True
         )
         tls_options(policy, InboundTls.values, "TLS is Mandatory for Address List (with --tls preferred)")
+        limit_options(policy, use_default=True)
 
         edit = action(actions, "edit", "change what is given of a sender group or mail flow policy")
         kinds = edit.add_subparsers(dest="hat_kind", required=True, metavar="{sendergroup,policy}")
@@ -150,6 +211,7 @@ class Command(SubcommandCommand):
         policy.add_argument("--new-name", dest="hat_new_name", metavar="NAME")
         policy.add_argument("--behavior", dest="hat_behavior", choices=ConnectionBehavior.values)
         tls_options(policy, InboundTls.values, 'TLS is Mandatory for Address List ("" for none)')
+        limit_options(policy, use_default=True)
 
         delete = action(actions, "delete", "delete a sender group or a mail flow policy no group uses")
         delete.add_argument("hat_kind", choices=["sendergroup", "policy"])
@@ -160,9 +222,10 @@ class Command(SubcommandCommand):
         move.add_argument("hat_order", type=int, metavar="ORDER", help="1 = first; ALL stays last")
 
         self.default_parser = default = action(
-            actions, "default", "the Default Policy Parameters: what a policy's TLS Use Default means"
+            actions, "default", "the Default Policy Parameters: what a policy's Use Default means"
         )
         tls_options(default, [InboundTls.OFF, InboundTls.PREFERRED, InboundTls.REQUIRED], '"" for none')
+        limit_options(default, use_default=False)
 
         imported = action(actions, "import", "replace the HAT with HAT text (the policies stay)")
         imported.add_argument("hat_file", metavar="FILE", help='a HAT text file; "-" reads standard input')
@@ -218,14 +281,16 @@ class Command(SubcommandCommand):
         for listener in Listener.objects.all():
             self.stdout.write(
                 f"{listener.name}\t{listener.get_listener_type_display()}\t{listener.interface_name}\t"
-                f"{listener.port}\t{listener.certificate_name or '-'}"
+                f"{listener.port}\t{listener.certificate_name or '-'}\t"
+                f"{listener.max_concurrency}\t{listener.max_tls_concurrency}"
             )
 
     def do_new(self, user, name, listener_type, interface_name, port, certificate_name, **options):
+        limits = {tag: options[tag] for tag in LISTENER_LIMITS if options.get(tag) is not None}
         self.stage(
             user,
             f"created listener {name}",
-            lambda: store.create(name, listener_type, interface_name, port, certificate_name),
+            lambda: store.create(name, listener_type, interface_name, port, certificate_name, **limits),
             f"Listener {name} created. Use commit to apply it.",
         )
 
@@ -245,8 +310,8 @@ class Command(SubcommandCommand):
             )
         if not changes:
             self.edit_parser.error(
-                "give at least one of --new-name, --type, --interface, --port, --certificate "
-                "(or hostaccess ACTION, rcptaccess ACTION)"
+                "give at least one of --new-name, --type, --interface, --port, --certificate, "
+                "--max-concurrency, --max-tls-concurrency (or hostaccess ACTION, rcptaccess ACTION)"
             )
         self.stage(
             user,
@@ -282,7 +347,9 @@ class Command(SubcommandCommand):
         self.stdout.write(f"Mail Flow Policies of listener {listener.name}")
         self.stdout.write(
             "Policy\tConnection Behavior\tTLS\tVerify Client Certificate\t"
-            "TLS is Mandatory for Address List\tSender Groups"
+            "TLS is Mandatory for Address List\t"
+            + "".join(f"{LIMIT_LABELS[tag]}\t" for tag in POLICY_LIMITS)
+            + "Sender Groups"
         )
         for policy in listener.policies.all():
             tls = hat.effective_tls(parameters, hat.policy_item(policy))
@@ -291,7 +358,9 @@ class Command(SubcommandCommand):
             self.stdout.write(
                 f"{policy.name}\t{policy.get_connection_behavior_display()}\t"
                 f"{shown_tls(tls.tls)}{default}\t{yes_no(tls.verify_client)}{default}\t"
-                f"{tls.mandatory_address_list or '-'}{default}\t{', '.join(users) or '-'}"
+                f"{tls.mandatory_address_list or '-'}{default}\t"
+                + "".join(f"{_limit_shown(listener, policy, tag)}\t" for tag in POLICY_LIMITS)
+                + (", ".join(users) or "-")
             )
         self.stdout.write("")
         self.stdout.write("Default Policy Parameters")
@@ -300,6 +369,8 @@ class Command(SubcommandCommand):
         self.stdout.write(
             f"TLS is Mandatory for Address List: {listener.default_tls_mandatory_address_list or '-'}"
         )
+        for tag in POLICY_LIMITS:
+            self.stdout.write(f"{LIMIT_LABELS[tag]}: {getattr(listener, f'default_{tag}')}")
         self.stdout.write("")
         self.stdout.write("Host Access Table: the first sender group that holds a host decides its policy")
         for order, group in enumerate(groups, start=1):
@@ -373,7 +444,12 @@ class Command(SubcommandCommand):
             user,
             f"added mail flow policy {policy} to listener {name}",
             lambda: hat.save_policy(
-                name, policy, create=True, connection_behavior=hat_behavior, **_tls(options)
+                name,
+                policy,
+                create=True,
+                connection_behavior=hat_behavior,
+                limits=_limits(options),
+                **_tls(options),
             ),
             f"Mail flow policy {policy} added to listener {name}. Use commit to apply it.",
         )
@@ -413,16 +489,19 @@ class Command(SubcommandCommand):
         )
 
     def hat_edit_policy(self, user, name, hat_policy_name, hat_new_name, hat_behavior, **options):
-        tls = _tls(options)
-        if hat_new_name is None and hat_behavior is None and not tls:
+        tls, limits = _tls(options), _limits(options)
+        if hat_new_name is None and hat_behavior is None and not tls and not limits:
             self.edit_policy_parser.error(
-                "give at least one of --new-name, --behavior, --tls, --verify-client, --tls-address-list"
+                "give at least one of --new-name, --behavior, --tls, --verify-client, --tls-address-list, "
+                + ", ".join(LIMIT_OPTIONS.values())
             )
         policy, new_name = policy_name(hat_policy_name), policy_name(hat_new_name)
         self.stage(
             user,
             f"edited mail flow policy {policy} of listener {name}",
-            lambda: hat.save_policy(name, policy, new_name=new_name, connection_behavior=hat_behavior, **tls),
+            lambda: hat.save_policy(
+                name, policy, new_name=new_name, connection_behavior=hat_behavior, limits=limits, **tls
+            ),
             f"Mail flow policy {new_name or policy} of listener {name} changed. Use commit to apply it.",
         )
 
@@ -449,13 +528,16 @@ class Command(SubcommandCommand):
         )
 
     def hat_default(self, user, name, **options):
-        tls = _tls(options)
-        if not tls:
-            self.default_parser.error("give at least one of --tls, --verify-client, --tls-address-list")
+        tls, limits = _tls(options), _limits(options)
+        if not tls and not limits:
+            self.default_parser.error(
+                "give at least one of --tls, --verify-client, --tls-address-list, "
+                + ", ".join(LIMIT_OPTIONS.values())
+            )
         self.stage(
             user,
             f"changed the Default Policy Parameters of listener {name}",
-            lambda: hat.set_default_parameters(name, **tls),
+            lambda: hat.set_default_parameters(name, limits=limits, **tls),
             f"Default Policy Parameters of listener {name} changed. Use commit to apply them.",
         )
 
@@ -555,6 +637,18 @@ def _tls(options) -> dict:
         "tls_mandatory_address_list": options.get("hat_address_list"),
     }
     return {key: value for key, value in given.items() if value is not None}
+
+
+def _limits(options) -> dict:
+    """The limits given, for ``hat.save_policy`` and ``hat.set_default_parameters``: None is Use Default."""
+    given = {tag: options.get(f"hat_{tag}") for tag in POLICY_LIMITS}
+    return {tag: None if value == USE_DEFAULT else value for tag, value in given.items() if value is not None}
+
+
+def _limit_shown(listener: Listener, policy, tag: str) -> str:
+    """A policy's limit as ``print`` shows it: its own, or the Default Policy Parameters' with (Default)."""
+    own = getattr(policy, tag)
+    return str(own) if own is not None else f"{getattr(listener, f'default_{tag}')} (Default)"
 
 
 def _entries_in_order() -> Prefetch:
