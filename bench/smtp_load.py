@@ -221,9 +221,10 @@ def run_level(host, port, count, duration, processes, size, server_pid) -> Level
     for process in workers:
         process.join()
     latencies = sorted(latency for result in gathered for latency in result.latencies)
-    first = min(result.first_start for result in gathered)
-    last = max(max(result.last_end for result in gathered), first + 1e-9)
-    elapsed = last - first
+    # From the first session started to the last one finished (the level's length if none finished).
+    first = min(min(result.first_start for result in gathered), start_at)
+    last = max(result.last_end for result in gathered)
+    elapsed = last - first if last > first else duration
     server_cpu = None if server_before is None else (server_after - server_before) / elapsed * 100
     client_cpu = sum(result.cpu_seconds for result in gathered) / elapsed * 100
     machine_cpu = (machine_after - machine_before) / elapsed * 100
