@@ -21,6 +21,7 @@ from pathlib import Path
 from django.conf import settings
 
 SUFFIX = ".msg"
+STATE = ".state"
 
 
 def spool_dir() -> Path:
@@ -48,6 +49,16 @@ class Envelope:
     peer: str = ""
     tls: str = ""  # the protocol and cipher, or "" if it came in clear
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryState:
+    """Delivery's record of one message, kept beside it (``<mid>.state``)."""
+
+    done: dict[str, str] = field(default_factory=dict)  # recipient -> "delivered" or "bounced"
+    attempts: int = 0
+    next_attempt: str = ""  # ISO 8601, UTC; "" = now
+    last_error: str = ""
 
 
 @dataclass
@@ -146,5 +157,29 @@ class Spool:
             return Envelope(**json.loads(head)), handle.read()
 
     def remove(self, mid: int) -> None:
+        """The message is done with (delivered or bounced): its data first, then its state."""
         (self.queue / f"{mid}{SUFFIX}").unlink(missing_ok=True)
+        (self.queue / f"{mid}{STATE}").unlink(missing_ok=True)
         _fsync_dir(self.queue)
+
+    # --- what delivery has done with a message (so a restart neither loses nor repeats) ---------
+
+    def state(self, mid: int) -> DeliveryState:
+        try:
+            return DeliveryState(**json.loads((self.queue / f"{mid}{STATE}").read_text()))
+        except FileNotFoundError:
+            return DeliveryState()
+
+    def save_state(self, mid: int, state: DeliveryState) -> None:
+        """Durably, before anything depends on it (a recipient recorded as delivered is never sent again)."""
+        partial = self.tmp / f"{mid}{STATE}"
+        with open(partial, "w") as handle:
+            handle.write(json.dumps(asdict(state), separators=(",", ":")))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(partial, self.queue / f"{mid}{STATE}")
+        _fsync_dir(self.queue)
+
+    def mids(self) -> list[int]:
+        """The MIDs in the queue, from the file names alone."""
+        return sorted(int(path.name.removesuffix(SUFFIX)) for path in self.queue.glob(f"*{SUFFIX}"))

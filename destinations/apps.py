@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class DestinationsConfig(AppConfig):
     """Every connection the appliance makes outward: outgoing TLS (Destination Controls), LDAP,
-    the URL filtering service, SMTP routes; delivery later."""
+    the URL filtering service, SMTP routes, the Mail Delivery settings."""
 
     name = "destinations"
     verbose_name = "Destinations"
@@ -22,3 +22,4 @@ class DestinationsConfig(AppConfig):
         navigation.register("System Administration", "LDAP", "destinations:ldap", position=25)
         navigation.register("System Administration", "Alerts", "destinations:alerts", position=15)
         navigation.register("Network", "SMTP Routes", "destinations:smtp_routes", position=20)
+        navigation.register("Network", "Mail Delivery", "destinations:mail_delivery", position=20)

@@ -1,4 +1,4 @@
-"""Forms of Destination Controls, LDAP and URL Filtering; field names follow the ESA's where known.
+"""Forms of Destination Controls, Mail Delivery, LDAP and URL Filtering; field names follow the ESA's where known.
 
 Validators are the configuration file's (``destinations.validators``); certificate
 selectors list the store through ``certificates.selectors.certificate_choices``.
@@ -13,8 +13,9 @@ from django.core.exceptions import ValidationError
 from appliance.forms import config_validator
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
+from destinations import delivery_settings
 from destinations.entries import Entry, shown
-from destinations.models import LDAPS_PORT, LIMITS, IpPreference, LimitsApplyTo, TlsSupport
+from destinations.models import DELIVERY_LIMITS, LDAPS_PORT, LIMITS, IpPreference, LimitsApplyTo, TlsSupport
 from destinations.validators import (
     DESTINATION_SYNTAX,
     canonical_destination,
@@ -47,6 +48,69 @@ class DestinationControlsForm(forms.Form):
         required=False,
         help_text="Sent to the recipients of Warning alerts of the System type; it names the destination domain.",
     )
+
+
+def _seconds_field(tag: str, help_text: str) -> forms.IntegerField:
+    return _delivery_number(tag, f"{help_text} In seconds, from {{low:,}} to {{high:,}}.")
+
+
+def _delivery_number(tag: str, help_text: str) -> forms.IntegerField:
+    low, high = DELIVERY_LIMITS[tag]
+    wrong = f"Give a whole number from {low:,} to {high:,}."
+    return forms.IntegerField(
+        label=delivery_settings.LABELS[tag],
+        min_value=low,
+        max_value=high,
+        help_text=help_text.format(low=low, high=high),
+        error_messages={"min_value": wrong, "max_value": wrong, "invalid": wrong},
+    )
+
+
+class MailDeliveryForm(forms.Form):
+    """Network > Mail Delivery > Edit Settings; fields named as the ``<delivery>`` elements."""
+
+    default_delivery_interface = forms.ChoiceField(
+        label=delivery_settings.LABELS[delivery_settings.INTERFACE],
+        choices=delivery_settings.interface_choices,
+        required=False,
+        help_text=(
+            "The IP interface mail leaves from: its address is the source address and its hostname the "
+            "name the appliance gives in EHLO, which receiving servers may check. Auto: the address the "
+            "operating system chooses, with the appliance's hostname."
+        ),
+    )
+    max_concurrency = _delivery_number(
+        "max_concurrency",
+        "Outgoing connections open at once, to all destinations together ({low:,} to {high:,}). "
+        "Destination Controls limit each destination below this.",
+    )
+    max_tls_concurrency = _delivery_number(
+        "max_tls_concurrency",
+        "Of those, connections using TLS at once ({low:,} to {high:,}).",
+    )
+    max_queue_lifetime = _seconds_field(
+        "max_queue_lifetime",
+        "A message still not delivered this long after it was received is bounced to its sender "
+        "(259,200 seconds = 72 hours).",
+    )
+    initial_retry = _seconds_field(
+        "initial_retry",
+        "After a temporary failure, the wait before the first retry; each later retry waits twice as "
+        "long as the one before.",
+    )
+    max_retry_interval = _seconds_field(
+        "max_retry_interval",
+        "The longest wait between two retries: the doubling stops here (3,600 seconds = 1 hour). "
+        "At least the initial wait.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        initial, maximum = cleaned.get("initial_retry"), cleaned.get("max_retry_interval")
+        if initial is not None and maximum is not None:
+            if problem := delivery_settings.retry_problem(initial, maximum):
+                self.add_error("max_retry_interval", f"{problem}.")
+        return cleaned
 
 
 class LdapSettingsForm(forms.Form):

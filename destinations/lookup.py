@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from destinations import entries
 from destinations.entries import Entry
 from destinations.models import DEFAULT_DESTINATION, Destination, TlsSupport, is_ip_name
 from destinations.validators import canonical_destination
@@ -92,4 +93,21 @@ def entry_for(address_or_domain: str) -> Match:
     rows = {row.name: row for row in Destination.objects.filter(name__in=[*names, DEFAULT_DESTINATION])}
     default = Entry.of(rows[DEFAULT_DESTINATION]) if DEFAULT_DESTINATION in rows else Entry.shipped_default()
     found = next((Entry.of(rows[name]) for name in names if name in rows), default)
+    return Match(destination, found, default)
+
+
+_running_index: dict[str, tuple[object, dict[str, Entry]]] = {}
+
+
+def match_in(config, address_or_domain: str) -> Match:
+    """``entry_for`` on a configuration's ``<destination>`` items (delivery: the running one)."""
+    destination = destination_of(address_or_domain)
+    [controls] = config.get("destination_controls") or [{"destination": []}]
+    cached = _running_index.get("index")
+    if cached is None or cached[0] is not controls:
+        index = {item["destination_name"]: entries.from_item(item) for item in controls["destination"]}
+        _running_index["index"] = cached = (controls, index)
+    index = cached[1]
+    default = index.get(DEFAULT_DESTINATION) or Entry.shipped_default()
+    found = next((index[name] for name in candidate_names(destination) if name in index), default)
     return Match(destination, found, default)

@@ -35,6 +35,68 @@ class DestinationControls(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
 
+# Network > Mail Delivery: the ranges of its numbers (the configuration file's as well) and the
+# shipped values. Times are seconds; the queue lifetime and the retry waits are those of the ESA's
+# Default bounce profile (Maximum Time in Queue 72 hours, Initial / Maximum Time to Wait per Message).
+DELIVERY_LIMITS = {
+    "max_concurrency": (1, 10_000),
+    "max_tls_concurrency": (1, 10_000),
+    "max_queue_lifetime": (60, 3_000_000),
+    "initial_retry": (60, 86_400),
+    "max_retry_interval": (60, 86_400),
+}
+DELIVERY_DEFAULTS = {
+    "max_concurrency": 500,
+    "max_tls_concurrency": 100,
+    "max_queue_lifetime": 259_200,
+    "initial_retry": 60,
+    "max_retry_interval": 3_600,
+}
+
+
+class DeliverySettings(models.Model):
+    """Network > Mail Delivery (``deliveryconfig``): how the appliance delivers mail, system-wide; the single row.
+
+    ``interface_name`` names the IP interface mail leaves from (its address is the source
+    address, its hostname the EHLO name); empty is Auto: the address the operating system
+    picks, with the appliance's hostname. A retry waits ``initial_retry`` seconds, each
+    later one twice as long as the one before, at most ``max_retry_interval``; a message
+    still not delivered after ``max_queue_lifetime`` seconds is bounced.
+    """
+
+    # By name, as in the configuration file; the workflow checks the reference. Empty: Auto.
+    interface_name = models.CharField(max_length=64, blank=True)
+    max_concurrency = models.PositiveIntegerField(default=DELIVERY_DEFAULTS["max_concurrency"])
+    max_tls_concurrency = models.PositiveIntegerField(default=DELIVERY_DEFAULTS["max_tls_concurrency"])
+    max_queue_lifetime = models.PositiveIntegerField(default=DELIVERY_DEFAULTS["max_queue_lifetime"])
+    initial_retry = models.PositiveIntegerField(default=DELIVERY_DEFAULTS["initial_retry"])
+    max_retry_interval = models.PositiveIntegerField(default=DELIVERY_DEFAULTS["max_retry_interval"])
+
+    class Meta:
+        verbose_name = "mail delivery settings"
+        verbose_name_plural = "mail delivery settings"
+        constraints = [
+            *(
+                models.CheckConstraint(
+                    condition=models.Q(**{f"{name}__gte": low, f"{name}__lte": high}),
+                    name=f"delivery_{name}_range",
+                )
+                for name, (low, high) in DELIVERY_LIMITS.items()
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_retry_interval__gte=models.F("initial_retry")),
+                name="delivery_retry_interval_not_below_initial",
+            ),
+        ]
+
+    def __str__(self):
+        return "Mail Delivery settings"
+
+    @classmethod
+    def load(cls) -> DeliverySettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
 DEFAULT_DESTINATION = "Default"
 
 

@@ -1,4 +1,4 @@
-"""The ``<destination_controls>``, ``<url_filtering>``, ``<ldap>`` and ``<ldap_servers>`` sections.
+"""The ``<destination_controls>``, ``<delivery>``, ``<url_filtering>``, ``<ldap>`` and ``<ldap_servers>`` sections.
 
 Each certificate field names a ``<certificate>`` (``references="certificates"``), so
 the workflow checks the name at commit and load, Network > Certificates lists the
@@ -14,11 +14,14 @@ from __future__ import annotations
 from appliance.config import checks
 from appliance.config.sections import Config, Field, Kind, Section, registry
 from appliance.validators import choice_validator, validate_object_name
-from destinations import entries
+from destinations import delivery_settings, entries
 from destinations.models import (
     DEFAULT_DESTINATION,
+    DELIVERY_DEFAULTS,
+    DELIVERY_LIMITS,
     LDAPS_PORT,
     LIMITS,
+    DeliverySettings,
     DestinationControls,
     IpPreference,
     LdapServer,
@@ -128,6 +131,44 @@ def _writer(model, fields: dict[str, str]):
         )
 
     return write
+
+
+# --- <delivery> ------------------------------------------------------------------
+
+
+def _delivery_section() -> Section:
+    """Network > Mail Delivery: one item; the interface is an ``<interface>``'s name, empty for Auto."""
+    labels = delivery_settings.LABELS
+    numbers = tuple(
+        Field(
+            tag,
+            labels[tag],
+            Kind.INT,
+            default=DELIVERY_DEFAULTS[tag],
+            minimum=low,
+            maximum=high,
+            summarize=delivery_settings.seconds_text if tag in delivery_settings.SECONDS else None,
+        )
+        for tag, (low, high) in DELIVERY_LIMITS.items()
+    )
+    return Section(
+        tag="delivery",
+        title="Mail Delivery",
+        heading="Network Configuration",
+        position=14,  # right after <smtp_routes>
+        fields=(
+            Field(
+                delivery_settings.INTERFACE,
+                labels[delivery_settings.INTERFACE],
+                default="",
+                references="interfaces",
+            ),
+            *numbers,
+        ),
+        read=lambda: _read_singleton(DeliverySettings, delivery_settings.FIELDS),
+        write=_writer(DeliverySettings, delivery_settings.FIELDS),
+        clean_item=delivery_settings.clean_item,
+    )
 
 
 # --- <url_filtering> -----------------------------------------------------------
@@ -262,4 +303,5 @@ def register_sections():
             clean_item=_clean_ldap_server,
         )
     )
+    registry.register(_delivery_section())
     checks.register(url_filtering_endpoint)

@@ -1,4 +1,4 @@
-"""Mail Policies > Destination Controls, System Administration > LDAP, Security Services > URL Filtering.
+"""Destination Controls, Mail Delivery (Network), LDAP (System Administration), URL Filtering.
 
 Settings are staged through ``submit_change`` (a Read-Only Operator sees a
 preview). Test Server and Test Connection change nothing: they connect out with
@@ -20,7 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from appliance.config.sections import registry
 from appliance.roles import Capability, can, require, requires
 from appliance.views.common import ConsoleRequest, submit_change
-from destinations import entries, forms, ldap, lookup, probe, store, websecurity
+from destinations import delivery_settings, entries, forms, ldap, lookup, probe, store, websecurity
 from destinations.entries import Entry
 from destinations.models import (
     DEFAULT_DESTINATION,
@@ -220,6 +220,36 @@ def destination_controls_settings(request: ConsoleRequest):
         "edited the Destination Controls global settings",
         lambda: store.set_destination_controls(data["certificate"], data["send_tls_req_alert"]),
         success_url=reverse("destinations:destination_controls"),
+        template=template,
+        context=context,
+    )
+
+
+# --- Mail Delivery ---------------------------------------------------------------
+
+
+@requires(Capability.VIEW_CONFIG)
+def mail_delivery(request: ConsoleRequest):
+    """Network > Mail Delivery: the settings (candidate) and Edit Settings."""
+    rows = delivery_settings.describe(delivery_settings.current())
+    return render(request, "destinations/mail_delivery.html", {"rows": rows})
+
+
+@requires(Capability.VIEW_CONFIG)
+def mail_delivery_settings(request: ConsoleRequest):
+    form = forms.MailDeliveryForm(request.POST or None, initial=delivery_settings.current())
+    context = {"form": form}
+    template = "destinations/mail_delivery_settings.html"
+    if request.method != "POST":
+        return render(request, template, context)
+    if not form.is_valid():
+        return render(request, template, context, status=400)
+    data = form.cleaned_data
+    return submit_change(
+        request,
+        "edited the Mail Delivery settings",
+        lambda: delivery_settings.set_delivery(**data),
+        success_url=reverse("destinations:mail_delivery"),
         template=template,
         context=context,
     )

@@ -26,6 +26,7 @@ from appliance import https, maillog, tls, workflow
 from appliance.config.sections import Config, registry
 from appliance.spool import IdCounter, Spool
 from certificates import trust
+from destinations.delivery import Delivery
 from listeners import address_lists, hat
 from listeners.access import HostAccessTable
 from listeners.smtpd import Inbound, InboundSession, Shared
@@ -92,7 +93,15 @@ class Gateway:
     def __init__(self, write=print):
         self.write = write
         run = settings.DATA_DIR / "run"
-        self.shared = Shared(icids=IdCounter(run / "icid"), mids=IdCounter(run / "mid"), spool=Spool())
+        self.shared = Shared(
+            icids=IdCounter(run / "icid"),
+            mids=IdCounter(run / "mid"),
+            dcids=IdCounter(run / "dcid"),
+            spool=Spool(),
+        )
+        self.config: Config = {}
+        self.delivery = Delivery(self.shared, lambda: self.config, write)
+        self.shared.accepted = self.delivery.enqueue
         self.servers: dict[tuple[str, int], asyncio.Server] = {}
         self.current: dict[tuple[str, int], Inbound] = {}
         self.resolver = None
@@ -140,6 +149,7 @@ class Gateway:
         if number == self.version:
             return
         config = await sync_to_async(workflow.running_config)(number)
+        self.config = config
         for problem in await self.apply(config):
             self.write(f"Error: {problem}")
         self.version = number
@@ -153,6 +163,8 @@ class Gateway:
         removed = await asyncio.get_running_loop().run_in_executor(None, self.shared.spool.recover)
         if removed:
             maillog.info(f"Spool recovery: removed {removed} message(s) that were never acknowledged")
+        await self._follow()  # delivery starts with the running configuration in hand
+        delivering = asyncio.create_task(self.delivery.run(stop))
         polls = 0
         while not stop.is_set():
             await self._follow()
@@ -166,6 +178,7 @@ class Gateway:
                 await asyncio.wait_for(stop.wait(), POLL_SECONDS)
             except TimeoutError:
                 pass
+        await delivering
         for server in self.servers.values():
             server.close()
         for session in list(self.shared.sessions):

@@ -73,7 +73,9 @@ class Shared:
 
     icids: IdCounter
     mids: IdCounter
+    dcids: IdCounter
     spool: Spool
+    accepted: Callable[[int], None] = lambda mid: None  # a message is in the spool: delivery may start
     sessions: set = field(default_factory=set)  # open sessions, for a clean stop
     # Open sessions and sessions in TLS, by listener name: the listeners' concurrency limits.
     connections: Counter = field(default_factory=Counter)
@@ -332,6 +334,7 @@ class _Handler:
             maillog.info(f"MID {mid} ICID {owner.icid} RID {index} To: <{recipient}>")
         maillog.info(f"Message finished MID {mid} done")
         owner.messages += 1
+        service.accepted(mid)
         return f"250 2.0.0 Ok: Message {mid} accepted"
 
 

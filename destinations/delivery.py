@@ -1,0 +1,439 @@
+"""The delivery engine: messages from the spool to the next hop, with their destination's TLS mode.
+
+It runs in the gateway process, beside the listeners. Each message's recipients
+are grouped by domain; a domain's hosts come from SMTP Routes, else its MX
+records (then its A/AAAA), and are tried in order. Each connection follows the
+TLS Support of the domain's Destination Controls entry, as the guide defines it:
+
+  None              no STARTTLS;
+  Preferred         STARTTLS if offered; not offered, or refused before ``220``:
+                    on in clear; a failure after ``220`` ends the connection
+                    (never clear there) and the message waits for a retry;
+  Required          no TLS, nothing sent: the message waits for a retry;
+  Preferred-Verify  as Preferred, and the certificate is verified; encrypted
+                    either way, the log says whether it verified;
+  Required-Verify   only over TLS with a certificate that verifies
+                    (``certificates.verify``) for the domain or the host name.
+
+What was delivered (or bounced) is recorded in the spool before going on, so a
+restart repeats nothing already done. Temporary failures wait
+``initial_retry`` seconds, doubling up to ``max_retry_interval``; a message
+still queued after ``max_queue_lifetime`` bounces, as do 5xx answers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import heapq
+import ipaddress
+import ssl
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import aiosmtplib
+import dns.asyncresolver
+import dns.exception
+from cryptography import x509
+
+from appliance import dns as appliance_dns
+from appliance import https, maillog, tls, vault
+from appliance.config.sections import Config, registry
+from appliance.spool import Envelope
+from certificates import trust, verify
+from destinations import bounces, routes
+from destinations.lookup import match_in
+from destinations.models import IpPreference, TlsSupport
+from listeners.store import interface_named
+
+DEFAULTS = {
+    "default_delivery_interface": "",
+    "max_concurrency": 500,
+    "max_tls_concurrency": 100,
+    "max_queue_lifetime": 259200,
+    "initial_retry": 60,
+    "max_retry_interval": 3600,
+}
+SMTP_PORT = 25
+TIMEOUT = 30
+REQUIRED = (TlsSupport.REQUIRED, TlsSupport.REQUIRED_VERIFY)
+VERIFYING = (TlsSupport.PREFERRED_VERIFY, TlsSupport.REQUIRED_VERIFY)
+
+
+def delivery_settings(config: Config) -> dict:
+    return {**DEFAULTS, **((config.get("delivery") or [{}])[0])}
+
+
+@dataclass
+class Outcome:
+    """What became of each recipient of one attempt at one domain."""
+
+    delivered: list[str] = field(default_factory=list)
+    temporary: dict[str, str] = field(default_factory=dict)  # recipient -> why, in the log's words
+    permanent: dict[str, str] = field(default_factory=dict)
+
+    def defer_all(self, recipients: list[str], why: str) -> Outcome:
+        self.temporary.update(dict.fromkeys(recipients, why))
+        return self
+
+
+class HopFailed(Exception):
+    """This host did not take the mail now; the next host may (``temporary``) or none will."""
+
+    def __init__(self, why: str, permanent: bool = False):
+        super().__init__(why)
+        self.permanent = permanent
+
+
+class TlsRefused(Exception):
+    """The destination's TLS mode forbids sending on this connection: no other host is tried either."""
+
+
+class Delivery:
+    def __init__(self, shared, running_config, write=print):
+        self.shared, self.running_config, self.write = shared, running_config, write
+        self.due: list[tuple[float, int]] = []  # (when, MID), a heap
+        self.queued: set[int] = set()
+        self.busy: set[int] = set()
+        self.wake = asyncio.Event()
+
+    # --- the queue -------------------------------------------------------------------------------
+
+    def enqueue(self, mid: int, when: float = 0.0) -> None:
+        if mid not in self.queued:
+            self.queued.add(mid)
+            heapq.heappush(self.due, (when, mid))
+            self.wake.set()
+
+    def recover(self) -> None:
+        """Everything in the spool at start, each when its state says."""
+        for mid in self.shared.spool.mids():
+            state = self.shared.spool.state(mid)
+            when = (
+                datetime.datetime.fromisoformat(state.next_attempt).timestamp() if state.next_attempt else 0.0
+            )
+            self.enqueue(mid, when)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.recover)
+        tasks: set[asyncio.Task] = set()
+        while not stop.is_set():
+            config = self.running_config()
+            limit = delivery_settings(config)["max_concurrency"]
+            now = datetime.datetime.now(datetime.UTC).timestamp()
+            while self.due and self.due[0][0] <= now and len(tasks) < limit:
+                _, mid = heapq.heappop(self.due)
+                self.queued.discard(mid)
+                task = asyncio.create_task(self.deliver(mid, config))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            wait = min(max(self.due[0][0] - now, 0.05), 1.0) if self.due else 1.0
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), wait)
+            except TimeoutError:
+                pass
+        for task in tasks:
+            task.cancel()
+
+    # --- one message -----------------------------------------------------------------------------
+
+    async def deliver(self, mid: int, config: Config) -> None:
+        spool, loop = self.shared.spool, asyncio.get_running_loop()
+        try:
+            envelope, data = await loop.run_in_executor(None, spool.read, mid)
+        except FileNotFoundError:
+            return  # deleted meanwhile
+        state = await loop.run_in_executor(None, spool.state, mid)
+        pending = [r for r in envelope.rcpt_tos if r not in state.done]
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for recipient in pending:
+            by_domain[recipient.rpartition("@")[2].lower()].append(recipient)
+        settings = delivery_settings(config)
+        outcome = Outcome()
+        for domain, recipients in by_domain.items():
+            result = await self.to_domain(config, envelope, data, domain, recipients)
+            outcome.delivered += result.delivered
+            outcome.temporary.update(result.temporary)
+            outcome.permanent.update(result.permanent)
+            state.done.update(dict.fromkeys(result.delivered, "delivered"))
+            await loop.run_in_executor(None, spool.save_state, mid, state)
+        received = datetime.datetime.fromisoformat(envelope.received)
+        age = (datetime.datetime.now(datetime.UTC) - received).total_seconds()
+        expired = age >= settings["max_queue_lifetime"]
+        bounced = dict(outcome.permanent)
+        if expired:
+            bounced.update(
+                {r: f"{why} (in the queue longer than allowed)" for r, why in outcome.temporary.items()}
+            )
+        state.done.update(dict.fromkeys(bounced, "bounced"))
+        if bounced:
+            await self.bounce(envelope, data, bounced)
+        remaining = [r for r in envelope.rcpt_tos if r not in state.done]
+        if not remaining:
+            await loop.run_in_executor(None, spool.remove, mid)
+            return
+        for recipient, why in outcome.temporary.items():
+            maillog.info(f"Delayed: MID {mid} to RID {envelope.rcpt_tos.index(recipient)} - {why}")
+        state.attempts += 1
+        state.last_error = next(iter(outcome.temporary.values()), state.last_error)
+        wait = min(settings["initial_retry"] * 2 ** (state.attempts - 1), settings["max_retry_interval"])
+        when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=wait)
+        state.next_attempt = when.isoformat()
+        await loop.run_in_executor(None, spool.save_state, mid, state)
+        self.enqueue(mid, when.timestamp())
+
+    async def bounce(self, envelope: Envelope, data: bytes, failed: dict[str, str]) -> None:
+        rids = {recipient: envelope.rcpt_tos.index(recipient) for recipient in failed}
+        for recipient, why in failed.items():
+            maillog.info(f"Bounced: MID {envelope.mid} to RID {rids[recipient]} - {why}")
+        if not envelope.mail_from:
+            return  # never a bounce of a bounce
+        mid = self.shared.mids.take()
+        report = bounces.delivery_status_notification(envelope, data, failed, self.hostname())
+        notice = Envelope(
+            mid=mid,
+            mail_from="",
+            rcpt_tos=[envelope.mail_from],
+            received=datetime.datetime.now(datetime.UTC).isoformat(),
+            extra={"bounce_of": envelope.mid},
+        )
+        await asyncio.get_running_loop().run_in_executor(None, self.shared.spool.accept, notice, report)
+        maillog.info(f"MID {mid} generated bounce of MID {envelope.mid}")
+        self.enqueue(mid)
+
+    def hostname(self) -> str:
+        return (self.running_config().get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
+
+    # --- one domain --------------------------------------------------------------------------------
+
+    async def to_domain(self, config: Config, envelope: Envelope, data: bytes, domain: str, recipients):
+        match = match_in(config, domain)
+        mode = match.tls
+        try:
+            hops = await self.hops(config, domain, match.effective("ip_preference"))
+        except HopFailed as failure:
+            outcome = Outcome()
+            target = outcome.permanent if failure.permanent else outcome.temporary
+            target.update(dict.fromkeys(recipients, str(failure)))
+            return outcome
+        if hops is None:  # /dev/null
+            return Outcome(delivered=list(recipients))
+        last = "no host to deliver to"
+        for host_name, address, port in hops:
+            try:
+                return await self.session(
+                    config, envelope, data, domain, recipients, mode, host_name, address, port
+                )
+            except TlsRefused as refusal:
+                return Outcome().defer_all(recipients, str(refusal))
+            except HopFailed as failure:
+                last = str(failure)
+        return Outcome().defer_all(recipients, last)
+
+    async def hops(self, config: Config, domain: str, preference: str | None):
+        """(host name, address, port) to try in order; None: the route drops the mail (/dev/null)."""
+        resolver = appliance_dns.resolver(config, TIMEOUT, kind=dns.asyncresolver.Resolver)
+        route = routes.route_for(domain, config)
+        if route is not None and route[:1] == [routes.DEV_NULL]:
+            return None
+        names: list[tuple[str, int]] = []
+        if route is not None and route != [routes.USEDNS]:
+            for hop in route:
+                host, port = routes.split_host(hop)
+                names.append((host, port or SMTP_PORT))
+        else:
+            try:
+                answer = await resolver.resolve(domain, "MX")
+                for record in sorted(answer, key=lambda r: r.preference):
+                    target = str(record.exchange).rstrip(".")
+                    if target in ("", "."):
+                        raise HopFailed(f"{domain} accepts no mail (null MX)", permanent=True)
+                    names.append((target, SMTP_PORT))
+            except dns.resolver.NXDOMAIN:
+                raise HopFailed(f"{domain} does not exist (NXDOMAIN)", permanent=True) from None
+            except dns.resolver.NoAnswer:
+                names.append((domain, SMTP_PORT))  # no MX: the domain's own address (RFC 5321)
+            except dns.exception.DNSException as error:
+                raise HopFailed(f"DNS lookup of {domain} failed: {error}") from None
+        hops = []
+        for name, port in names:
+            for address in await self.addresses(resolver, name, preference):
+                hops.append((name, address, port))
+        if not hops:
+            raise HopFailed(f"no address found for the hosts of {domain}")
+        return hops
+
+    async def addresses(self, resolver, name: str, preference: str | None) -> list[str]:
+        try:
+            return [str(ipaddress.ip_address(name))]
+        except ValueError:
+            pass
+        kinds = {
+            IpPreference.IPV4_REQUIRED: ["A"],
+            IpPreference.IPV6_REQUIRED: ["AAAA"],
+            IpPreference.IPV6_PREFERRED: ["AAAA", "A"],
+        }.get(preference, ["A", "AAAA"])
+        found = []
+        for kind in kinds:
+            try:
+                found += [record.address for record in await resolver.resolve(name, kind)]
+            except dns.exception.DNSException:
+                continue
+        return found
+
+    # --- one connection ----------------------------------------------------------------------------
+
+    async def session(self, config, envelope, data, domain, recipients, mode, host_name, address, port):
+        settings = delivery_settings(config)
+        interface = interface_named(settings["default_delivery_interface"], config.get("interfaces", []))
+        source = interface["ip"] if interface else None
+        ehlo_name = interface["interface_hostname"] if interface else self.hostname()
+        dcid = self.shared.dcids.take()
+        client = aiosmtplib.SMTP(
+            hostname=address,
+            port=port,
+            local_hostname=ehlo_name,
+            source_address=(source, 0) if source else None,
+            timeout=TIMEOUT,
+            start_tls=False,
+        )
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError) as error:
+            maillog.info(
+                f"Connection Error: DCID {dcid} domain: {domain} IP: {address} port: {port} details: {error} "
+                f"interface: {source or 'Auto'} reason: network error"
+            )
+            raise HopFailed(f"4.4.0 - Other network problem ({error})") from None
+        maillog.info(f"New SMTP DCID {dcid} interface {source or 'Auto'} address {address} port {port}")
+        try:
+            await self.negotiate(client, config, dcid, domain, host_name, address, mode)
+            return await self.transfer(client, dcid, envelope, data, recipients)
+        except aiosmtplib.SMTPServerDisconnected as error:
+            raise HopFailed(f"4.4.0 - Connection lost ({error})") from None
+        except aiosmtplib.SMTPException as error:  # a refused HELO, a timeout
+            raise HopFailed(f"4.4.0 - {error}") from None
+        finally:
+            client.close()
+            maillog.info(f"DCID {dcid} close")
+
+    async def negotiate(self, client, config, dcid, domain, host_name, address, mode) -> None:
+        """EHLO and the TLS the mode asks for; TlsRefused when the mode forbids going on."""
+        required = mode in REQUIRED
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
+            if required:
+                self._tls_required_failed(dcid, address, "the server does not speak ESMTP (EHLO refused)")
+            return
+        if mode == TlsSupport.NONE:
+            return
+        if not client.supports_extension("starttls"):
+            if required:
+                self._tls_required_failed(dcid, address, "STARTTLS is not in the server's EHLO answer")
+            return
+        try:
+            await client.starttls(tls_context=self.client_context(config), server_hostname=host_name)
+        except aiosmtplib.SMTPResponseException as refusal:  # an answer other than 220: still in clear
+            maillog.info(f"DCID {dcid} TLS failed: STARTTLS unexpected response")
+            if required:
+                maillog.info(
+                    f"Connection Error: DCID {dcid} details: {refusal.code}-'{refusal.message}' "
+                    f"interface: Auto reason: unexpected SMTP response"
+                )
+                self._tls_required_failed(
+                    dcid, address, f"STARTTLS answered {refusal.code} {refusal.message}"
+                )
+            return
+        except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as error:  # after 220: never on in clear
+            maillog.info(f"DCID {dcid} TLS failed: {error}")
+            raise TlsRefused(f"4.7.5 - TLS failed after STARTTLS was accepted ({error})") from None
+        ssl_object = client.get_transport_info("ssl_object")
+        maillog.info(
+            f"DCID {dcid} TLS success protocol {ssl_object.version()} cipher {ssl_object.cipher()[0]} for {domain}"
+        )
+        if mode in VERIFYING:
+            verdict = verify.verify_peer(
+                peer_chain(ssl_object),
+                [domain, host_name],
+                verify.anchors_from_pem(trust.anchors_pem(config)),
+            )
+            if verdict.valid:
+                maillog.info(f"DCID {dcid} TLS verified: {verdict.matched} ({', '.join(verdict.names)})")
+            elif mode == TlsSupport.REQUIRED_VERIFY:
+                maillog.info(f"DCID {dcid} TLS failed: verify error: {verdict.reason}")
+                raise TlsRefused(f"4.7.5 - The certificate does not verify ({verdict.reason})")
+            else:
+                maillog.info(f"DCID {dcid} TLS not verified: {verdict.reason}; delivering encrypted")
+
+    def _tls_required_failed(self, dcid: int, address: str, cause: str) -> None:
+        maillog.info(
+            f"DCID {dcid} IP {address} TLS was required but could not be successfully negotiated: {cause}"
+        )
+        raise TlsRefused(f"4.7.5 - TLS was required but could not be negotiated ({cause})")
+
+    async def transfer(self, client, dcid, envelope, data, recipients) -> Outcome:
+        outcome = Outcome()
+        rids = {recipient: envelope.rcpt_tos.index(recipient) for recipient in recipients}
+        try:
+            await client.mail(envelope.mail_from)
+        except aiosmtplib.SMTPResponseException as refusal:
+            return self._refused(outcome, recipients, refusal)
+        accepted = []
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient)
+                accepted.append(recipient)
+            except aiosmtplib.SMTPResponseException as refusal:
+                self._refused(outcome, [recipient], refusal)
+        if not accepted:
+            return outcome
+        shown = ", ".join(str(rids[r]) for r in accepted)
+        maillog.info(f"Delivery start DCID {dcid} MID {envelope.mid} to RID [{shown}]")
+        try:
+            await client.data(data)
+        except aiosmtplib.SMTPResponseException as refusal:
+            return self._refused(outcome, accepted, refusal)
+        maillog.info(f"Message done DCID {dcid} MID {envelope.mid} to RID [{shown}]")
+        outcome.delivered += accepted
+        try:
+            await client.quit()
+        except aiosmtplib.SMTPException:
+            pass
+        return outcome
+
+    def _refused(self, outcome, recipients, refusal) -> Outcome:
+        why = f"({refusal.code}, ['{refusal.message}'])"
+        for recipient in recipients:
+            if 500 <= refusal.code < 600:
+                outcome.permanent[recipient] = f"5.0.0 - Permanent failure {why}"
+            else:
+                outcome.temporary[recipient] = f"4.0.0 - Temporary failure {why}"
+        return outcome
+
+    def client_context(self, config: Config) -> ssl.SSLContext:
+        """TLS for delivery: the Outbound SMTP SSL configuration, no verification by OpenSSL (the mode
+        decides, with ``certificates.verify``), and the global outbound certificate for servers that ask."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        tls.policy(config, tls.Service.OUTBOUND).apply(context)
+        [controls] = config.get("destination_controls") or [{"certificate_name": ""}]
+        if controls.get("certificate_name"):
+            item = registry.item_named(config, "certificates", controls["certificate_name"])
+            chain, key = https.certificate_files(item)
+            context.load_cert_chain(chain, key, password=vault.runtime_password())
+        return context
+
+
+def peer_chain(ssl_object) -> list[x509.Certificate]:
+    """The certificates the server sent, in its order (Python 3.11 keeps them on the C object)."""
+    native = getattr(ssl_object, "_sslobj", ssl_object)
+    chain = native.get_unverified_chain() or []
+    return [
+        x509.load_der_x509_certificate(certificate.public_bytes(ssl._ssl.ENCODING_DER))
+        for certificate in chain
+    ]
