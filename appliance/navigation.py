@@ -38,6 +38,7 @@ def register_core_pages():
     # Senders, recipients and log lines: not for Guests (as the views, mail_monitor.MAIL_DATA).
     register("Monitor", "Queue", "queue", position=20)
     register("Monitor", "Mail Logs", "mail_logs", position=30)
+    register("Monitor", "Alerts", "alerts", position=40)
     register("Network", "IP Interfaces", "interfaces", position=10)
     register("Network", "DNS", "dns", position=12)
     register("System Administration", "Users", "users", Capability.MANAGE_USERS, position=10)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", monitor.overview, name="overview"),
     path("monitor/queue/", mail_monitor.queue, name="queue"),
     path("monitor/mail-logs/", mail_monitor.mail_logs, name="mail_logs"),
+    path("monitor/alerts/", mail_monitor.alerts, name="alerts"),
     path("commit/", workflow.uncommitted_changes, name="uncommitted_changes"),
     path("commit/abandon/", workflow.abandon_changes, name="abandon_changes"),
     path("commit/confirm/", workflow.confirm_commit, name="confirm_commit"),

@@ -41,9 +41,9 @@ from appliance import https, maillog, tls, vault
 from appliance.config.sections import Config, registry
 from appliance.spool import Envelope
 from certificates import trust, verify
-from destinations import bounces, routes
+from destinations import alert_mail, alerts, bounces, routes
 from destinations.lookup import match_in
-from destinations.models import IpPreference, TlsSupport
+from destinations.models import AlertClass, IpPreference, Severity, TlsSupport
 from listeners.store import interface_named
 
 DEFAULTS = {
@@ -96,6 +96,7 @@ class Delivery:
         self.queued: set[int] = set()
         self.busy: set[int] = set()
         self.wake = asyncio.Event()
+        self.alerted: dict[str, datetime.datetime] = {}  # alert key -> when last sent
 
     # --- the queue -------------------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ class Delivery:
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.recover)
+        self.alerted = await loop.run_in_executor(None, alert_mail.last_sent_by_key)
         tasks: set[asyncio.Task] = set()
         while not stop.is_set():
             config = self.running_config()
@@ -203,6 +205,44 @@ class Delivery:
         maillog.info(f"MID {mid} generated bounce of MID {envelope.mid}")
         self.enqueue(mid)
 
+    async def tls_required_alert(self, config: Config, domain: str, why: str) -> None:
+        """Destination Controls' "Send an alert when a required TLS connection fails": to the
+        System/Warning recipients, at most once an hour per domain."""
+        [controls] = config.get("destination_controls") or [{"send_tls_required_alert": False}]
+        key = f"tls-required:{domain}"
+        now = datetime.datetime.now(datetime.UTC)
+        last = self.alerted.get(key)
+        if not controls.get("send_tls_required_alert") or (last and now - last < alert_mail.REPEAT_AFTER):
+            return
+        recipients = alerts.recipients_for(AlertClass.SYSTEM, Severity.WARNING, config)
+        if not recipients:
+            return
+        self.alerted[key] = now
+        hostname = self.hostname()
+        alert = alert_mail.SentAlert(
+            time=now.isoformat(),
+            alert_class=AlertClass.SYSTEM,
+            severity=Severity.WARNING,
+            key=key,
+            subject=f"Warning <System> {hostname}: TLS was required for {domain} but failed",
+            text=(
+                f"The appliance {hostname} could not deliver mail to {domain}: its Destination Controls "
+                f"entry requires TLS, and {why}. The messages stay queued and are retried."
+            ),
+            recipients=recipients,
+            mid=self.shared.mids.take(),
+        )
+        envelope = Envelope(
+            mid=alert.mid, mail_from="", rcpt_tos=recipients, received=alert.time, extra={"alert": key}
+        )
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None, self.shared.spool.accept, envelope, alert_mail.message(alert, hostname)
+        )
+        await loop.run_in_executor(None, alert_mail.record, alert)
+        maillog.info(f"MID {alert.mid} alert: {alert.subject} to {', '.join(recipients)}")
+        self.enqueue(alert.mid)
+
     def hostname(self) -> str:
         return (self.running_config().get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
 
@@ -227,6 +267,8 @@ class Delivery:
                     config, envelope, data, domain, recipients, mode, host_name, address, port
                 )
             except TlsRefused as refusal:
+                if mode in REQUIRED:
+                    await self.tls_required_alert(config, domain, str(refusal))
                 return Outcome().defer_all(recipients, str(refusal))
             except HopFailed as failure:
                 last = str(failure)

@@ -27,6 +27,7 @@ from django.utils.http import content_disposition_header
 from appliance import maillog, spool
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest
+from destinations import alert_mail
 
 # Senders, recipients and log lines are message data, which the ESA keeps from Guests
 # (no Message Tracking): whoever may view the configuration may view them.
@@ -408,3 +409,12 @@ def log_download(request: ConsoleRequest, filename: str):
     response["Content-Length"] = str(size)
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
+
+
+@requires(MAIL_DATA)
+def alerts(request: ConsoleRequest):
+    """Monitor > Alerts: the alerts the appliance sent, newest first."""
+    sent = alert_mail.recent()
+    for alert in sent:
+        alert.sent_at = datetime.fromisoformat(alert.time)
+    return render(request, "appliance/alerts.html", {"alerts": sent, "shown": alert_mail.SHOWN})
