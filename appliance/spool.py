@@ -180,6 +180,35 @@ class Spool:
         os.rename(partial, self.queue / f"{mid}{STATE}")
         _fsync_dir(self.queue)
 
+    # --- requests from the console (another process) to the delivery engine ------------------
+
+    REQUESTS = ("retry", "bounce", "delete")
+
+    def request(self, mid: int, action: str) -> None:
+        """Ask delivery to retry, bounce or delete a queued message (it acts within a second)."""
+        if action not in self.REQUESTS:
+            raise ValueError(f"{action!r} is not one of {', '.join(self.REQUESTS)}")
+        if not (self.queue / f"{mid}{SUFFIX}").exists():
+            raise FileNotFoundError(f"There is no message {mid} in the queue")
+        folder = self.root / "requests"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        partial = self.tmp / f"{mid}.{action}"
+        partial.write_text("")
+        os.rename(partial, folder / f"{mid}.{action}")
+
+    def take_requests(self) -> list[tuple[int, str]]:
+        """The requests waiting, oldest first; each is taken (removed) as it is returned."""
+        folder = self.root / "requests"
+        if not folder.exists():
+            return []
+        taken = []
+        for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime):
+            mid, _, action = path.name.partition(".")
+            path.unlink(missing_ok=True)
+            if mid.isdigit() and action in self.REQUESTS:
+                taken.append((int(mid), action))
+        return taken
+
     def mids(self) -> list[int]:
         """The MIDs in the queue, from the file names alone."""
         return sorted(int(path.name.removesuffix(SUFFIX)) for path in self.queue.glob(f"*{SUFFIX}"))

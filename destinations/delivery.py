@@ -93,18 +93,43 @@ class Delivery:
     def __init__(self, shared, running_config, write=print):
         self.shared, self.running_config, self.write = shared, running_config, write
         self.due: list[tuple[float, int]] = []  # (when, MID), a heap
-        self.queued: set[int] = set()
-        self.busy: set[int] = set()
+        self.when: dict[int, float] = {}  # MID -> when it is due; heap entries that differ are stale
+        self.busy: set[int] = set()  # being delivered now
         self.wake = asyncio.Event()
         self.alerted: dict[str, datetime.datetime] = {}  # alert key -> when last sent
 
     # --- the queue -------------------------------------------------------------------------------
 
     def enqueue(self, mid: int, when: float = 0.0) -> None:
-        if mid not in self.queued:
-            self.queued.add(mid)
-            heapq.heappush(self.due, (when, mid))
-            self.wake.set()
+        self.when[mid] = when
+        heapq.heappush(self.due, (when, mid))
+        self.wake.set()
+
+    async def follow_requests(self) -> None:
+        """Monitor > Queue's Retry Now, Bounce and Delete, which the console leaves in the spool."""
+        loop = asyncio.get_running_loop()
+        for mid, action in await loop.run_in_executor(None, self.shared.spool.take_requests):
+            if mid in self.busy:
+                continue  # its attempt is under way; the request is dropped, as for a message just gone
+            if action == "retry":
+                self.enqueue(mid)
+            elif action in ("bounce", "delete"):
+                self.when.pop(mid, None)
+                await self.end_by_request(mid, action)
+
+    async def end_by_request(self, mid: int, action: str) -> None:
+        spool, loop = self.shared.spool, asyncio.get_running_loop()
+        try:
+            envelope, data = await loop.run_in_executor(None, spool.read, mid)
+        except FileNotFoundError:
+            return
+        state = await loop.run_in_executor(None, spool.state, mid)
+        pending = [r for r in envelope.rcpt_tos if r not in state.done]
+        if action == "bounce" and pending:
+            await self.bounce(envelope, data, dict.fromkeys(pending, "5.0.0 - Bounced by an administrator"))
+        else:
+            maillog.info(f"MID {mid} deleted from the queue by an administrator")
+        await loop.run_in_executor(None, spool.remove, mid)
 
     def recover(self) -> None:
         """Everything in the spool at start, each when its state says."""
@@ -124,12 +149,17 @@ class Delivery:
             config = self.running_config()
             limit = delivery_settings(config)["max_concurrency"]
             now = datetime.datetime.now(datetime.UTC).timestamp()
+            await self.follow_requests()
             while self.due and self.due[0][0] <= now and len(tasks) < limit:
-                _, mid = heapq.heappop(self.due)
-                self.queued.discard(mid)
+                when, mid = heapq.heappop(self.due)
+                if self.when.get(mid) != when or mid in self.busy:
+                    continue  # stale: retried sooner, or ended meanwhile
+                del self.when[mid]
+                self.busy.add(mid)
                 task = asyncio.create_task(self.deliver(mid, config))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _task, mid=mid: self.busy.discard(mid))
             wait = min(max(self.due[0][0] - now, 0.05), 1.0) if self.due else 1.0
             self.wake.clear()
             try:
