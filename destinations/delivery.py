@@ -15,6 +15,11 @@ TLS Support of the domain's Destination Controls entry, as the guide defines it:
   Required-Verify   only over TLS with a certificate that verifies
                     (``certificates.verify``) for the domain or the host name.
 
+Connections are limited per Destination Controls entry (Concurrent Connections, for
+the whole domain or per MX address), system-wide (``<delivery>``: all connections,
+and those that may use TLS). Each message is its own connection for now: Maximum
+Messages Per Connection and Recipients per Minute are not applied yet.
+
 What was delivered (or bounced) is recorded in the spool before going on, so a
 restart repeats nothing already done. Temporary failures wait
 ``initial_retry`` seconds, doubling up to ``max_retry_interval``; a message
@@ -24,6 +29,7 @@ still queued after ``max_queue_lifetime`` bounces, as do 5xx answers at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import heapq
 import ipaddress
@@ -43,7 +49,7 @@ from appliance.spool import Envelope
 from certificates import trust, verify
 from destinations import alert_mail, alerts, bounces, routes
 from destinations.lookup import match_in
-from destinations.models import AlertClass, IpPreference, Severity, TlsSupport
+from destinations.models import AlertClass, IpPreference, LimitsApplyTo, Severity, TlsSupport
 from listeners.store import interface_named
 
 DEFAULTS = {
@@ -95,6 +101,7 @@ class Delivery:
         self.due: list[tuple[float, int]] = []  # (when, MID), a heap
         self.when: dict[int, float] = {}  # MID -> when it is due; heap entries that differ are stale
         self.busy: set[int] = set()  # being delivered now
+        self.gates: dict[str, tuple[int, asyncio.Semaphore]] = {}  # connection limits by domain, MX IP, TLS
         self.wake = asyncio.Event()
         self.alerted: dict[str, datetime.datetime] = {}  # alert key -> when last sent
 
@@ -291,11 +298,16 @@ class Delivery:
         if hops is None:  # /dev/null
             return Outcome(delivered=list(recipients))
         last = "no host to deliver to"
+        per_ip = match.effective("limits_apply_to") == LimitsApplyTo.MX_IP
+        connections = match.effective("max_connections") or DEFAULTS["max_concurrency"]
         for host_name, address, port in hops:
+            # Concurrent Connections of the Destination Controls entry: per domain, or per MX address.
+            gate = self.gate(f"ip:{address}" if per_ip else f"domain:{domain}", connections)
             try:
-                return await self.session(
-                    config, envelope, data, domain, recipients, mode, host_name, address, port
-                )
+                async with gate:
+                    return await self.session(
+                        config, envelope, data, domain, recipients, mode, host_name, address, port
+                    )
             except TlsRefused as refusal:
                 if mode in REQUIRED:
                     await self.tls_required_alert(config, domain, str(refusal))
@@ -303,6 +315,13 @@ class Delivery:
             except HopFailed as failure:
                 last = str(failure)
         return Outcome().defer_all(recipients, last)
+
+    def gate(self, key: str, size: int) -> asyncio.Semaphore:
+        """The semaphore limiting connections for ``key`` to ``size`` (a new one when the limit changes)."""
+        current = self.gates.get(key)
+        if current is None or current[0] != size:
+            current = self.gates[key] = (size, asyncio.Semaphore(size))
+        return current[1]
 
     async def hops(self, config: Config, domain: str, preference: str | None):
         """(host name, address, port) to try in order; None: the route drops the mail (/dev/null)."""
@@ -381,8 +400,10 @@ class Delivery:
             raise HopFailed(f"4.4.0 - Other network problem ({error})") from None
         maillog.info(f"New SMTP DCID {dcid} interface {source or 'Auto'} address {address} port {port}")
         try:
-            await self.negotiate(client, config, dcid, domain, host_name, address, mode)
-            return await self.transfer(client, dcid, envelope, data, recipients)
+            tls_slots = self.gate("tls", settings["max_tls_concurrency"])
+            async with tls_slots if mode != TlsSupport.NONE else contextlib.nullcontext():
+                await self.negotiate(client, config, dcid, domain, host_name, address, mode)
+                return await self.transfer(client, dcid, envelope, data, recipients)
         except aiosmtplib.SMTPServerDisconnected as error:
             raise HopFailed(f"4.4.0 - Connection lost ({error})") from None
         except aiosmtplib.SMTPException as error:  # a refused HELO, a timeout
