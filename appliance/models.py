@@ -198,6 +198,7 @@ class AuditEvent(models.Model):
         EXPORT = "export", "Export configuration"
         CONFIRM = "confirm", "Confirm commit"
         USERS = "users", "User accounts"
+        QUEUE = "queue", "Queue"
 
     time = models.DateTimeField(auto_now_add=True, db_index=True)
     user_name = models.CharField(max_length=150)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("password/", account.change_password, name="change_password"),
     path("", monitor.overview, name="overview"),
     path("monitor/queue/", mail_monitor.queue, name="queue"),
+    path("monitor/queue/action/", mail_monitor.queue_action, name="queue_action"),
     path("monitor/mail-logs/", mail_monitor.mail_logs, name="mail_logs"),
     path("monitor/alerts/", mail_monitor.alerts, name="alerts"),
     path("commit/", workflow.uncommitted_changes, name="uncommitted_changes"),

@@ -48,26 +48,15 @@ from appliance.config.sections import Config, registry
 from appliance.spool import Envelope
 from certificates import trust, verify
 from destinations import alert_mail, alerts, bounces, routes
+from destinations.delivery_settings import DEFAULTS, delivery_of
 from destinations.lookup import match_in
 from destinations.models import AlertClass, IpPreference, LimitsApplyTo, Severity, TlsSupport
 from listeners.store import interface_named
 
-DEFAULTS = {
-    "default_delivery_interface": "",
-    "max_concurrency": 500,
-    "max_tls_concurrency": 100,
-    "max_queue_lifetime": 259200,
-    "initial_retry": 60,
-    "max_retry_interval": 3600,
-}
 SMTP_PORT = 25
 TIMEOUT = 30
 REQUIRED = (TlsSupport.REQUIRED, TlsSupport.REQUIRED_VERIFY)
 VERIFYING = (TlsSupport.PREFERRED_VERIFY, TlsSupport.REQUIRED_VERIFY)
-
-
-def delivery_settings(config: Config) -> dict:
-    return {**DEFAULTS, **((config.get("delivery") or [{}])[0])}
 
 
 @dataclass
@@ -101,6 +90,8 @@ class Delivery:
         self.due: list[tuple[float, int]] = []  # (when, MID), a heap
         self.when: dict[int, float] = {}  # MID -> when it is due; heap entries that differ are stale
         self.busy: set[int] = set()  # being delivered now
+        self.held: dict[int, str] = {}  # console requests for messages that were busy when they came
+        self.tasks: set[asyncio.Task] = set()
         self.gates: dict[str, tuple[int, asyncio.Semaphore]] = {}  # connection limits by domain, MX IP, TLS
         self.wake = asyncio.Event()
         self.alerted: dict[str, datetime.datetime] = {}  # alert key -> when last sent
@@ -117,12 +108,16 @@ class Delivery:
         loop = asyncio.get_running_loop()
         for mid, action in await loop.run_in_executor(None, self.shared.spool.take_requests):
             if mid in self.busy:
-                continue  # its attempt is under way; the request is dropped, as for a message just gone
-            if action == "retry":
-                self.enqueue(mid)
-            elif action in ("bounce", "delete"):
-                self.when.pop(mid, None)
-                await self.end_by_request(mid, action)
+                self.held[mid] = action  # its attempt is under way: acted on when it ends
+                continue
+            await self.act_on(mid, action)
+
+    async def act_on(self, mid: int, action: str) -> None:
+        if action == "retry":
+            self.enqueue(mid)
+        elif action in ("bounce", "delete"):
+            self.when.pop(mid, None)
+            await self.end_by_request(mid, action)
 
     async def end_by_request(self, mid: int, action: str) -> None:
         spool, loop = self.shared.spool, asyncio.get_running_loop()
@@ -133,10 +128,21 @@ class Delivery:
         state = await loop.run_in_executor(None, spool.state, mid)
         pending = [r for r in envelope.rcpt_tos if r not in state.done]
         if action == "bounce" and pending:
+            state.done.update(dict.fromkeys(pending, "bounced"))
+            await loop.run_in_executor(None, spool.save_state, mid, state)
             await self.bounce(envelope, data, dict.fromkeys(pending, "5.0.0 - Bounced by an administrator"))
         else:
             maillog.info(f"MID {mid} deleted from the queue by an administrator")
         await loop.run_in_executor(None, spool.remove, mid)
+
+    def finished(self, mid: int) -> None:
+        """An attempt ended: a console request that came meanwhile is acted on now."""
+        self.busy.discard(mid)
+        action = self.held.pop(mid, None)
+        if action:
+            task = asyncio.get_running_loop().create_task(self.act_on(mid, action))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     def recover(self) -> None:
         """Everything in the spool at start, each when its state says."""
@@ -151,10 +157,10 @@ class Delivery:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.recover)
         self.alerted = await loop.run_in_executor(None, alert_mail.last_sent_by_key)
-        tasks: set[asyncio.Task] = set()
+        tasks = self.tasks
         while not stop.is_set():
             config = self.running_config()
-            limit = delivery_settings(config)["max_concurrency"]
+            limit = delivery_of(config)["max_concurrency"]
             now = datetime.datetime.now(datetime.UTC).timestamp()
             await self.follow_requests()
             while self.due and self.due[0][0] <= now and len(tasks) < limit:
@@ -166,7 +172,7 @@ class Delivery:
                 task = asyncio.create_task(self.deliver(mid, config))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                task.add_done_callback(lambda _task, mid=mid: self.busy.discard(mid))
+                task.add_done_callback(lambda _task, mid=mid: self.finished(mid))
             wait = min(max(self.due[0][0] - now, 0.05), 1.0) if self.due else 1.0
             self.wake.clear()
             try:
@@ -189,7 +195,7 @@ class Delivery:
         by_domain: dict[str, list[str]] = defaultdict(list)
         for recipient in pending:
             by_domain[recipient.rpartition("@")[2].lower()].append(recipient)
-        settings = delivery_settings(config)
+        settings = delivery_of(config)
         outcome = Outcome()
         for domain, recipients in by_domain.items():
             result = await self.to_domain(config, envelope, data, domain, recipients)
@@ -206,8 +212,11 @@ class Delivery:
             bounced.update(
                 {r: f"{why} (in the queue longer than allowed)" for r, why in outcome.temporary.items()}
             )
-        state.done.update(dict.fromkeys(bounced, "bounced"))
         if bounced:
+            # Recorded first: after a crash the sender may lack the notice, but is never told of a
+            # bounce for a recipient that then gets the message.
+            state.done.update(dict.fromkeys(bounced, "bounced"))
+            await loop.run_in_executor(None, spool.save_state, mid, state)
             await self.bounce(envelope, data, bounced)
         remaining = [r for r in envelope.rcpt_tos if r not in state.done]
         if not remaining:
@@ -377,7 +386,7 @@ class Delivery:
     # --- one connection ----------------------------------------------------------------------------
 
     async def session(self, config, envelope, data, domain, recipients, mode, host_name, address, port):
-        settings = delivery_settings(config)
+        settings = delivery_of(config)
         interface = interface_named(settings["default_delivery_interface"], config.get("interfaces", []))
         source = interface["ip"] if interface else None
         ehlo_name = interface["interface_hostname"] if interface else self.hostname()

@@ -67,7 +67,7 @@ def interface_choices() -> list[tuple[str, str]]:
 
 
 def interface_display(name: str, items: list[Item] | None = None) -> str:
-    """ "Auto", or "Name (ip: hostname)" as the page and ``deliveryconfig print`` show the interface."""
+    """The interface as the page and ``deliveryconfig print`` show it: Auto, or "Name (ip: hostname)"."""
     if name == AUTO:
         return "Auto"
     found = next(

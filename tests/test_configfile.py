@@ -140,6 +140,7 @@ def test_saved_file_has_the_esa_shape(admin):
         "interfaces",
         "dns",
         "smtp_routes",
+        "delivery",
         "listeners",
         "certificates",
         "certificate_authorities",

@@ -1,7 +1,9 @@
-"""Read-only pages over the gateway's mail: Monitor > Queue, Monitor > Mail Logs and
+"""Pages over the gateway's mail: Monitor > Queue, Monitor > Mail Logs and
 System Administration > Log Subscriptions (with the download of a log file).
 
-The queue is ``spool.Spool().messages()``. The mail logs are read from their end in
+The queue is ``spool.Spool().messages()``, each with what delivery recorded of it
+(``Spool.state``). Its Retry Now, Bounce and Delete are requests the console leaves
+in the spool for the delivery engine, in the gateway process (``Spool.request``). The mail logs are read from their end in
 blocks, newest line first, across ``mail_logs`` and its rotated files: a page of the
 newest lines reads a few blocks, not a 10 MB file, and a search stops after
 ``MAX_MATCHES`` matching lines.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
@@ -19,22 +22,33 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import render
-from django.utils.http import content_disposition_header
+from django.db import transaction
+from django.http import Http404, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header, urlencode
+from django.views.decorators.http import require_POST
 
-from appliance import maillog, spool
-from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest
+from appliance import audit, maillog, spool
+from appliance.roles import Capability, can, requires
+from appliance.spool import DeliveryState
+from appliance.views.common import ConsoleRequest, source_of
 from destinations import alert_mail
 
 # Senders, recipients and log lines are message data, which the ESA keeps from Guests
 # (no Message Tracking): whoever may view the configuration may view them.
 MAIL_DATA = Capability.VIEW_CONFIG
 
+# Retry, bounce and delete take effect at once on the running gateway, as a commit does: the roles
+# that may commit (Administrator, Operator) may act on the queue; Read-Only Operator and Guest may not.
+QUEUE_ACTIONS = Capability.COMMIT
+
 QUEUE_PAGE_SIZE = 50
 RECIPIENTS_SHOWN = 3
+SUMMARY_LIMIT = 5000  # the oldest messages whose delivery state "By destination domain" counts
+DOMAINS_SHOWN = 25
 LOG_PAGE_SIZE = 100
 MAX_MATCHES = 1000
 BLOCK_SIZE = 64 * 1024
@@ -68,19 +82,24 @@ class QueueRow:
     peer: str
     icid: int
     tls: str
+    # What delivery has done with it (``Spool.state``).
+    attempts: int = 0
+    due_now: bool = True
+    next_attempt: datetime | None = None
+    next_attempt_text: str = ""
+    last_error: str = ""
 
     @classmethod
-    def of(cls, message: spool.QueuedMessage) -> QueueRow:
+    def of(
+        cls, message: spool.QueuedMessage, state: DeliveryState | None = None, now: datetime | None = None
+    ) -> QueueRow:
         envelope = message.envelope
-        try:
-            received = datetime.fromisoformat(envelope.received)
-            if received.tzinfo is None:
-                received = received.replace(tzinfo=UTC)
-        except ValueError:
-            received = None
+        state = state or DeliveryState()
+        next_attempt = _parse_time(state.next_attempt) if state.next_attempt else None
+        now = now or datetime.now(UTC)
         return cls(
             mid=envelope.mid,
-            received=received,
+            received=_parse_time(envelope.received),
             received_text=envelope.received,
             sender=envelope.mail_from,
             recipients=envelope.rcpt_tos[:RECIPIENTS_SHOWN],
@@ -91,7 +110,78 @@ class QueueRow:
             peer=envelope.peer,
             icid=envelope.icid,
             tls=envelope.tls,
+            attempts=state.attempts,
+            due_now=not state.next_attempt or (next_attempt is not None and next_attempt <= now),
+            next_attempt=next_attempt,
+            next_attempt_text=state.next_attempt,
+            last_error=state.last_error,
         )
+
+
+def _parse_time(text: str) -> datetime | None:
+    """An ISO 8601 time of the spool (UTC when it names no zone); None if it is not one."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@dataclass
+class DomainRow:
+    """One line of "By destination domain": the recipients of a domain that still wait."""
+
+    domain: str
+    messages: int = 0
+    pending: int = 0
+    oldest: datetime | None = None
+    last_error: str = ""
+    last_error_mid: int | None = None
+    last_error_seen: datetime | None = None  # when delivery recorded it (its state file's time)
+
+
+def _error_seen(queue: spool.Spool, mid: int) -> datetime | None:
+    try:
+        status = (queue.queue / f"{mid}{spool.STATE}").stat()
+    except FileNotFoundError:
+        return None  # done meanwhile
+    return datetime.fromtimestamp(status.st_mtime, tz=UTC)
+
+
+def domain_summary(
+    queue: spool.Spool, queued: list[spool.QueuedMessage], states: dict[int, DeliveryState]
+) -> list[DomainRow]:
+    """Per destination domain (as delivery groups recipients): the messages with a recipient there
+    not yet done, those recipients, the oldest reception and the newest error recorded for them.
+
+    A message's state holds one last error, that of its latest attempt, not one per domain: a
+    message waiting for several domains lends it to each of them.
+    """
+    rows: dict[str, DomainRow] = {}
+    for message in queued:
+        envelope, state = message.envelope, states[message.envelope.mid]
+        pending = Counter(
+            recipient.rpartition("@")[2].lower()
+            for recipient in envelope.rcpt_tos
+            if recipient not in state.done
+        )
+        if not pending:
+            continue  # done with, about to leave the queue
+        received = _parse_time(envelope.received)
+        seen = _error_seen(queue, envelope.mid) if state.last_error else None
+        for domain, count in pending.items():
+            row = rows.get(domain)
+            if row is None:
+                row = rows[domain] = DomainRow(domain)
+            row.messages += 1
+            row.pending += count
+            if received and (row.oldest is None or received < row.oldest):
+                row.oldest = received
+            if state.last_error and (
+                not row.last_error or (seen and (row.last_error_seen is None or seen >= row.last_error_seen))
+            ):
+                row.last_error, row.last_error_mid, row.last_error_seen = state.last_error, envelope.mid, seen
+    return sorted(rows.values(), key=lambda row: (-row.pending, row.domain))
 
 
 def _queue_matcher(query: str) -> Callable[[spool.Envelope], bool]:
@@ -111,30 +201,156 @@ def _queue_matcher(query: str) -> Callable[[spool.Envelope], bool]:
     return matches
 
 
-def _queue_context(request: ConsoleRequest) -> dict:
-    messages = spool.Spool().messages()  # creates the spool on a fresh appliance
+def _back_query(params) -> str:
+    """The queue page's search and page number, to come back to after an action."""
+    return urlencode({key: params[key] for key in ("q", "page") if params.get(key)})
+
+
+def _queue_context(request: ConsoleRequest, *, summary: bool = True) -> dict:
+    queue = spool.Spool()  # creates the spool on a fresh appliance
+    waiting = queue.messages()
     query = request.GET.get("q", "").strip()
-    shown = messages
+    shown = waiting
     if query:
         matches = _queue_matcher(query)
-        shown = [message for message in messages if matches(message.envelope)]
+        shown = [message for message in waiting if matches(message.envelope)]
     page = Paginator(shown, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = [QueueRow.of(message) for message in page.object_list]
-    return {
+    # Each state is a small file: read for the oldest SUMMARY_LIMIT messages at most, and the page.
+    counted = waiting[:SUMMARY_LIMIT] if summary else []
+    states = {message.envelope.mid: queue.state(message.envelope.mid) for message in counted}
+    now = datetime.now(UTC)
+    page.object_list = [
+        QueueRow.of(message, states.get(message.envelope.mid) or queue.state(message.envelope.mid), now)
+        for message in page.object_list
+    ]
+    context = {
         "page": page,
         "query": query,
-        "total_count": len(messages),
-        "total_size": sum(message.size for message in messages),
+        "total_count": len(waiting),
+        "total_size": sum(message.size for message in waiting),
         "match_count": len(shown),
+        "may_act": can(request.user, QUEUE_ACTIONS),
+        "back": _back_query(request.GET),
     }
+    if summary:
+        domains = domain_summary(queue, counted, states)
+        context |= {
+            "domains": domains[:DOMAINS_SHOWN],
+            "domain_count": len(domains),
+            "summary_capped": len(waiting) > len(counted),
+            "summary_limit": SUMMARY_LIMIT,
+        }
+    return context
 
 
 @requires(MAIL_DATA)
 def queue(request: ConsoleRequest):
-    """The messages waiting in the spool, oldest first, 50 a page, searchable."""
+    """The messages waiting in the spool, oldest first, 50 a page, searchable; above them, the
+    recipients waiting by destination domain."""
     if request.htmx and not request.htmx.boosted:
-        return render(request, "appliance/_queue_table.html", _queue_context(request))
+        return render(request, "appliance/_queue_table.html", _queue_context(request, summary=False))
     return render(request, "appliance/queue.html", _queue_context(request))
+
+
+@dataclass(frozen=True)
+class QueueAction:
+    """Retry Now, Bounce or Delete: what the console asks of delivery (``Spool.request``)."""
+
+    name: str
+    label: str
+    done: str  # the message after asking; {mids}: "MID 12" or "MIDs 12, 13"
+    warning: str = ""  # asked on a page of its own before acting; "" = at once
+
+
+QUEUE_ACTION_LIST = [
+    QueueAction("retry", "Retry Now", "Delivery will retry {mids} within a second."),
+    QueueAction(
+        "bounce",
+        "Bounce",
+        "Delivery will bounce {mids} within a second, with a delivery status notification to the sender.",
+        "Each sender gets a delivery status notification for the recipients not yet delivered "
+        "(a bounce itself, with the null sender, gets none); the messages leave the queue.",
+    ),
+    QueueAction(
+        "delete",
+        "Delete",
+        "Delivery will delete {mids} within a second, without notifying the sender.",
+        "The messages leave the queue and are lost: their senders are not told.",
+    ),
+]
+QUEUE_ACTION_BY_NAME = {action.name: action for action in QUEUE_ACTION_LIST}
+
+
+def _mids_text(mids: list[int]) -> str:
+    return f"MID{'s' if len(mids) > 1 else ''} {', '.join(str(mid) for mid in mids)}"
+
+
+def ask_delivery(user, action: str, mids: list[int], source: str) -> tuple[list[int], list[int]]:
+    """Leave ``action`` for the delivery engine (another process; it acts within a second) on
+    each of ``mids``, each with its audit row. The MIDs asked about, and those no longer queued."""
+    queue = spool.Spool()
+    asked, gone = [], []
+    for mid in mids:
+        try:
+            with transaction.atomic():  # no request without its audit row
+                audit.record(
+                    user.username, audit.Action.QUEUE, f"asked delivery to {action} MID {mid}", source
+                )
+                queue.request(mid, action)
+        except FileNotFoundError:
+            gone.append(mid)
+        else:
+            asked.append(mid)
+    return asked, gone
+
+
+def _gone_text(gone: list[int], action: QueueAction) -> str:
+    verb = "is" if len(gone) == 1 else "are"
+    return (
+        f"{_mids_text(gone)} {verb} no longer in the queue (delivered, bounced or deleted meanwhile): "
+        f"nothing to {action.label.lower().removesuffix(' now')}."
+    )
+
+
+@requires(QUEUE_ACTIONS)
+@require_POST
+def queue_action(request: ConsoleRequest):
+    """Retry Now, Bounce or Delete for one message (``mid``) or those ticked (several ``mid``).
+
+    Bounce and Delete first show what they would end and ask again (``confirmed=1``), with no script.
+    """
+    action = QUEUE_ACTION_BY_NAME.get(request.POST.get("action", ""))
+    if action is None:
+        return HttpResponseBadRequest("The queue's actions are Retry Now, Bounce and Delete.")
+    back_query = _back_query(QueryDict(request.POST.get("back", "")))
+    back = f"{reverse('queue')}?{back_query}" if back_query else reverse("queue")
+    mids = sorted(
+        {int(value) for value in request.POST.getlist("mid") if value.isascii() and value.isdigit()}
+    )
+    if not mids:
+        messages.error(request, f"Select the messages to {action.label.lower().removesuffix(' now')}.")
+        return redirect(back)
+    if action.warning and request.POST.get("confirmed") != "1":
+        wanted = set(mids)
+        queued = [message for message in spool.Spool().messages() if message.envelope.mid in wanted]
+        gone = sorted(wanted - {message.envelope.mid for message in queued})
+        if not queued:
+            messages.warning(request, _gone_text(gone, action))
+            return redirect(back)
+        confirmation = {
+            "action": action,
+            "rows": [QueueRow.of(message) for message in queued],
+            "gone": _mids_text(gone) if gone else "",
+            "back": back,
+            "back_query": back_query,
+        }
+        return render(request, "appliance/queue.html", {"confirmation": confirmation})
+    asked, gone = ask_delivery(request.user, action.name, mids, source_of(request))
+    if asked:
+        messages.success(request, action.done.format(mids=_mids_text(asked)))
+    if gone:
+        messages.warning(request, _gone_text(gone, action))
+    return redirect(back)
 
 
 # --- the log files -----------------------------------------------------------------
