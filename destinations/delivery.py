@@ -42,12 +42,12 @@ import dns.asyncresolver
 import dns.exception
 from cryptography import x509
 
+from appliance import alert_mail, https, maillog, tls, vault
 from appliance import dns as appliance_dns
-from appliance import https, maillog, tls, vault
 from appliance.config.sections import Config, registry
 from appliance.spool import Envelope
 from certificates import trust, verify
-from destinations import alert_mail, alerts, bounces, routes
+from destinations import alerts, bounces, routes
 from destinations.delivery_settings import DEFAULTS, delivery_of
 from destinations.lookup import match_in
 from destinations.models import AlertClass, IpPreference, LimitsApplyTo, Severity, TlsSupport

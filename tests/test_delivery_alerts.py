@@ -9,9 +9,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.urls import reverse
 
-from appliance import workflow
+from appliance import alert_mail, workflow
 from appliance.spool import Envelope, IdCounter, Spool
-from destinations import alert_mail, alerts, routes, store
+from destinations import alerts, routes, store
 from destinations.delivery import Delivery
 from destinations.entries import Entry
 from listeners.smtpd import Shared

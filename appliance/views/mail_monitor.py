@@ -31,11 +31,10 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_POST
 
-from appliance import audit, maillog, spool
+from appliance import alert_mail, audit, maillog, spool
 from appliance.roles import Capability, can, requires
 from appliance.spool import DeliveryState
 from appliance.views.common import ConsoleRequest, source_of
-from destinations import alert_mail
 
 # Senders, recipients and log lines are message data, which the ESA keeps from Guests
 # (no Message Tracking): whoever may view the configuration may view them.
