@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import re
 from email.message import EmailMessage, Message
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from appliance.spool import Envelope
+
+ENHANCED_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")  # RFC 3463: class.subject.detail
 
 
 def delivery_status_notification(
@@ -69,9 +72,7 @@ def _date(iso: str) -> str:
 
 
 def _status(why: str) -> str:
-    """The enhanced status code at the start of ``why`` ("5.1.1 …"), else a generic permanent one."""
+    """The enhanced status code at the start of ``why`` ("5.1.1 - …"), made permanent (a message that
+    waited too long bounces with its last temporary code, 4.x.x → 5.x.x), else a generic permanent one."""
     first = why.split(" ", 1)[0]
-    parts = first.split(".")
-    if len(parts) == 3 and all(part.isdigit() for part in parts) and parts[0] in ("4", "5"):
-        return "5" + first[1:]
-    return "5.0.0"
+    return "5" + first[1:] if ENHANCED_STATUS.fullmatch(first) and first[0] != "2" else "5.0.0"

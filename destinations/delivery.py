@@ -508,12 +508,17 @@ class Delivery:
         return outcome
 
     def _refused(self, outcome, recipients, refusal) -> Outcome:
+        """A refusal per recipient, with the server's enhanced status code when it gave one."""
         why = f"({refusal.code}, ['{refusal.message}'])"
+        permanent = 500 <= refusal.code < 600
+        status = refusal.message.split(" ", 1)[0]
+        if not bounces.ENHANCED_STATUS.fullmatch(status) or status[0] != str(refusal.code)[0]:
+            status = "5.0.0" if permanent else "4.0.0"
         for recipient in recipients:
-            if 500 <= refusal.code < 600:
-                outcome.permanent[recipient] = f"5.0.0 - Permanent failure {why}"
+            if permanent:
+                outcome.permanent[recipient] = f"{status} - Permanent failure {why}"
             else:
-                outcome.temporary[recipient] = f"4.0.0 - Temporary failure {why}"
+                outcome.temporary[recipient] = f"{status} - Temporary failure {why}"
         return outcome
 
     def client_context(self, config: Config) -> ssl.SSLContext:
