@@ -19,8 +19,9 @@ apt:
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PACKAGES)
 
 # Debian packages the tests use, installed only when missing: openssl makes the test certificates
-# and probes STARTTLS (s_client), swaks is the SMTP client the gateway tests send with.
-SYSTEM_TOOLS = openssl swaks
+# and probes STARTTLS (s_client), swaks is the SMTP client the gateway tests send with, postfix is
+# a real receiving server for the delivery tests (/usr/sbin/postfix: root's PATH finds it).
+SYSTEM_TOOLS = openssl swaks postfix
 system-packages:
 	@missing=$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
 	if [ -n "$$missing" ]; then $(MAKE) apt PACKAGES="$$missing"; fi

@@ -26,12 +26,17 @@ class Authority:
 
 
 @functools.cache
-def system_list() -> tuple[Authority, ...]:
-    """Mozilla's trusted roots as certifi ships them, read once per process."""
+def _system_certificates() -> tuple[x509.Certificate, ...]:
     with open(certifi.where(), "rb") as bundle, warnings.catch_warnings():
         # One Mozilla root has a negative serial number; it is still a root Mozilla trusts.
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        certificates = x509.load_pem_x509_certificates(bundle.read())
+        return tuple(x509.load_pem_x509_certificates(bundle.read()))
+
+
+@functools.cache
+def system_list() -> tuple[Authority, ...]:
+    """Mozilla's trusted roots as certifi ships them, read once per process."""
+    certificates = _system_certificates()
     return tuple(
         sorted(
             (
@@ -63,6 +68,24 @@ def anchors_pem(config: Config | None = None) -> str:
     if settings.get("custom_list_enabled"):
         pem += "".join(item.strip() + "\n" for item in settings.get("custom_ca_pem", []))
     return pem
+
+
+@functools.lru_cache(maxsize=8)
+def _custom_certificates(pems: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
+    return tuple(x509.load_pem_x509_certificate(pem.encode()) for pem in pems)
+
+
+def anchors(config: Config | None = None) -> list[x509.Certificate]:
+    """The trusted CA certificates as objects (``anchors_pem``'s), for ``certificates.verify``;
+    read once per process and Custom List."""
+    config = workflow.running_config() if config is None else config
+    [settings] = config.get("certificate_authorities") or [
+        {"system_list_enabled": True, "custom_list_enabled": False}
+    ]
+    found = list(_system_certificates()) if settings["system_list_enabled"] else []
+    if settings.get("custom_list_enabled"):
+        found += _custom_certificates(tuple(settings.get("custom_ca_pem", [])))
+    return found
 
 
 def client_context(certificate_name: str | None = None, config: Config | None = None) -> ssl.SSLContext:

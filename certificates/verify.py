@@ -6,7 +6,9 @@ The policy, for mail servers as they are (not as the web PKI wishes they were):
   trust anchor of the enabled Certificate Authorities lists, at the given time. Intermediates must
   be CA certificates (basicConstraints CA:TRUE): without it any server certificate could sign
   others. A CA without keyUsage is accepted (many private CAs omit it); the server certificate's
-  own extensions (keyUsage, extendedKeyUsage, a missing subjectAltName) are not judged.
+  own extensions (keyUsage, extendedKeyUsage, a missing subjectAltName) are not judged, and a
+  version 1 server certificate (no extensions at all) is accepted: its issuer's signature and its
+  dates are checked here, the issuer's chain by the verifier.
 - **Keys**: an RSA key under 2048 bits anywhere in the chain fails.
 - **Name** (RFC 6125): the subjectAltName DNS names when there are any, else the subject's CN,
   compared without regard to case; a wildcard stands for exactly one whole left-most label
@@ -19,6 +21,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
@@ -109,12 +112,39 @@ def verify_chain(
         .extension_policies(ca_policy=_CA_POLICY, ee_policy=_SERVER_POLICY)
         .build_client_verifier()
     )
+    leaf, rest = chain[0], chain[1:]
+    if leaf.version == x509.Version.v1:
+        return _verify_v1_leaf(verifier, leaf, rest, anchors, moment)
     try:
-        verified = verifier.verify(chain[0], chain[1:])
+        verified = verifier.verify(leaf, rest)
     except verification.VerificationError as error:
-        return False, _words(str(error), chain[0], moment)
+        return False, _words(str(error), leaf, moment)
     weak = _weak_key(verified.chain)
     return (False, weak) if weak else (True, "ok")
+
+
+def _verify_v1_leaf(verifier, leaf, rest, anchors, moment) -> tuple[bool, str]:
+    """A version 1 server certificate (no extensions, which the verifier refuses): its dates and its
+    issuer's signature checked here, then the issuer's own chain by the verifier."""
+    if not leaf.not_valid_before_utc <= moment <= leaf.not_valid_after_utc:
+        return False, _words("", leaf, moment)
+    for issuer in [*rest, *anchors]:
+        if issuer.subject != leaf.issuer:
+            continue
+        try:
+            leaf.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        if issuer in anchors:
+            return True, "ok"
+        try:
+            verifier.verify(issuer, [c for c in rest if c is not issuer])
+        except verification.VerificationError as error:
+            return False, _words(str(error), issuer, moment)
+        return True, "ok"
+    return False, "self-signed certificate" if leaf.issuer == leaf.subject else _words(
+        "candidates exhausted", leaf, moment
+    )
 
 
 def _words(error: str, leaf: x509.Certificate, moment: datetime.datetime) -> str:
@@ -144,7 +174,3 @@ def verify_peer(
         (wanted for wanted in expected_names if any(name_matches(name, wanted) for name in names)), ""
     )
     return Verdict(chain_valid, reason, names, matched, tuple(expected_names))
-
-
-def anchors_from_pem(pem: str) -> list[x509.Certificate]:
-    return x509.load_pem_x509_certificates(pem.encode()) if pem.strip() else []

@@ -198,7 +198,11 @@ class Delivery:
         settings = delivery_of(config)
         outcome = Outcome()
         for domain, recipients in by_domain.items():
-            result = await self.to_domain(config, envelope, data, domain, recipients)
+            try:
+                result = await self.to_domain(config, envelope, data, domain, recipients)
+            except Exception as error:  # one domain's surprise must not stop the message, nor the queue
+                maillog.warning(f"MID {mid} delivery to {domain} failed unexpectedly: {error!r}")
+                result = Outcome().defer_all(recipients, f"4.3.0 - Local error ({error.__class__.__name__})")
             outcome.delivered += result.delivered
             outcome.temporary.update(result.temporary)
             outcome.permanent.update(result.permanent)
@@ -334,6 +338,12 @@ class Delivery:
 
     async def hops(self, config: Config, domain: str, preference: str | None):
         """(host name, address, port) to try in order; None: the route drops the mail (/dev/null)."""
+        if domain.startswith("[") and domain.endswith("]"):  # user@[192.0.2.1], user@[IPv6:2001:db8::1]
+            literal = domain[1:-1].removeprefix("IPv6:").removeprefix("ipv6:")
+            try:
+                return [(literal, str(ipaddress.ip_address(literal)), SMTP_PORT)]
+            except ValueError:
+                raise HopFailed(f"5.1.2 - {domain} is not an address", permanent=True) from None
         resolver = appliance_dns.resolver(config, TIMEOUT, kind=dns.asyncresolver.Resolver)
         route = routes.route_for(domain, config)
         if route is not None and route[:1] == [routes.DEV_NULL]:
@@ -452,6 +462,8 @@ class Delivery:
             return
         except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as error:  # after 220: never on in clear
             maillog.info(f"DCID {dcid} TLS failed: {error}")
+            if required:
+                self._tls_required_failed(dcid, address, f"the TLS handshake failed after 220 ({error})")
             raise TlsRefused(f"4.7.5 - TLS failed after STARTTLS was accepted ({error})") from None
         ssl_object = client.get_transport_info("ssl_object")
         maillog.info(
@@ -461,7 +473,7 @@ class Delivery:
             verdict = verify.verify_peer(
                 peer_chain(ssl_object),
                 [domain, host_name],
-                verify.anchors_from_pem(trust.anchors_pem(config)),
+                trust.anchors(config),
             )
             if verdict.valid:
                 maillog.info(f"DCID {dcid} TLS verified: {verdict.matched} ({', '.join(verdict.names)})")
