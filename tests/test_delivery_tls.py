@@ -140,7 +140,9 @@ def tls_lines(mode: str, kind: str, dcid: int) -> list[str]:
             return [failed]
         return [
             failed,
-            re.escape(f"DCID {dcid} IP {LOOPBACK} TLS was required but could not be successfully negotiated: ")
+            re.escape(
+                f"DCID {dcid} IP {LOOPBACK} TLS was required but could not be successfully negotiated: "
+            )
             + r"the TLS handshake failed after 220 \(.+\)",
         ]
     success = rf"DCID {dcid} TLS success protocol TLSv1\.3 cipher \S+ for {re.escape(DOMAIN)}"
