@@ -16,9 +16,10 @@ TLS Support of the domain's Destination Controls entry, as the guide defines it:
                     (``certificates.verify``) for the domain or the host name.
 
 Connections are limited per Destination Controls entry (Concurrent Connections, for
-the whole domain or per MX address), system-wide (``<delivery>``: all connections,
-and those that may use TLS). Each message is its own connection for now: Maximum
-Messages Per Connection and Recipients per Minute are not applied yet.
+the whole domain or per MX address) and system-wide (``<delivery>``: all connections,
+and those that may use TLS). A connection stays open for ``IDLE_SECONDS`` and takes
+the domain's next messages under the same TLS mode, up to Maximum Messages Per
+Connection; Recipients per Minute holds a domain's messages once its budget is spent.
 
 What was delivered (or bounced) is recorded in the spool before going on, so a
 restart repeats nothing already done. Temporary failures wait
@@ -34,6 +35,7 @@ import datetime
 import heapq
 import ipaddress
 import ssl
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -54,6 +56,7 @@ from destinations.models import AlertClass, IpPreference, LimitsApplyTo, Severit
 from listeners.store import interface_named
 
 SMTP_PORT = 25
+IDLE_SECONDS = 5  # how long a connection waits for the next message to its domain
 TIMEOUT = 30
 REQUIRED = (TlsSupport.REQUIRED, TlsSupport.REQUIRED_VERIFY)
 VERIFYING = (TlsSupport.PREFERRED_VERIFY, TlsSupport.REQUIRED_VERIFY)
@@ -80,6 +83,14 @@ class HopFailed(Exception):
         self.permanent = permanent
 
 
+@dataclass
+class IdleConnection:
+    client: aiosmtplib.SMTP
+    dcid: int
+    sent: int  # messages sent on it so far
+    since: float  # monotonic time it became idle
+
+
 class TlsRefused(Exception):
     """The destination's TLS mode forbids sending on this connection: no other host is tried either."""
 
@@ -93,6 +104,9 @@ class Delivery:
         self.held: dict[int, str] = {}  # console requests for messages that were busy when they came
         self.tasks: set[asyncio.Task] = set()
         self.gates: dict[str, tuple[int, asyncio.Semaphore]] = {}  # connection limits by domain, MX IP, TLS
+        # Open connections waiting for the next message to the same domain under the same TLS mode.
+        self.idle: dict[tuple[str, str], list[IdleConnection]] = defaultdict(list)
+        self.budgets: dict[str, tuple[float, float]] = {}  # Recipients per Minute: key -> (left, when)
         self.wake = asyncio.Event()
         self.alerted: dict[str, datetime.datetime] = {}  # alert key -> when last sent
 
@@ -163,6 +177,7 @@ class Delivery:
             limit = delivery_of(config)["max_concurrency"]
             now = datetime.datetime.now(datetime.UTC).timestamp()
             await self.follow_requests()
+            self.close_idle()
             while self.due and self.due[0][0] <= now and len(tasks) < limit:
                 when, mid = heapq.heappop(self.due)
                 if self.when.get(mid) != when or mid in self.busy:
@@ -179,7 +194,8 @@ class Delivery:
                 await asyncio.wait_for(self.wake.wait(), wait)
             except TimeoutError:
                 pass
-        for task in tasks:
+        self.close_idle(older_than=0)
+        for task in list(tasks):
             task.cancel()
 
     # --- one message -----------------------------------------------------------------------------
@@ -310,6 +326,12 @@ class Delivery:
             return outcome
         if hops is None:  # /dev/null
             return Outcome(delivered=list(recipients))
+        if not self.within_budget(domain, len(recipients), match.effective("max_recipients_per_minute")):
+            return Outcome().defer_all(recipients, f"4.7.0 - Recipients per Minute for {domain} reached")
+        limit = match.effective("max_messages_per_connection") or 1
+        reused = await self.reuse(domain, mode, envelope, data, recipients, limit)
+        if reused is not None:
+            return reused
         last = "no host to deliver to"
         per_ip = match.effective("limits_apply_to") == LimitsApplyTo.MX_IP
         connections = match.effective("max_connections") or DEFAULTS["max_concurrency"]
@@ -319,7 +341,7 @@ class Delivery:
             try:
                 async with gate:
                     return await self.session(
-                        config, envelope, data, domain, recipients, mode, host_name, address, port
+                        config, envelope, data, domain, recipients, mode, host_name, address, port, limit
                     )
             except TlsRefused as refusal:
                 if mode in REQUIRED:
@@ -328,6 +350,64 @@ class Delivery:
             except HopFailed as failure:
                 last = str(failure)
         return Outcome().defer_all(recipients, last)
+
+    def within_budget(self, key: str, count: int, per_minute: int | None) -> bool:
+        """Recipients per Minute: a bucket refilled at the rate, holding at most one minute's worth."""
+        if not per_minute:
+            return True
+        now = time.monotonic()
+        left, then = self.budgets.get(key, (float(per_minute), now))
+        left = min(float(per_minute), left + (now - then) * per_minute / 60)
+        if left < min(count, per_minute):
+            self.budgets[key] = (left, now)
+            return False
+        self.budgets[key] = (left - count, now)
+        return True
+
+    async def reuse(self, domain, mode, envelope, data, recipients, limit) -> Outcome | None:
+        """The message over a connection left open for this domain and mode; None if there is none
+        (or it closed meanwhile)."""
+        while self.idle[(domain, mode)]:
+            connection = self.idle[(domain, mode)].pop()
+            try:
+                outcome = await self.transfer(connection.client, connection.dcid, envelope, data, recipients)
+            except aiosmtplib.SMTPException:
+                self.close(connection)
+                continue
+            connection.sent += 1
+            await self.park_or_close(domain, mode, connection, limit)
+            return outcome
+        return None
+
+    async def park_or_close(self, domain: str, mode: str, connection: IdleConnection, limit: int) -> None:
+        """Keep the connection for the domain's next message, unless it sent Maximum Messages Per
+        Connection already."""
+        if connection.sent < limit:
+            connection.since = time.monotonic()
+            self.idle[(domain, mode)].append(connection)
+        else:
+            await self.ended(connection, polite=True)
+
+    @staticmethod
+    async def ended(connection: IdleConnection, polite: bool = False) -> None:
+        if polite:
+            with contextlib.suppress(aiosmtplib.SMTPException):
+                await connection.client.quit()
+        connection.client.close()
+        maillog.info(f"DCID {connection.dcid} close")
+
+    def close(self, connection: IdleConnection, polite: bool = False) -> None:
+        """``ended`` without waiting for it (the reaper, a connection found closed)."""
+        task = asyncio.get_running_loop().create_task(self.ended(connection, polite))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def close_idle(self, older_than: float = IDLE_SECONDS) -> None:
+        now = time.monotonic()
+        for connections in self.idle.values():
+            for connection in [c for c in connections if now - c.since >= older_than]:
+                connections.remove(connection)
+                self.close(connection, polite=True)
 
     def gate(self, key: str, size: int) -> asyncio.Semaphore:
         """The semaphore limiting connections for ``key`` to ``size`` (a new one when the limit changes)."""
@@ -395,7 +475,9 @@ class Delivery:
 
     # --- one connection ----------------------------------------------------------------------------
 
-    async def session(self, config, envelope, data, domain, recipients, mode, host_name, address, port):
+    async def session(
+        self, config, envelope, data, domain, recipients, mode, host_name, address, port, limit=1
+    ):
         settings = delivery_of(config)
         interface = interface_named(settings["default_delivery_interface"], config.get("interfaces", []))
         source = interface["ip"] if interface else None
@@ -418,18 +500,24 @@ class Delivery:
             )
             raise HopFailed(f"4.4.0 - Other network problem ({error})") from None
         maillog.info(f"New SMTP DCID {dcid} interface {source or 'Auto'} address {address} port {port}")
+        connection = IdleConnection(client, dcid, sent=0, since=0.0)
         try:
             tls_slots = self.gate("tls", settings["max_tls_concurrency"])
             async with tls_slots if mode != TlsSupport.NONE else contextlib.nullcontext():
                 await self.negotiate(client, config, dcid, domain, host_name, address, mode)
-                return await self.transfer(client, dcid, envelope, data, recipients)
+                outcome = await self.transfer(client, dcid, envelope, data, recipients)
         except aiosmtplib.SMTPServerDisconnected as error:
+            await self.ended(connection)
             raise HopFailed(f"4.4.0 - Connection lost ({error})") from None
         except aiosmtplib.SMTPException as error:  # a refused HELO, a timeout
+            await self.ended(connection)
             raise HopFailed(f"4.4.0 - {error}") from None
-        finally:
-            client.close()
-            maillog.info(f"DCID {dcid} close")
+        except BaseException:
+            await self.ended(connection)
+            raise
+        connection.sent = 1
+        await self.park_or_close(domain, mode, connection, limit)
+        return outcome
 
     async def negotiate(self, client, config, dcid, domain, host_name, address, mode) -> None:
         """EHLO and the TLS the mode asks for; TlsRefused when the mode forbids going on."""
@@ -495,6 +583,7 @@ class Delivery:
         try:
             await client.mail(envelope.mail_from)
         except aiosmtplib.SMTPResponseException as refusal:
+            await self.reset(client)
             return self._refused(outcome, recipients, refusal)
         accepted = []
         for recipient in recipients:
@@ -504,20 +593,24 @@ class Delivery:
             except aiosmtplib.SMTPResponseException as refusal:
                 self._refused(outcome, [recipient], refusal)
         if not accepted:
+            await self.reset(client)
             return outcome
         shown = ", ".join(str(rids[r]) for r in accepted)
         maillog.info(f"Delivery start DCID {dcid} MID {envelope.mid} to RID [{shown}]")
         try:
             await client.data(data)
         except aiosmtplib.SMTPResponseException as refusal:
+            await self.reset(client)
             return self._refused(outcome, accepted, refusal)
         maillog.info(f"Message done DCID {dcid} MID {envelope.mid} to RID [{shown}]")
         outcome.delivered += accepted
-        try:
-            await client.quit()
-        except aiosmtplib.SMTPException:
-            pass
         return outcome
+
+    @staticmethod
+    async def reset(client) -> None:
+        """RSET after a transaction that did not end in DATA, so the connection can carry the next."""
+        with contextlib.suppress(aiosmtplib.SMTPException):
+            await client.rset()
 
     def _refused(self, outcome, recipients, refusal) -> Outcome:
         """A refusal per recipient, with the server's enhanced status code when it gave one."""

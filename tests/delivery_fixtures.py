@@ -502,7 +502,8 @@ def route_change(domain: str, *hosts: str | dict):
 
 
 def destination_change(name: str, tls: str):
-    return lambda: store.save_destination(Entry(name, tls=tls))
+    # One message a connection: each test sees its connection end (reuse has tests of its own).
+    return lambda: store.save_destination(Entry(name, tls=tls, max_messages_per_connection=1))
 
 
 def default_tls_change(tls: str):

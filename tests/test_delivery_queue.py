@@ -19,8 +19,9 @@ import pytest
 
 from appliance import interfaces
 from appliance.spool import DeliveryState
-from destinations import delivery, delivery_settings
+from destinations import delivery, delivery_settings, store
 from destinations.delivery import Delivery
+from destinations.entries import Entry
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     DOMAIN,
     MX_ADDRESS,
@@ -276,11 +277,11 @@ def test_partial_success_is_recorded_and_the_retry_sends_only_to_the_rest(outbou
     ]
 
     destination.replies.clear()  # the mailbox has room again
-    second_dcid = outbound.next_dcid()
     outbound.deliver(mid)
 
     assert [m.rcpt_tos for m in destination.messages] == [[RECIPIENT], [other]]
-    assert f"Message done DCID {second_dcid} MID {mid} to RID [1]" in outbound.log.lines
+    # Within a few seconds the retry takes the connection the first attempt left open.
+    assert f"Message done DCID {first_dcid} MID {mid} to RID [1]" in outbound.log.lines
     assert outbound.queued() == []
 
 
@@ -477,3 +478,33 @@ def test_mail_to_an_address_literal_goes_to_that_address(outbound, receivers, sm
 
     assert [m.rcpt_tos for m in receiver.messages] == [[recipient]]
     assert outbound.queued() == []
+
+
+def test_messages_to_one_domain_share_a_connection_up_to_the_maximum(outbound, receivers):
+    destination = receivers(PLAIN)
+    outbound.route(DOMAIN, destination.hop)
+    outbound.stage(
+        "two a connection", lambda: store.save_destination(Entry(DOMAIN, max_messages_per_connection=2))
+    )
+    outbound.commit()
+    first_dcid = outbound.next_dcid()
+    for _ in range(3):
+        outbound.deliver(outbound.queue())
+
+    assert len(destination.messages) == 3
+    done = logged(outbound, r"Message done DCID \d+ .*")
+    assert [line.split()[3] for line in done] == [str(first_dcid), str(first_dcid), str(first_dcid + 1)]
+    assert f"DCID {first_dcid} close" in outbound.log.lines  # closed at its second message
+
+
+def test_recipients_per_minute_hold_the_rest_for_later(outbound, receivers):
+    destination = receivers(PLAIN)
+    outbound.route(DOMAIN, destination.hop)
+    outbound.stage("two a minute", lambda: store.save_destination(Entry(DOMAIN, max_recipients_per_minute=2)))
+    outbound.commit()
+    first, second = outbound.queue([RECIPIENT, f"b@{DOMAIN}"]), outbound.queue([f"c@{DOMAIN}"])
+    outbound.deliver(first)
+    outbound.deliver(second)
+
+    assert [m.rcpt_tos for m in destination.messages] == [[RECIPIENT, f"b@{DOMAIN}"]]
+    assert outbound.state(second).last_error == f"4.7.0 - Recipients per Minute for {DOMAIN} reached"
