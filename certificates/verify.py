@@ -105,13 +105,7 @@ def verify_chain(
     if weak:
         return False, weak
     moment = at or datetime.datetime.now(datetime.UTC)
-    verifier = (
-        verification.PolicyBuilder()
-        .store(verification.Store(anchors))
-        .time(moment)
-        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_SERVER_POLICY)
-        .build_client_verifier()
-    )
+    verifier = _verifier(anchors, moment)
     leaf, rest = chain[0], chain[1:]
     if leaf.version == x509.Version.v1:
         return _verify_v1_leaf(verifier, leaf, rest, anchors, moment)
@@ -121,6 +115,31 @@ def verify_chain(
         return False, _words(str(error), leaf, moment)
     weak = _weak_key(verified.chain)
     return (False, weak) if weak else (True, "ok")
+
+
+def built_chain(
+    chain: list[x509.Certificate], anchors: list[x509.Certificate], at: datetime.datetime | None = None
+) -> list[x509.Certificate]:
+    """The chain from the server certificate to its trust anchor, as verification built it; the
+    chain as sent when it does not verify (or is a version 1 certificate's)."""
+    if not chain or not anchors or chain[0].version == x509.Version.v1:
+        return chain
+    try:
+        return list(
+            _verifier(anchors, at or datetime.datetime.now(datetime.UTC)).verify(chain[0], chain[1:]).chain
+        )
+    except verification.VerificationError:
+        return chain
+
+
+def _verifier(anchors: list[x509.Certificate], moment: datetime.datetime):
+    return (
+        verification.PolicyBuilder()
+        .store(verification.Store(anchors))
+        .time(moment)
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_SERVER_POLICY)
+        .build_client_verifier()
+    )
 
 
 def _verify_v1_leaf(verifier, leaf, rest, anchors, moment) -> tuple[bool, str]:

@@ -318,7 +318,7 @@ class Delivery:
         match = match_in(config, domain)
         mode = match.tls
         try:
-            hops = await self.hops(config, domain, match.effective("ip_preference"))
+            hops = await find_hops(config, domain, match.effective("ip_preference"))
         except HopFailed as failure:
             outcome = Outcome()
             target = outcome.permanent if failure.permanent else outcome.temporary
@@ -416,63 +416,6 @@ class Delivery:
             current = self.gates[key] = (size, asyncio.Semaphore(size))
         return current[1]
 
-    async def hops(self, config: Config, domain: str, preference: str | None):
-        """(host name, address, port) to try in order; None: the route drops the mail (/dev/null)."""
-        if domain.startswith("[") and domain.endswith("]"):  # user@[192.0.2.1], user@[IPv6:2001:db8::1]
-            literal = domain[1:-1].removeprefix("IPv6:").removeprefix("ipv6:")
-            try:
-                return [(literal, str(ipaddress.ip_address(literal)), SMTP_PORT)]
-            except ValueError:
-                raise HopFailed(f"5.1.2 - {domain} is not an address", permanent=True) from None
-        resolver = appliance_dns.resolver(config, TIMEOUT, kind=dns.asyncresolver.Resolver)
-        route = routes.route_for(domain, config)
-        if route is not None and route[:1] == [routes.DEV_NULL]:
-            return None
-        names: list[tuple[str, int]] = []
-        if route is not None and route != [routes.USEDNS]:
-            for hop in route:
-                host, port = routes.split_host(hop)
-                names.append((host, port or SMTP_PORT))
-        else:
-            try:
-                answer = await resolver.resolve(domain, "MX")
-                for record in sorted(answer, key=lambda r: r.preference):
-                    target = str(record.exchange).rstrip(".")
-                    if target in ("", "."):
-                        raise HopFailed(f"{domain} accepts no mail (null MX)", permanent=True)
-                    names.append((target, SMTP_PORT))
-            except dns.resolver.NXDOMAIN:
-                raise HopFailed(f"{domain} does not exist (NXDOMAIN)", permanent=True) from None
-            except dns.resolver.NoAnswer:
-                names.append((domain, SMTP_PORT))  # no MX: the domain's own address (RFC 5321)
-            except dns.exception.DNSException as error:
-                raise HopFailed(f"DNS lookup of {domain} failed: {error}") from None
-        hops = []
-        for name, port in names:
-            for address in await self.addresses(resolver, name, preference):
-                hops.append((name, address, port))
-        if not hops:
-            raise HopFailed(f"no address found for the hosts of {domain}")
-        return hops
-
-    async def addresses(self, resolver, name: str, preference: str | None) -> list[str]:
-        try:
-            return [str(ipaddress.ip_address(name))]
-        except ValueError:
-            pass
-        kinds = {
-            IpPreference.IPV4_REQUIRED: ["A"],
-            IpPreference.IPV6_REQUIRED: ["AAAA"],
-            IpPreference.IPV6_PREFERRED: ["AAAA", "A"],
-        }.get(preference, ["A", "AAAA"])
-        found = []
-        for kind in kinds:
-            try:
-                found += [record.address for record in await resolver.resolve(name, kind)]
-            except dns.exception.DNSException:
-                continue
-        return found
-
     # --- one connection ----------------------------------------------------------------------------
 
     async def session(
@@ -536,7 +479,7 @@ class Delivery:
                 self._tls_required_failed(dcid, address, "STARTTLS is not in the server's EHLO answer")
             return
         try:
-            await client.starttls(tls_context=self.client_context(config), server_hostname=host_name)
+            await client.starttls(tls_context=client_context(config), server_hostname=host_name)
         except aiosmtplib.SMTPResponseException as refusal:  # an answer other than 220: still in clear
             maillog.info(f"DCID {dcid} TLS failed: STARTTLS unexpected response")
             if required:
@@ -626,19 +569,79 @@ class Delivery:
                 outcome.temporary[recipient] = f"{status} - Temporary failure {why}"
         return outcome
 
-    def client_context(self, config: Config) -> ssl.SSLContext:
-        """TLS for delivery: the Outbound SMTP SSL configuration, no verification by OpenSSL (the mode
-        decides, with ``certificates.verify``), and the global outbound certificate for servers that ask."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        tls.policy(config, tls.Service.OUTBOUND).apply(context)
-        [controls] = config.get("destination_controls") or [{"certificate_name": ""}]
-        if controls.get("certificate_name"):
-            item = registry.item_named(config, "certificates", controls["certificate_name"])
-            chain, key = https.certificate_files(item)
-            context.load_cert_chain(chain, key, password=vault.runtime_password())
-        return context
+
+async def find_hops(config: Config, domain: str, preference: str | None):
+    """(host name, address, port) to try in order; None: the route drops the mail (/dev/null)."""
+    if domain.startswith("[") and domain.endswith("]"):  # user@[192.0.2.1], user@[IPv6:2001:db8::1]
+        literal = domain[1:-1].removeprefix("IPv6:").removeprefix("ipv6:")
+        try:
+            return [(literal, str(ipaddress.ip_address(literal)), SMTP_PORT)]
+        except ValueError:
+            raise HopFailed(f"5.1.2 - {domain} is not an address", permanent=True) from None
+    resolver = appliance_dns.resolver(config, TIMEOUT, kind=dns.asyncresolver.Resolver)
+    route = routes.route_for(domain, config)
+    if route is not None and route[:1] == [routes.DEV_NULL]:
+        return None
+    names: list[tuple[str, int]] = []
+    if route is not None and route != [routes.USEDNS]:
+        for hop in route:
+            host, port = routes.split_host(hop)
+            names.append((host, port or SMTP_PORT))
+    else:
+        try:
+            answer = await resolver.resolve(domain, "MX")
+            for record in sorted(answer, key=lambda r: r.preference):
+                target = str(record.exchange).rstrip(".")
+                if target in ("", "."):
+                    raise HopFailed(f"{domain} accepts no mail (null MX)", permanent=True)
+                names.append((target, SMTP_PORT))
+        except dns.resolver.NXDOMAIN:
+            raise HopFailed(f"{domain} does not exist (NXDOMAIN)", permanent=True) from None
+        except dns.resolver.NoAnswer:
+            names.append((domain, SMTP_PORT))  # no MX: the domain's own address (RFC 5321)
+        except dns.exception.DNSException as error:
+            raise HopFailed(f"DNS lookup of {domain} failed: {error}") from None
+    hops = []
+    for name, port in names:
+        for address in await addresses(resolver, name, preference):
+            hops.append((name, address, port))
+    if not hops:
+        raise HopFailed(f"no address found for the hosts of {domain}")
+    return hops
+
+
+async def addresses(resolver, name: str, preference: str | None) -> list[str]:
+    try:
+        return [str(ipaddress.ip_address(name))]
+    except ValueError:
+        pass
+    kinds = {
+        IpPreference.IPV4_REQUIRED: ["A"],
+        IpPreference.IPV6_REQUIRED: ["AAAA"],
+        IpPreference.IPV6_PREFERRED: ["AAAA", "A"],
+    }.get(preference, ["A", "AAAA"])
+    found = []
+    for kind in kinds:
+        try:
+            found += [record.address for record in await resolver.resolve(name, kind)]
+        except dns.exception.DNSException:
+            continue
+    return found
+
+
+def client_context(config: Config) -> ssl.SSLContext:
+    """TLS for delivery: the Outbound SMTP SSL configuration, no verification by OpenSSL (the mode
+    decides, with ``certificates.verify``), and the global outbound certificate for servers that ask."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    tls.policy(config, tls.Service.OUTBOUND).apply(context)
+    [controls] = config.get("destination_controls") or [{"certificate_name": ""}]
+    if controls.get("certificate_name"):
+        item = registry.item_named(config, "certificates", controls["certificate_name"])
+        chain, key = https.certificate_files(item)
+        context.load_cert_chain(chain, key, password=vault.runtime_password())
+    return context
 
 
 def peer_chain(ssl_object) -> list[x509.Certificate]:

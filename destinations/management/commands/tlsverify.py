@@ -1,0 +1,50 @@
+"""tlsverify DOMAIN [HOST[:PORT]]: the ESA's TLS Verify, with CheckTLS's transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from appliance import workflow
+from appliance.management.base import ApplianceCommand, Refused
+from appliance.roles import require
+from destinations import probe, routes, tlsprobe
+from destinations.validators import canonical_destination
+
+
+class Command(ApplianceCommand):
+    help = (
+        "Probe DOMAIN's mail servers (its MX hosts, its SMTP route, or HOST[:PORT]) for STARTTLS and show "
+        "each step, the certificate chain, the name check and what each TLS Support mode would do. "
+        "Exit status: 0 TLS up and verified, 3 TLS up but not verified, 4 no TLS or no connection."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("domain", metavar="DOMAIN", help="the destination domain (its name is compared)")
+        parser.add_argument(
+            "host", metavar="HOST[:PORT]", nargs="?", default="", help="probe this server instead"
+        )
+
+    def run(self, user, domain, host, **options):
+        require(user, probe.TEST_CAPABILITY)
+        try:
+            domain = canonical_destination(domain)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        port = None
+        if host:
+            try:
+                host, port = routes.split_host(host)
+            except ValueError as exc:
+                raise Refused(str(exc)) from None
+        config = workflow.running_config()
+        probes = asyncio.run(tlsprobe.probe_domain(config, domain, host, port))
+        for found in probes:
+            lines = tlsprobe.transcript(found, domain) if found.steps else [f"{found.host}: {found.error}"]
+            self.stdout.write("\n".join(lines) + "\n")
+        self.stdout.write(f"TLS Support verdicts for {domain}:")
+        for mode in tlsprobe.MODES:
+            outcomes = ", ".join(f"{found.host} {found.outcome(mode)}" for found in probes)
+            self.stdout.write(f"  {mode.label}: {outcomes}")
+        self.stdout.flush()
+        sys.exit(max(found.status for found in probes))

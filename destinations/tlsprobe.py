@@ -1,0 +1,241 @@
+"""TLS Verify: probe a domain's mail servers as CheckTLS does, and say what each TLS mode would do.
+
+For each MX host (or the host given, or the SMTP route's): connect, EHLO, STARTTLS,
+EHLO again, MAIL FROM, QUIT — recording every step with its time since the
+start — and judge the certificate with ``certificates.verify``, the same
+verification delivery uses, against the names the ESA's Verify compares: the
+domain and the MX host name. ``verdicts`` says, per TLS Support mode, whether
+delivery would go encrypted, in clear, or not at all, by the rules of
+``destinations.delivery``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import aiosmtplib
+import dns.asyncresolver
+from cryptography import x509
+
+from appliance import dns as appliance_dns
+from appliance.config.sections import Config
+from certificates import trust, verify
+from destinations import delivery
+from destinations.delivery import HopFailed, peer_chain
+from destinations.models import TlsSupport
+
+PROBE_SENDER = "tlsverify@{hostname}"
+# What each mode does with what the probe found (delivery's rules, in words).
+ENCRYPTED, CLEAR, NOT_DELIVERED = "would deliver encrypted", "would deliver in clear", "would not deliver"
+MODES = [mode for mode in TlsSupport if mode != TlsSupport.DEFAULT]
+# Exit statuses of ``tlsverify`` (1 and 2 keep the console's meaning).
+VERIFIED, NOT_VERIFIED, NO_TLS = 0, 3, 4
+
+
+@dataclass
+class Step:
+    at: float  # seconds since the probe of this host began
+    text: str
+
+
+@dataclass
+class CertificateLine:
+    position: int
+    certificate: x509.Certificate
+    validated: str  # "ok" or the reason
+
+
+@dataclass
+class HostProbe:
+    """What one mail server showed."""
+
+    host: str
+    address: str
+    port: int
+    steps: list[Step] = field(default_factory=list)
+    connected: bool = False
+    starttls_offered: bool = False
+    starttls_refused: str = ""  # the answer other than 220
+    tls_failed: str = ""  # the handshake after 220
+    protocol: str = ""
+    cipher: str = ""
+    chain: list[CertificateLine] = field(default_factory=list)
+    verdict: verify.Verdict | None = None
+    error: str = ""
+
+    @property
+    def tls_up(self) -> bool:
+        return bool(self.protocol)
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verdict and self.verdict.valid)
+
+    def outcome(self, mode: str) -> str:
+        """What delivery under ``mode`` would do with this server (``destinations.delivery``'s rules)."""
+        if not self.connected:
+            return NOT_DELIVERED
+        if mode == TlsSupport.NONE:
+            return CLEAR
+        if self.tls_failed:  # after 220 no mode goes on in clear
+            return NOT_DELIVERED
+        if not self.tls_up:
+            return CLEAR if mode in (TlsSupport.PREFERRED, TlsSupport.PREFERRED_VERIFY) else NOT_DELIVERED
+        if mode == TlsSupport.REQUIRED_VERIFY and not self.verified:
+            return NOT_DELIVERED
+        return ENCRYPTED
+
+    @property
+    def status(self) -> int:
+        if not self.tls_up:
+            return NO_TLS
+        return VERIFIED if self.verified else NOT_VERIFIED
+
+
+class Recorder:
+    def __init__(self, probe: HostProbe):
+        self.probe, self.start = probe, time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        self.probe.steps.append(Step(time.monotonic() - self.start, text))
+
+    def reply(self, response) -> None:
+        lines = response.message.splitlines() or [""]
+        for index, line in enumerate(lines):
+            separator = " " if index == len(lines) - 1 else "-"
+            self(f"<-- {response.code}{separator}{line}")
+
+
+async def probe_domain(
+    config: Config, domain: str, host: str = "", port: int | None = None
+) -> list[HostProbe]:
+    """Every mail server of ``domain`` (or ``host[:port]``), probed one after the other."""
+    if host:
+        resolver = appliance_dns.resolver(config, delivery.TIMEOUT, kind=dns.asyncresolver.Resolver)
+        found = await delivery.addresses(resolver, host, None)
+        if not found:
+            return [HostProbe(host, "", port or delivery.SMTP_PORT, error=f"no address found for {host}")]
+        hops = [(host, address, port or delivery.SMTP_PORT) for address in found]
+    else:
+        try:
+            hops = await delivery.find_hops(config, domain, None) or []
+        except HopFailed as failure:
+            return [HostProbe(domain, "", 0, error=str(failure))]
+    return [await probe_host(config, domain, name, address, hop_port) for name, address, hop_port in hops]
+
+
+async def probe_host(config: Config, domain: str, host: str, address: str, port: int) -> HostProbe:
+    probe = HostProbe(host, address, port)
+    note = Recorder(probe)
+    hostname = (config.get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
+    note(f"Trying TLS on {host}[{address}:{port}]")
+    client = aiosmtplib.SMTP(
+        hostname=address, port=port, local_hostname=hostname, timeout=delivery.TIMEOUT, start_tls=False
+    )
+    try:
+        banner = await client.connect()
+    except (aiosmtplib.SMTPException, OSError) as error:
+        probe.error = f"cannot connect: {error}"
+        note(probe.error)
+        return probe
+    probe.connected = True
+    note.reply(banner)
+    try:
+        await _conversation(client, config, domain, host, hostname, probe, note)
+    except (aiosmtplib.SMTPException, OSError) as error:
+        probe.error = probe.error or str(error)
+        note(f"Error: {error}")
+    finally:
+        client.close()
+    return probe
+
+
+async def _conversation(client, config, domain, host, hostname, probe, note) -> None:
+    note(f"-->EHLO {hostname}")
+    note.reply(await client.ehlo())
+    probe.starttls_offered = client.supports_extension("starttls")
+    if not probe.starttls_offered:
+        note("STARTTLS is not offered by this server")
+        return
+    note("-->STARTTLS")
+    try:
+        response = await client.starttls(tls_context=delivery.client_context(config), server_hostname=host)
+    except aiosmtplib.SMTPResponseException as refusal:
+        probe.starttls_refused = f"{refusal.code} {refusal.message}"
+        note(f"<-- {refusal.code} {refusal.message}")
+        return
+    except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
+        probe.tls_failed = str(error)
+        note(f"TLS failed after 220: {error}")
+        return
+    note.reply(response)
+    ssl_object = client.get_transport_info("ssl_object")
+    probe.protocol, probe.cipher = ssl_object.version(), ssl_object.cipher()[0]
+    note("Connection converted to SSL")
+    sent = peer_chain(ssl_object)
+    anchors = trust.anchors(config)
+    probe.verdict = verify.verify_peer(sent, [domain, host], anchors)
+    probe.chain = _chain_lines(sent, anchors, probe.verdict)
+    note(f"-->EHLO {hostname}")
+    note.reply(await client.ehlo())
+    note("TLS successfully started on this server")
+    sender = PROBE_SENDER.format(hostname=hostname)
+    note(f"-->MAIL FROM:<{sender}>")
+    try:
+        note.reply(await client.mail(sender))
+    except aiosmtplib.SMTPResponseException as refusal:
+        note(f"<-- {refusal.code} {refusal.message}")
+    note("-->QUIT")
+    note.reply(await client.quit())
+
+
+def _chain_lines(sent, anchors, verdict) -> list[CertificateLine]:
+    """The chain as built to its anchor (the anchor counted, as CheckTLS counts it), else as sent."""
+    return [
+        CertificateLine(
+            position, certificate, "ok" if verdict.chain_valid or position > 1 else verdict.chain_reason
+        )
+        for position, certificate in enumerate(verify.built_chain(sent, anchors), start=1)
+    ]
+
+
+def openssl_name(name: x509.Name) -> str:
+    """``/C=US/O=Example/CN=mx.example.com``, as CheckTLS shows OpenSSL's one-line names."""
+    parts = reversed(name.rfc4514_string().split(","))
+    return "/" + "/".join(part.strip() for part in parts)
+
+
+def transcript(probe: HostProbe, domain: str) -> list[str]:
+    """CheckTLS's lines for one server."""
+    lines = []
+    tls_at = next((s.at for s in probe.steps if s.text == "Connection converted to SSL"), None)
+    for step in probe.steps:
+        lines.append(f"[{step.at:07.3f}] {step.text}")
+        if step.at == tls_at and step.text == "Connection converted to SSL":
+            lines += _tls_details(probe, domain)
+    return lines
+
+
+def _tls_details(probe: HostProbe, domain: str) -> list[str]:
+    pad = " " * 10
+    lines = [f"{pad}SSLVersion in use: {probe.protocol}", f"{pad}Cipher in use: {probe.cipher}"]
+    total = len(probe.chain)
+    for line in probe.chain:
+        cert = line.certificate
+        status = "Cert VALIDATED: ok" if line.validated == "ok" else f"Cert NOT VALIDATED: {line.validated}"
+        lines.append(f"{pad}Certificate {line.position} of {total} in chain: {status}")
+        if line.position == 1 and probe.verdict:
+            names = " | ".join(probe.verdict.names)
+            if probe.verdict.name_valid:
+                lines.append(f"{pad}Cert Hostname VERIFIED ({probe.verdict.matched} = {names})")
+            else:
+                wanted = " | ".join(probe.verdict.expected)
+                lines.append(f"{pad}Cert Hostname DOES NOT VERIFY ({wanted} != {names})")
+        lines += [
+            f"{pad}Not Valid Before: {cert.not_valid_before_utc:%b %d %H:%M:%S %Y} GMT",
+            f"{pad}Not Valid After: {cert.not_valid_after_utc:%b %d %H:%M:%S %Y} GMT",
+            f"{pad}subject= {openssl_name(cert.subject)}",
+            f"{pad}issuer= {openssl_name(cert.issuer)}",
+        ]
+    return lines
