@@ -11,6 +11,8 @@ delivery would go encrypted, in clear, or not at all, by the rules of
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import time
 from dataclasses import dataclass, field
 
@@ -119,9 +121,20 @@ async def probe_domain(
         hops = [(host, address, port or delivery.SMTP_PORT) for address in found]
     else:
         try:
-            hops = await delivery.find_hops(config, domain, None) or []
+            ipaddress.ip_address(domain)
+            target = f"[{domain}]"  # an address literal, as a recipient would write it
+        except ValueError:
+            target = domain
+        try:
+            hops = await delivery.find_hops(config, target, None)
         except HopFailed as failure:
             return [HostProbe(domain, "", 0, error=str(failure))]
+        if hops is None:
+            return [
+                HostProbe(
+                    domain, "", 0, error=f"the SMTP route of {domain} is /dev/null: its mail is dropped"
+                )
+            ]
     return [await probe_host(config, domain, name, address, hop_port) for name, address, hop_port in hops]
 
 
@@ -192,11 +205,17 @@ async def _conversation(client, config, domain, host, hostname, probe, note) -> 
 
 def _chain_lines(sent, anchors, verdict) -> list[CertificateLine]:
     """The chain as built to its anchor (the anchor counted, as CheckTLS counts it), else as sent."""
+    built = verify.built_chain(sent, anchors)
+    if not verdict.chain_valid and sent and built is sent:
+        # Out of its dates, the chain is still shown to its anchor, as it was built while valid.
+        built = verify.built_chain(
+            sent, anchors, at=sent[0].not_valid_before_utc + datetime.timedelta(seconds=1)
+        )
     return [
         CertificateLine(
             position, certificate, "ok" if verdict.chain_valid or position > 1 else verdict.chain_reason
         )
-        for position, certificate in enumerate(verify.built_chain(sent, anchors), start=1)
+        for position, certificate in enumerate(built, start=1)
     ]
 
 

@@ -47,4 +47,4 @@ class Command(ApplianceCommand):
             outcomes = ", ".join(f"{found.host} {found.outcome(mode)}" for found in probes)
             self.stdout.write(f"  {mode.label}: {outcomes}")
         self.stdout.flush()
-        sys.exit(max(found.status for found in probes))
+        sys.exit(max((found.status for found in probes), default=tlsprobe.NO_TLS))
