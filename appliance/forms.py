@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
 from appliance import dns, tls
 from appliance.models import Role, User
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
+
+
+def uploaded_text(upload) -> str:
+    """An uploaded text file's content (a byte-order mark dropped); ValidationError if it is too large
+    or not UTF-8 — the import forms' one rule for files."""
+    limit = settings.CONFIG_FILE_MAX_BYTES
+    if upload.size > limit:
+        raise ValidationError(f"The file is larger than the limit of {limit:,} bytes.")
+    try:
+        return upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError("The file is not UTF-8 text.") from None
 
 
 def config_validator(check):

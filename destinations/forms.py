@@ -7,10 +7,9 @@ selectors list the store through ``certificates.selectors.certificate_choices``.
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from appliance.forms import config_validator
+from appliance.forms import config_validator, uploaded_text
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
 from destinations import delivery_settings
@@ -344,13 +343,7 @@ class ImportTableForm(forms.Form):
 
     def clean_table(self):
         upload = self.cleaned_data["table"]
-        limit = settings.CONFIG_FILE_MAX_BYTES
-        if upload.size > limit:
-            raise ValidationError(f"The file is larger than the limit of {limit:,} bytes.")
-        try:
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError("The file is not UTF-8 text.") from None
+        return uploaded_text(upload)
 
 
 class LookupForm(forms.Form):

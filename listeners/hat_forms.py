@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from appliance.forms import config_validator
+from appliance.forms import config_validator, uploaded_text
 from appliance.validators import validate_object_name
 from listeners import senders
 from listeners.models import (
@@ -364,13 +363,7 @@ class ImportHatForm(forms.Form):
         upload = self.cleaned_data["upload"]
         if upload is None:
             return None
-        limit = settings.CONFIG_FILE_MAX_BYTES
-        if upload.size > limit:
-            raise ValidationError(f"The file is larger than the limit of {limit:,} bytes.")
-        try:
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError("The file is not UTF-8 text.") from None
+        return uploaded_text(upload)
 
     def clean(self):
         cleaned = super().clean()

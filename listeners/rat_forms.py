@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
 from appliance.config.sections import Item
-from appliance.forms import config_validator
+from appliance.forms import config_validator, uploaded_text
 from listeners import rat
 from listeners.rat import ALL, RatRefused, parse_checked
 
@@ -70,13 +69,7 @@ class ImportRatForm(forms.Form):
         upload = self.cleaned_data["upload"]
         if upload is None:
             return None
-        limit = settings.CONFIG_FILE_MAX_BYTES
-        if upload.size > limit:
-            raise ValidationError(f"The file is larger than the limit of {limit:,} bytes.")
-        try:
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError("The file is not UTF-8 text.") from None
+        return uploaded_text(upload)
 
     def clean(self):
         cleaned = super().clean()
