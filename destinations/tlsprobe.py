@@ -18,14 +18,16 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 import dns.asyncresolver
+import dns.exception
 from cryptography import x509
 
 from appliance import dns as appliance_dns
-from appliance.config.sections import Config
+from appliance.config.sections import Config, registry
 from certificates import trust, verify
 from destinations import delivery
 from destinations.delivery import HopFailed, peer_chain
 from destinations.models import TlsSupport
+from listeners.store import interface_named
 
 PROBE_SENDER = "tlsverify@{hostname}"
 # What each mode does with what the probe found (delivery's rules, in words).
@@ -138,7 +140,32 @@ async def probe_domain(
     return [await probe_host(config, domain, name, address, hop_port) for name, address, hop_port in hops]
 
 
-async def probe_host(config: Config, domain: str, host: str, address: str, port: int) -> HostProbe:
+async def probe_listener(config: Config, listener_name: str, domain: str = "") -> HostProbe:
+    """Check my own listener: the probe against the appliance's own listener, as an outside MTA
+    sees it. The certificate should cover the interface's host name and, for ``domain``, the
+    host names its MX records give (the names outside MTAs compare)."""
+    listener = registry.item_named(config, "listeners", listener_name)
+    if listener is None:
+        raise ValueError(f"There is no listener named '{listener_name}'")
+    interface = interface_named(listener["interface_name"], config.get("interfaces", []))
+    names = [interface["interface_hostname"]]
+    if domain:
+        resolver = appliance_dns.resolver(config, delivery.TIMEOUT, kind=dns.asyncresolver.Resolver)
+        try:
+            answer = await resolver.resolve(domain, "MX")
+            names += [str(record.exchange).rstrip(".").lower() for record in answer]
+        except dns.exception.DNSException:
+            pass  # no MX to compare: the interface's name still is
+    return await probe_host(
+        config, domain or names[0], names[0], interface["ip"], listener["port"], expected=names
+    )
+
+
+async def probe_host(
+    config: Config, domain: str, host: str, address: str, port: int, expected: list[str] | None = None
+) -> HostProbe:
+    """One server; the certificate is compared with ``expected`` names (default: the domain and
+    the host name, as the ESA's Verify compares them)."""
     probe = HostProbe(host, address, port)
     note = Recorder(probe)
     hostname = (config.get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
@@ -155,7 +182,7 @@ async def probe_host(config: Config, domain: str, host: str, address: str, port:
     probe.connected = True
     note.reply(banner)
     try:
-        await _conversation(client, config, domain, host, hostname, probe, note)
+        await _conversation(client, config, expected or [domain, host], host, hostname, probe, note)
     except (aiosmtplib.SMTPException, OSError) as error:
         probe.error = probe.error or str(error)
         note(f"Error: {error}")
@@ -164,7 +191,7 @@ async def probe_host(config: Config, domain: str, host: str, address: str, port:
     return probe
 
 
-async def _conversation(client, config, domain, host, hostname, probe, note) -> None:
+async def _conversation(client, config, expected, host, hostname, probe, note) -> None:
     note(f"-->EHLO {hostname}")
     note.reply(await client.ehlo())
     probe.starttls_offered = client.supports_extension("starttls")
@@ -188,7 +215,7 @@ async def _conversation(client, config, domain, host, hostname, probe, note) -> 
     note("Connection converted to SSL")
     sent = peer_chain(ssl_object)
     anchors = trust.anchors(config)
-    probe.verdict = verify.verify_peer(sent, [domain, host], anchors)
+    probe.verdict = verify.verify_peer(sent, expected, anchors)
     probe.chain = _chain_lines(sent, anchors, probe.verdict)
     note(f"-->EHLO {hostname}")
     note.reply(await client.ehlo())

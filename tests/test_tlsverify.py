@@ -28,9 +28,11 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from appliance import workflow
 from destinations import delivery, tlsprobe
 from destinations.models import TlsSupport
 from destinations.tlsprobe import CLEAR, ENCRYPTED, NOT_DELIVERED
+from listeners import hat
 from tests.console import refused
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     BROKEN,
@@ -54,8 +56,10 @@ from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     zone_fixture,
 )
 from tests.gateway_fixtures import (  # noqa: F401 (fixtures)
+    IN,
     LOOPBACK,
     free_port,
+    gateway_fixture,
     loop_thread_fixture,
     mail_log_fixture,
 )
@@ -556,3 +560,28 @@ def test_a_domain_literal_probes_its_address(outbound, receivers, zone, smtp_por
         STAMP + re.escape(f"Trying TLS on {MX_ADDRESS}[{MX_ADDRESS}:{smtp_port}]"), out.splitlines()[0]
     ), out
     assert receiver.mail_commands == []
+
+
+# --- check my own listener ---------------------------------------------------------------------------
+
+
+def test_check_my_own_listener_probes_it_as_an_outside_mta(gateway, loop_thread):
+    gateway.stage("TLS offered", lambda: hat.set_default_parameters(IN, tls="preferred"))
+    gateway.commit()
+    config = workflow.running_config()
+    [interface] = config["interfaces"]
+
+    found = loop_thread.run(tlsprobe.probe_listener(config, IN))
+
+    assert (found.address, found.port) == (interface["ip"], gateway.port)
+    assert found.tls_up
+    # The shipped Demo certificate covers the interface's host name but chains to no trusted CA.
+    assert found.verdict.name_valid and found.verdict.matched == interface["interface_hostname"]
+    assert found.verdict.chain_reason == "self-signed certificate"
+    assert found.status == tlsprobe.NOT_VERIFIED
+    assert found.outcome(TlsSupport.REQUIRED_VERIFY) == tlsprobe.NOT_DELIVERED
+
+
+def test_check_my_own_listener_refuses_an_unknown_listener(admin):
+    with pytest.raises(ValueError, match="^There is no listener named 'Nope'$"):
+        asyncio.run(tlsprobe.probe_listener(workflow.running_config(), "Nope"))

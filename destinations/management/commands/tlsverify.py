@@ -24,8 +24,14 @@ class Command(ApplianceCommand):
         parser.add_argument(
             "host", metavar="HOST[:PORT]", nargs="?", default="", help="probe this server instead"
         )
+        parser.add_argument(
+            "--listener",
+            metavar="NAME",
+            help="check my own listener: probe it as an outside MTA would; its certificate should cover the "
+            "interface's host name and the host names of DOMAIN's MX records",
+        )
 
-    def run(self, user, domain, host, **options):
+    def run(self, user, domain, host, listener=None, **options):
         require(user, probe.TEST_CAPABILITY)
         try:
             domain = canonical_destination(domain)
@@ -38,7 +44,13 @@ class Command(ApplianceCommand):
             except ValueError as exc:
                 raise Refused(str(exc)) from None
         config = workflow.running_config()
-        probes = asyncio.run(tlsprobe.probe_domain(config, domain, host, port))
+        if listener:
+            try:
+                probes = [asyncio.run(tlsprobe.probe_listener(config, listener, domain))]
+            except ValueError as exc:
+                raise Refused(str(exc)) from None
+        else:
+            probes = asyncio.run(tlsprobe.probe_domain(config, domain, host, port))
         for found in probes:
             lines = tlsprobe.transcript(found, domain) if found.steps else [f"{found.host}: {found.error}"]
             self.stdout.write("\n".join(lines) + "\n")
