@@ -24,9 +24,10 @@ from cryptography import x509
 from appliance import dns as appliance_dns
 from appliance.config.sections import Config, registry
 from certificates import trust, verify
-from destinations import delivery
+from destinations import delivery, routes
 from destinations.delivery import HopFailed, peer_chain
-from destinations.models import TlsSupport
+from destinations.models import DEFAULT_DESTINATION, TlsSupport
+from destinations.validators import canonical_destination
 from listeners.store import interface_named
 
 PROBE_SENDER = "tlsverify@{hostname}"
@@ -95,6 +96,28 @@ class HostProbe:
         if not self.tls_up:
             return NO_TLS
         return VERIFIED if self.verified else NOT_VERIFIED
+
+
+def target_domain(text: str) -> str:
+    """The domain (or IP address) to test, canonical; ValueError in the admin's words."""
+    domain = canonical_destination(text)
+    if domain == DEFAULT_DESTINATION or domain.startswith("."):
+        raise ValueError(
+            "Give one mail domain (example.com) or IP address: the Default entry and .subdomain "
+            "entries name no mail servers."
+        )
+    return domain
+
+
+def target_host(text: str) -> tuple[str, int | None]:
+    """``host[:port]`` to test instead of the domain's servers ("": none); ValueError if it is no server."""
+    text = text.strip()
+    if not text:
+        return "", None
+    host, port = routes.split_host(text)
+    if port is None:  # USEDNS or /dev/null: route words, not a server
+        raise ValueError(f"{text!r} is not a server: give host[:port] (mx.example.com:25)")
+    return host, port
 
 
 class Recorder:

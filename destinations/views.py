@@ -8,6 +8,9 @@ Administrators may run them (``TEST``).
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Case, F, IntegerField, Value, When
@@ -17,10 +20,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from appliance import workflow
 from appliance.config.sections import registry
 from appliance.roles import Capability, can, require, requires
 from appliance.views.common import ConsoleRequest, submit_change
-from destinations import delivery_settings, entries, forms, ldap, lookup, probe, store, websecurity
+from destinations import delivery_settings, entries, forms, ldap, lookup, probe, store, tlsprobe, websecurity
 from destinations.entries import Entry
 from destinations.models import (
     DEFAULT_DESTINATION,
@@ -223,6 +227,82 @@ def destination_controls_settings(request: ConsoleRequest):
         template=template,
         context=context,
     )
+
+
+# --- Test TLS --------------------------------------------------------------------
+
+
+@dataclass
+class TlsServerRow:
+    """One server of a Test TLS run, in the words of CheckTLS's TestReceiver."""
+
+    probe: tlsprobe.HostProbe
+    server: str  # host and address:port
+    connect: str
+    starttls: str
+    tls: str
+    cert: str
+    name: str
+    transcript: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.probe.verified
+
+
+def _tls_server_row(found: tlsprobe.HostProbe, domain: str) -> TlsServerRow:
+    where = f"{found.address}:{found.port}" if found.address else "no address"
+    starttls = tls = cert = name = "—"
+    if found.connected:
+        if found.starttls_refused:
+            starttls = f"refused: {found.starttls_refused}"
+        elif found.tls_failed:
+            starttls = f"failed after 220: {found.tls_failed}"
+        elif found.starttls_offered:
+            starttls = "offered and accepted"
+        else:
+            starttls = "not offered"
+    if found.tls_up:
+        tls = f"{found.protocol} {found.cipher}"
+    if found.verdict is not None:
+        verdict = found.verdict
+        cert = "VALIDATED" if verdict.chain_valid else verdict.chain_reason
+        names = " | ".join(verdict.names) or "(no name)"
+        if verdict.name_valid:
+            name = f"VERIFIED ({verdict.matched})"
+        else:
+            name = f"DOES NOT VERIFY ({' | '.join(verdict.expected)} != {names})"
+    connect = "OK" if found.connected else found.error
+    if found.connected and found.error:
+        connect = f"OK, then: {found.error}"
+    lines = tlsprobe.transcript(found, domain) if found.steps else [f"{found.host}: {found.error}"]
+    return TlsServerRow(found, f"{found.host} [{where}]", connect, starttls, tls, cert, name, lines)
+
+
+def _tls_report(domain: str, probes: list[tlsprobe.HostProbe]) -> dict:
+    rows = [_tls_server_row(found, domain) for found in probes]
+    modes = [(mode.label, [found.outcome(mode) for found in probes]) for mode in tlsprobe.MODES]
+    return {"domain": domain, "rows": rows, "modes": modes}
+
+
+@requires(Capability.VIEW_CONFIG)
+def tls_test(request: ConsoleRequest):
+    """Test TLS: probe a domain's mail servers (or one server) with the running configuration, as
+    ``tlsverify`` does, and show CheckTLS's per-server table and what each TLS Support mode would do."""
+    form = forms.TlsTestForm(request.POST or None)
+    context = {"form": form, "may_test": can(request.user, TEST), "tls_report": None}
+    partial = request.htmx and not request.htmx.boosted
+    template = "destinations/tls_test_form.html" if partial else "destinations/tls_test.html"
+    if request.method != "POST":
+        return render(request, template, context)
+    require(request.user, TEST)
+    if not form.is_valid():
+        return render(request, template, context, status=400)
+    domain = form.cleaned_data["domain"]
+    host, port = form.cleaned_data["host"]
+    probes = asyncio.run(tlsprobe.probe_domain(workflow.running_config(), domain, host, port))
+    context["tls_report"] = _tls_report(domain, probes)
+    return render(request, template, context)
 
 
 # --- Mail Delivery ---------------------------------------------------------------

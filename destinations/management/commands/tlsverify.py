@@ -8,8 +8,7 @@ import sys
 from appliance import workflow
 from appliance.management.base import ApplianceCommand, Refused
 from appliance.roles import require
-from destinations import probe, routes, tlsprobe
-from destinations.validators import canonical_destination
+from destinations import probe, tlsprobe
 
 
 class Command(ApplianceCommand):
@@ -34,15 +33,10 @@ class Command(ApplianceCommand):
     def run(self, user, domain, host, listener=None, **options):
         require(user, probe.TEST_CAPABILITY)
         try:
-            domain = canonical_destination(domain)
+            domain = tlsprobe.target_domain(domain)
+            host, port = tlsprobe.target_host(host)
         except ValueError as exc:
             raise Refused(str(exc)) from None
-        port = None
-        if host:
-            try:
-                host, port = routes.split_host(host)
-            except ValueError as exc:
-                raise Refused(str(exc)) from None
         config = workflow.running_config()
         if listener:
             try:
