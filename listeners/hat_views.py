@@ -8,8 +8,6 @@ Senders and Export HAT change nothing and read the candidate rows directly.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
@@ -42,6 +40,7 @@ from listeners.models import (
     SenderGroup,
 )
 from listeners.senders import ALL
+from listeners.views import listener_or_404, listener_page
 
 SENDERS_PAGE_SIZE = 100
 
@@ -53,17 +52,10 @@ def _plural(count: int, noun: str) -> str:
 # --- finding what the URL names ------------------------------------------------------------
 
 
-def _listener(name: str) -> Listener:
-    row = Listener.objects.filter(name=name).first()
-    if row is None:
-        raise Http404(f"There is no listener named '{name}'.")
-    return row
-
-
 def _selected_listener(request: ConsoleRequest) -> Listener | None:
     """The listener chosen with ``?listener=``, else the first (None: there is none)."""
     name = request.GET.get("listener")
-    return _listener(name) if name else Listener.objects.order_by("name").first()
+    return listener_or_404(name) if name else Listener.objects.order_by("name").first()
 
 
 def _policy(listener: Listener, name: str) -> MailFlowPolicy:
@@ -78,11 +70,6 @@ def _group(listener: Listener, name: str) -> SenderGroup:
     if row is None:
         raise Http404(f"Listener {listener.name} has no sender group named '{name}'.")
     return row
-
-
-def _page_of(url_name: str, listener: Listener) -> str:
-    """A page that shows one listener (Mail Flow Policies, HAT Overview), for that listener."""
-    return f"{reverse(url_name)}?{urlencode({'listener': listener.name})}"
 
 
 def _selector(listener: Listener | None, url_name: str) -> dict:
@@ -160,12 +147,12 @@ def policies(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def add_policy(request: ConsoleRequest, listener: str):
-    return _policy_page(request, _listener(listener), None)
+    return _policy_page(request, listener_or_404(listener), None)
 
 
 @requires(Capability.VIEW_CONFIG)
 def edit_policy(request: ConsoleRequest, listener: str, name: str):
-    row = _listener(listener)
+    row = listener_or_404(listener)
     return _policy_page(request, row, _policy(row, name))
 
 
@@ -197,13 +184,13 @@ def _policy_page(request: ConsoleRequest, listener: Listener, policy: MailFlowPo
         full_template="listeners/hat/policy_form.html",
         partial_template="listeners/hat/_policy_form.html",
         context={"listener": listener, "policy": policy},
-        success_url=_page_of("listeners:policies", listener),
+        success_url=listener_page("listeners:policies", listener),
     )
 
 
 @requires(Capability.VIEW_CONFIG)
 def default_parameters(request: ConsoleRequest, listener: str):
-    row = _listener(listener)
+    row = listener_or_404(listener)
     form = DefaultParametersForm(
         request.POST or None, initial=DefaultParametersForm.initial_for(row), listener=row
     )
@@ -227,7 +214,7 @@ def default_parameters(request: ConsoleRequest, listener: str):
         full_template="listeners/hat/default_parameters.html",
         partial_template="listeners/hat/_default_parameters_form.html",
         context={"listener": row},
-        success_url=_page_of("listeners:policies", row),
+        success_url=listener_page("listeners:policies", row),
     )
 
 
@@ -235,13 +222,13 @@ def default_parameters(request: ConsoleRequest, listener: str):
 @require_POST
 def delete_policy(request: ConsoleRequest, listener: str, name: str):
     """Delete a policy; refused while a sender group uses it (the message names them)."""
-    row = _listener(listener)
+    row = listener_or_404(listener)
     _policy(row, name)
     return submit_change(
         request,
         f"deleted mail flow policy {name} of listener {row.name}",
         lambda: hat.delete_policy(row.name, name),
-        success_url=_page_of("listeners:policies", row),
+        success_url=listener_page("listeners:policies", row),
         template="listeners/hat/policies.html",
         context=_policies_context(row),
     )
@@ -268,7 +255,7 @@ def hat_overview(request: ConsoleRequest):
 @requires(Capability.VIEW_CONFIG)
 def find_senders(request: ConsoleRequest, listener: str):
     """Which sender group and policy a host gets: the answer alone for htmx, else the page with it."""
-    row = _listener(listener)
+    row = listener_or_404(listener)
     form = FindSendersForm(request.GET or None)
     context = {"find_form": form, "finding": None, "find_error": ""}
     if form.is_bound and not form.is_valid():
@@ -295,12 +282,12 @@ def _group_order(group: SenderGroup) -> int:
 
 @requires(Capability.VIEW_CONFIG)
 def add_group(request: ConsoleRequest, listener: str):
-    return _group_form_page(request, _listener(listener), None)
+    return _group_form_page(request, listener_or_404(listener), None)
 
 
 @requires(Capability.VIEW_CONFIG)
 def edit_group(request: ConsoleRequest, listener: str, name: str):
-    row = _listener(listener)
+    row = listener_or_404(listener)
     return _group_form_page(request, row, _group(row, name))
 
 
@@ -345,7 +332,7 @@ def _group_form_page(request: ConsoleRequest, listener: Listener, group: SenderG
             ),
         )
 
-    success_url = _page_of("listeners:hat", listener)
+    success_url = listener_page("listeners:hat", listener)
     if request.method == "POST" and form.is_valid():
         name = form.cleaned_data["name"]
         if group is None and request.POST.get("then") == "add_senders":
@@ -366,13 +353,13 @@ def _group_form_page(request: ConsoleRequest, listener: Listener, group: SenderG
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def delete_group(request: ConsoleRequest, listener: str, name: str):
-    row = _listener(listener)
+    row = listener_or_404(listener)
     _group(row, name)
     return submit_change(
         request,
         f"deleted sender group {name} of listener {row.name}",
         lambda: hat.delete_group(row.name, name),
-        success_url=_page_of("listeners:hat", row),
+        success_url=listener_page("listeners:hat", row),
         template="listeners/hat/overview.html",
         context=_hat_context(row),
     )
@@ -404,7 +391,7 @@ def _group_context(request: ConsoleRequest, listener: Listener, group: SenderGro
 @requires(Capability.VIEW_CONFIG)
 def group_page(request: ConsoleRequest, listener: str, name: str):
     """The sender group: its settings and senders (100 a page, searchable); POST removes the ticked ones."""
-    row = _listener(listener)
+    row = listener_or_404(listener)
     group = _group(row, name)
     if request.method != "POST":
         if request.htmx and not request.htmx.boosted:
@@ -430,7 +417,7 @@ def group_page(request: ConsoleRequest, listener: str, name: str):
 @requires(Capability.VIEW_CONFIG)
 def add_senders(request: ConsoleRequest, listener: str, name: str):
     """Add Senders: at the end of the group; overlaps with other groups come back as notes."""
-    row = _listener(listener)
+    row = listener_or_404(listener)
     group = _group(row, name)
     form = AddSendersForm(request.POST or None)
 
@@ -467,7 +454,7 @@ def _import(listener: str, text: str) -> Outcome:
 @requires(Capability.VIEW_CONFIG)
 def import_hat(request: ConsoleRequest, listener: str):
     """Import HAT: the text (typed or a file) replaces the listener's sender groups; its policies stay."""
-    row = _listener(listener)
+    row = listener_or_404(listener)
     form = ImportHatForm(request.POST or None, request.FILES or None)
     template = "listeners/hat/import.html"
     context = {"form": form, "listener": row}
@@ -478,7 +465,7 @@ def import_hat(request: ConsoleRequest, listener: str):
         request,
         f"imported the HAT of listener {row.name}",
         lambda: _import(row.name, text),
-        success_url=_page_of("listeners:hat", row),
+        success_url=listener_page("listeners:hat", row),
         template=template,
         context=context,
     )
@@ -487,7 +474,7 @@ def import_hat(request: ConsoleRequest, listener: str):
 @requires(Capability.VIEW_CONFIG)
 def export_hat(request: ConsoleRequest, listener: str):
     """Export HAT: the candidate sender groups as text, in order (three queries, however many senders)."""
-    row = _listener(listener)
+    row = listener_or_404(listener)
     groups = row.sender_groups.order_by("position").prefetch_related(
         Prefetch("entries", SenderEntry.objects.order_by("position").only("group_id", "host"))
     )

@@ -10,8 +10,6 @@ field. Export RAT and Test Recipient change nothing and read the candidate rows.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
@@ -23,14 +21,13 @@ from listeners import rat
 from listeners.models import Listener, RatEntry
 from listeners.rat import ALL
 from listeners.rat_forms import EditRatForm, EntryForm, ImportRatForm, RecipientLookupForm
+from listeners.views import listener_or_404, listener_page
 
 # --- finding what the URL names ------------------------------------------------------------
 
 
 def _public_listener(name: str) -> Listener:
-    row = Listener.objects.filter(name=name).first()
-    if row is None:
-        raise Http404(f"There is no listener named '{name}'.")
+    row = listener_or_404(name)
     if row.listener_type != Listener.Type.PUBLIC:
         raise Http404(rat.PRIVATE.format(name=row.name) + ".")
     return row
@@ -41,10 +38,6 @@ def _entry(listener: Listener, recipient: str) -> RatEntry:
     if row is None:
         raise Http404(f"The RAT of listener {listener.name} has no entry for '{recipient}'.")
     return row
-
-
-def _page_of(listener: Listener) -> str:
-    return f"{reverse('listeners:rat')}?{urlencode({'listener': listener.name})}"
 
 
 def _names(listener_type: str) -> list[str]:
@@ -72,9 +65,7 @@ def _rat_context(listener: Listener | None, **extra) -> dict:
 def rat_overview(request: ConsoleRequest):
     """The listener's RAT in order, with Add Entry, Edit RAT, Import/Export RAT and Test Recipient."""
     name = request.GET.get("listener")
-    row = Listener.objects.filter(name=name).first() if name else None
-    if name and row is None:
-        raise Http404(f"There is no listener named '{name}'.")
+    row = listener_or_404(name) if name else None
     if row is not None and row.listener_type != Listener.Type.PUBLIC:
         return render(request, "listeners/rat/overview.html", _rat_context(None, private_listener=row))
     if row is None:
@@ -130,7 +121,7 @@ def edit_rat(request: ConsoleRequest, listener: str):
         full_template="listeners/rat/edit.html",
         partial_template="listeners/rat/_edit_form.html",
         context={"listener": row},
-        success_url=_page_of(row),
+        success_url=listener_page("listeners:rat", row),
     )
 
 
@@ -148,7 +139,7 @@ def import_rat(request: ConsoleRequest, listener: str):
         request,
         f"imported the RAT of listener {row.name}",
         lambda: rat.import_table(row.name, text),
-        success_url=_page_of(row),
+        success_url=listener_page("listeners:rat", row),
         template=template,
         context=context,
     )
@@ -190,7 +181,7 @@ def add_entry(request: ConsoleRequest, listener: str):
         full_template="listeners/rat/entry_form.html",
         partial_template="listeners/rat/_entry_form.html",
         context={"listener": row, "entry": None},
-        success_url=_page_of(row),
+        success_url=listener_page("listeners:rat", row),
     )
 
 
@@ -226,7 +217,7 @@ def edit_entry(request: ConsoleRequest, listener: str, recipient: str):
         full_template="listeners/rat/entry_form.html",
         partial_template="listeners/rat/_entry_form.html",
         context={"listener": row, "entry": entry},
-        success_url=_page_of(row),
+        success_url=listener_page("listeners:rat", row),
     )
 
 
@@ -240,7 +231,7 @@ def delete_entry(request: ConsoleRequest, listener: str, recipient: str):
         request,
         f"deleted RAT entry {recipient} of listener {row.name}",
         lambda: rat.delete_entry(row.name, recipient),
-        success_url=_page_of(row),
+        success_url=listener_page("listeners:rat", row),
         template="listeners/rat/overview.html",
         context=_rat_context(row),
     )

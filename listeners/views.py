@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -20,11 +22,17 @@ def _list_context() -> dict:
     return {"rows": rows}
 
 
-def _listener(name: str) -> Listener:
+def listener_or_404(name: str) -> Listener:
+    """The listener a URL names (the Mail Policies pages use it too)."""
     listener = Listener.objects.filter(name=name).first()
     if listener is None:
         raise Http404(f"There is no listener named '{name}'.")
     return listener
+
+
+def listener_page(url_name: str, listener: Listener) -> str:
+    """A page that shows one listener at a time (Mail Flow Policies, HAT Overview, RAT), for it."""
+    return f"{reverse(url_name)}?{urlencode({'listener': listener.name})}"
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -39,7 +47,7 @@ def add_listener(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def edit_listener(request: ConsoleRequest, name: str):
-    return _form_page(request, _listener(name))
+    return _form_page(request, listener_or_404(name))
 
 
 def _form_page(request: ConsoleRequest, listener: Listener | None):
@@ -70,7 +78,7 @@ def _form_page(request: ConsoleRequest, listener: Listener | None):
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def delete_listener(request: ConsoleRequest, name: str):
-    _listener(name)
+    listener_or_404(name)
     return submit_change(
         request,
         f"deleted listener {name}",
