@@ -280,21 +280,33 @@ class Delivery:
         last = self.alerted.get(key)
         if not controls.get("send_tls_required_alert") or (last and now - last < alert_mail.REPEAT_AFTER):
             return
-        recipients = alerts.recipients_for(AlertClass.SYSTEM, Severity.WARNING, config)
-        if not recipients:
-            return
         self.alerted[key] = now
         hostname = self.hostname()
+        await self.send_alert(
+            config,
+            AlertClass.SYSTEM,
+            Severity.WARNING,
+            key,
+            f"Warning <System> {hostname}: TLS was required for {domain} but failed",
+            f"The appliance {hostname} could not deliver mail to {domain}: its Destination Controls "
+            f"entry requires TLS, and {why}. The messages stay queued and are retried.",
+        )
+
+    async def send_alert(
+        self, config: Config, alert_class: str, severity: str, key: str, subject: str, text: str
+    ) -> bool:
+        """Spool an alert to the recipients subscribed to its class and severity and record it;
+        False when nobody is subscribed."""
+        recipients = alerts.recipients_for(alert_class, severity, config)
+        if not recipients:
+            return False
         alert = alert_mail.SentAlert(
-            time=now.isoformat(),
-            alert_class=AlertClass.SYSTEM,
-            severity=Severity.WARNING,
+            time=datetime.datetime.now(datetime.UTC).isoformat(),
+            alert_class=alert_class,
+            severity=severity,
             key=key,
-            subject=f"Warning <System> {hostname}: TLS was required for {domain} but failed",
-            text=(
-                f"The appliance {hostname} could not deliver mail to {domain}: its Destination Controls "
-                f"entry requires TLS, and {why}. The messages stay queued and are retried."
-            ),
+            subject=subject,
+            text=text,
             recipients=recipients,
             mid=self.shared.mids.take(),
         )
@@ -303,11 +315,12 @@ class Delivery:
         )
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
-            None, self.shared.spool.accept, envelope, alert_mail.message(alert, hostname)
+            None, self.shared.spool.accept, envelope, alert_mail.message(alert, self.hostname())
         )
         await loop.run_in_executor(None, alert_mail.record, alert)
         maillog.info(f"MID {alert.mid} alert: {alert.subject} to {', '.join(recipients)}")
         self.enqueue(alert.mid)
+        return True
 
     def hostname(self) -> str:
         return (self.running_config().get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
