@@ -45,7 +45,15 @@ def recent(limit: int = SHOWN) -> list[SentAlert]:
         lines = log_path().read_text().splitlines()[-limit:]
     except FileNotFoundError:
         return []
-    return [SentAlert(**json.loads(line)) for line in reversed(lines) if line.strip()]
+    return [alert for alert in map(_parsed, reversed(lines)) if alert is not None]
+
+
+def _parsed(line: str) -> SentAlert | None:
+    """A record line; None for a blank one or one a crash cut short (it was appended, not fsync'd)."""
+    try:
+        return SentAlert(**json.loads(line))
+    except (ValueError, TypeError):
+        return None
 
 
 def last_sent_by_key() -> dict[str, datetime.datetime]:

@@ -76,10 +76,12 @@ async def verified_reverse_name(resolver_, address: str) -> tuple[str, bool]:
     return name, any(ipaddress.ip_address(record.address) == wanted for record in forward)
 
 
-def lookup(config: Config, name: str, record_type: str = "MX") -> list[str]:
-    """The answers as text (``10 mx.example.org.``); a DNS failure in words as ValueError."""
+def lookup(config: Config, name: str, record_type: str = "MX", timeout: float | None = None) -> list[str]:
+    """The answers as text (``10 mx.example.org.``); a DNS failure in words as ValueError.
+
+    ``timeout``: seconds for the whole lookup (default: the DNS settings' timeout)."""
     try:
-        answer = resolver(config).resolve(name, record_type)
+        answer = resolver(config, timeout).resolve(name, record_type)
     except dns.resolver.NXDOMAIN:
         raise ValueError(f"{name} does not exist (NXDOMAIN)") from None
     except dns.resolver.NoAnswer:

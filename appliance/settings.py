@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "certificates",
     "listeners",
     "destinations",
+    "tracking",
 ]
 
 MIDDLEWARE = [

@@ -35,4 +35,5 @@ urlpatterns = [
     path("network/certificates/", include("certificates.urls")),
     path("network/listeners/", include("listeners.urls")),
     path("services/", include("destinations.urls")),
+    path("monitor/", include("tracking.urls")),
 ]

@@ -13,5 +13,6 @@ urlpatterns = [
     # Under a word of their own, so no certificate name ("add") is taken for a page.
     path("certificate/<str:name>/", views.certificate_detail, name="detail"),
     path("certificate/<str:name>/csr/", views.download_csr, name="csr"),
+    path("certificate/<str:name>/mx-check/", views.certificate_mx_check, name="mx_check"),
     path("certificate/<str:name>/export/", views.export_certificate, name="export"),
 ]

@@ -12,9 +12,11 @@ from django.views.decorators.http import require_POST
 
 from appliance import audit, workflow
 from appliance.audit import Action
+from appliance.config.sections import registry
 from appliance.roles import Capability, require, requires
 from appliance.views.common import ConsoleRequest, source_of, submit_change
-from certificates import downloads, forms, pki, store, trust
+from certificates import diagnostics, downloads, forms, pki, store, trust
+from certificates.diagnostics import Severity
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 
 SORTS = {
@@ -23,13 +25,13 @@ SORTS = {
     "issuer": "issuer",
     "expires": "not_after",
 }
+ATTENTION_LISTED = 10  # certificates named in the summary line above the list
 
 
 @requires(Capability.VIEW_CONFIG)
 def certificate_list(request: ConsoleRequest):
-    certificates = Certificate.objects.defer(
-        "certificate_pem", "intermediates", "private_key_sealed", "pending_key_sealed"
-    )
+    # The PEM stays: the diagnostics read each certificate of the page (no query per row).
+    certificates = Certificate.objects.defer("private_key_sealed", "pending_key_sealed")
     query = request.GET.get("q", "").strip()
     if query:
         certificates = certificates.filter(
@@ -42,11 +44,21 @@ def certificate_list(request: ConsoleRequest):
     field = SORTS.get(sort.removeprefix("-"), "name")
     certificates = certificates.order_by(f"-{field}" if sort.startswith("-") else field, "name")
     page = Paginator(certificates, 50).get_page(request.GET.get("page"))
-    used = store.where_used()
-    rows = [(certificate, used.get(certificate.name, [])) for certificate in page]
+    config = diagnostics.diagnostics_config(with_dns=False)
+    used = registry.where_used("certificates", config)
+    findings = diagnostics.summary(page, config)
+    rows = [
+        (c, used.get(c.name, []), diagnostics.tally(findings[c.name]), diagnostics.worst(findings[c.name]))
+        for c in page
+    ]
+    attention = [(c, worst) for c, _, _, worst in rows if worst and worst.severity != Severity.NOTE]
     context = {
         "page": page,
         "rows": rows,
+        "attention": attention[:ATTENTION_LISTED],
+        "attention_count": len(attention),
+        "attention_more": max(len(attention) - ATTENTION_LISTED, 0),
+        "attention_error": any(worst.severity == Severity.ERROR for _, worst in attention),
         "query": query,
         "sort": sort,
         "authority_settings": AuthoritySettings.load(),
@@ -182,6 +194,7 @@ def certificate_detail(request: ConsoleRequest, name: str):
 
 def _detail_context(request, entry: Certificate) -> dict:
     certificate = entry.certificate
+    config = diagnostics.diagnostics_config()
     return {
         "entry": entry,
         "certificate": certificate,
@@ -191,12 +204,23 @@ def _detail_context(request, entry: Certificate) -> dict:
         "served_chain": [certificate, *entry.chain],
         "chain_notes": store.chain_notes(entry),
         "used_by": store.users_of(entry.name),
+        "diagnostics": diagnostics.diagnose(entry, config, lookup_mx=False),
+        "mx_domains": [domain for domain, _ in diagnostics.served_domains(entry.name, config)],
         "committed": downloads.is_committed(entry),
         "upload_signed_form": forms.UploadSignedForm(),
         "add_intermediates_form": forms.IntermediatesForm(),
         "renew_form": forms.RenewForm(),
         "export_form": forms.ExportForm(user=request.user, initial={"file_name": entry.name}),
     }
+
+
+@requires(Capability.VIEW_CONFIG)
+def certificate_mx_check(request: ConsoleRequest, name: str):
+    """The certificate's names against the MX hosts of its listeners' domains: DNS lookups (up to
+    ``diagnostics.MX_BUDGET`` seconds), so the certificate page loads this part after itself."""
+    entry = _entry(name)
+    findings = diagnostics.mx_findings(entry.name, entry.certificate, diagnostics.diagnostics_config())
+    return render(request, "certificates/_mx_findings.html", {"diagnostics": findings})
 
 
 @requires(Capability.VIEW_CONFIG)

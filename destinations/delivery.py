@@ -54,6 +54,8 @@ from destinations.delivery_settings import DEFAULTS, delivery_of
 from destinations.lookup import match_in
 from destinations.models import AlertClass, IpPreference, LimitsApplyTo, Severity, TlsSupport
 from listeners.store import interface_named
+from tracking import records
+from tracking.models import Event, TlsPolicy
 
 SMTP_PORT = 25
 IDLE_SECONDS = 5  # how long a connection waits for the next message to its domain
@@ -69,6 +71,7 @@ class Outcome:
     delivered: list[str] = field(default_factory=list)
     temporary: dict[str, str] = field(default_factory=dict)  # recipient -> why, in the log's words
     permanent: dict[str, str] = field(default_factory=dict)
+    dcid: int | None = None  # the connection of the attempt, when one was opened
 
     def defer_all(self, recipients: list[str], why: str) -> Outcome:
         self.temporary.update(dict.fromkeys(recipients, why))
@@ -78,21 +81,36 @@ class Outcome:
 class HopFailed(Exception):
     """This host did not take the mail now; the next host may (``temporary``) or none will."""
 
-    def __init__(self, why: str, permanent: bool = False):
+    def __init__(self, why: str, permanent: bool = False, dcid: int | None = None):
         super().__init__(why)
-        self.permanent = permanent
+        self.permanent, self.dcid = permanent, dcid
 
 
 @dataclass
 class IdleConnection:
     client: aiosmtplib.SMTP
-    dcid: int
+    record: records.ConnectionRecord
     sent: int  # messages sent on it so far
     since: float  # monotonic time it became idle
+
+    @property
+    def dcid(self) -> int:
+        return self.record.cid
 
 
 class TlsRefused(Exception):
     """The destination's TLS mode forbids sending on this connection: no other host is tried either."""
+
+    def __init__(self, why: str, dcid: int):
+        super().__init__(why)
+        self.dcid = dcid
+
+
+def tls_policy(mode: str) -> str:
+    """The report's TLS policy of a Destination Controls mode: the Verify modes count with their base."""
+    if mode in REQUIRED:
+        return TlsPolicy.REQUIRED
+    return TlsPolicy.OFF if mode == TlsSupport.NONE else TlsPolicy.PREFERRED
 
 
 class Delivery:
@@ -147,6 +165,9 @@ class Delivery:
             await self.bounce(envelope, data, dict.fromkeys(pending, "5.0.0 - Bounced by an administrator"))
         else:
             maillog.info(f"MID {mid} deleted from the queue by an administrator")
+            self.shared.recorder.event(
+                mid, Event.Kind.DELETED, "Deleted from the queue by an administrator", pending
+            )
         await loop.run_in_executor(None, spool.remove, mid)
 
     def finished(self, mid: int) -> None:
@@ -213,6 +234,7 @@ class Delivery:
             by_domain[recipient.rpartition("@")[2].lower()].append(recipient)
         settings = delivery_of(config)
         outcome = Outcome()
+        connection_of: dict[str, int | None] = {}  # a failed recipient -> the connection it failed on
         for domain, recipients in by_domain.items():
             try:
                 result = await self.to_domain(config, envelope, data, domain, recipients)
@@ -222,6 +244,7 @@ class Delivery:
             outcome.delivered += result.delivered
             outcome.temporary.update(result.temporary)
             outcome.permanent.update(result.permanent)
+            connection_of.update(dict.fromkeys([*result.temporary, *result.permanent], result.dcid))
             state.done.update(dict.fromkeys(result.delivered, "delivered"))
             await loop.run_in_executor(None, spool.save_state, mid, state)
         received = datetime.datetime.fromisoformat(envelope.received)
@@ -237,13 +260,14 @@ class Delivery:
             # bounce for a recipient that then gets the message.
             state.done.update(dict.fromkeys(bounced, "bounced"))
             await loop.run_in_executor(None, spool.save_state, mid, state)
-            await self.bounce(envelope, data, bounced)
+            await self.bounce(envelope, data, bounced, connection_of)
         remaining = [r for r in envelope.rcpt_tos if r not in state.done]
         if not remaining:
             await loop.run_in_executor(None, spool.remove, mid)
             return
         for recipient, why in outcome.temporary.items():
             maillog.info(f"Delayed: MID {mid} to RID {envelope.rcpt_tos.index(recipient)} - {why}")
+        self.record_failures(mid, Event.Kind.DELAYED, outcome.temporary, connection_of)
         state.attempts += 1
         state.last_error = next(iter(outcome.temporary.values()), state.last_error)
         wait = min(settings["initial_retry"] * 2 ** (state.attempts - 1), settings["max_retry_interval"])
@@ -252,10 +276,27 @@ class Delivery:
         await loop.run_in_executor(None, spool.save_state, mid, state)
         self.enqueue(mid, when.timestamp())
 
-    async def bounce(self, envelope: Envelope, data: bytes, failed: dict[str, str]) -> None:
+    def record_failures(
+        self, mid: int, kind: str, failed: dict[str, str], connection_of: dict[str, int | None]
+    ) -> None:
+        """One tracking event per reason and connection, naming the recipients it concerns."""
+        grouped: dict[tuple[str, int | None], list[str]] = defaultdict(list)
+        for recipient, why in failed.items():
+            grouped[(why, connection_of.get(recipient))].append(recipient)
+        for (why, dcid), recipients in grouped.items():
+            self.shared.recorder.event(mid, kind, why, recipients, dcid)
+
+    async def bounce(
+        self,
+        envelope: Envelope,
+        data: bytes,
+        failed: dict[str, str],
+        connection_of: dict[str, int | None] | None = None,
+    ) -> None:
         rids = {recipient: envelope.rcpt_tos.index(recipient) for recipient in failed}
         for recipient, why in failed.items():
             maillog.info(f"Bounced: MID {envelope.mid} to RID {rids[recipient]} - {why}")
+        self.record_failures(envelope.mid, Event.Kind.BOUNCED, failed, connection_of or {})
         if not envelope.mail_from:
             return  # never a bounce of a bounce
         mid = self.shared.mids.take()
@@ -268,6 +309,10 @@ class Delivery:
             extra={"bounce_of": envelope.mid},
         )
         await asyncio.get_running_loop().run_in_executor(None, self.shared.spool.accept, notice, report)
+        self.shared.recorder.message(notice, report)
+        self.shared.recorder.event(
+            envelope.mid, Event.Kind.NOTICE, f"Bounce notice MID {mid} sent to <{envelope.mail_from}>"
+        )
         maillog.info(f"MID {mid} generated bounce of MID {envelope.mid}")
         self.enqueue(mid)
 
@@ -314,9 +359,9 @@ class Delivery:
             mid=alert.mid, mail_from="", rcpt_tos=recipients, received=alert.time, extra={"alert": key}
         )
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            None, self.shared.spool.accept, envelope, alert_mail.message(alert, self.hostname())
-        )
+        data = alert_mail.message(alert, self.hostname())
+        await loop.run_in_executor(None, self.shared.spool.accept, envelope, data)
+        self.shared.recorder.message(envelope, data)
         await loop.run_in_executor(None, alert_mail.record, alert)
         maillog.info(f"MID {alert.mid} alert: {alert.subject} to {', '.join(recipients)}")
         self.enqueue(alert.mid)
@@ -338,6 +383,12 @@ class Delivery:
             target.update(dict.fromkeys(recipients, str(failure)))
             return outcome
         if hops is None:  # /dev/null
+            self.shared.recorder.event(
+                envelope.mid,
+                Event.Kind.DELIVERED,
+                f"Discarded: the SMTP route of {domain} is /dev/null",
+                recipients,
+            )
             return Outcome(delivered=list(recipients))
         if not self.within_budget(domain, len(recipients), match.effective("max_recipients_per_minute")):
             return Outcome().defer_all(recipients, f"4.7.0 - Recipients per Minute for {domain} reached")
@@ -345,7 +396,7 @@ class Delivery:
         reused = await self.reuse(domain, mode, envelope, data, recipients, limit)
         if reused is not None:
             return reused
-        last = "no host to deliver to"
+        last, last_dcid = "no host to deliver to", None
         per_ip = match.effective("limits_apply_to") == LimitsApplyTo.MX_IP
         connections = match.effective("max_connections") or DEFAULTS["max_concurrency"]
         for host_name, address, port in hops:
@@ -359,10 +410,10 @@ class Delivery:
             except TlsRefused as refusal:
                 if mode in REQUIRED:
                     await self.tls_required_alert(config, domain, str(refusal))
-                return Outcome().defer_all(recipients, str(refusal))
+                return Outcome(dcid=refusal.dcid).defer_all(recipients, str(refusal))
             except HopFailed as failure:
-                last = str(failure)
-        return Outcome().defer_all(recipients, last)
+                last, last_dcid = str(failure), failure.dcid
+        return Outcome(dcid=last_dcid).defer_all(recipients, last)
 
     def within_budget(self, key: str, count: int, per_minute: int | None) -> bool:
         """Recipients per Minute: a bucket refilled at the rate, holding at most one minute's worth."""
@@ -383,7 +434,7 @@ class Delivery:
         while self.idle[(domain, mode)]:
             connection = self.idle[(domain, mode)].pop()
             try:
-                outcome = await self.transfer(connection.client, connection.dcid, envelope, data, recipients)
+                outcome = await self.transfer(connection, envelope, data, recipients)
             except aiosmtplib.SMTPException:
                 self.close(connection)
                 continue
@@ -401,13 +452,13 @@ class Delivery:
         else:
             await self.ended(connection, polite=True)
 
-    @staticmethod
-    async def ended(connection: IdleConnection, polite: bool = False) -> None:
+    async def ended(self, connection: IdleConnection, polite: bool = False) -> None:
         if polite:
             with contextlib.suppress(aiosmtplib.SMTPException):
                 await connection.client.quit()
         connection.client.close()
         maillog.info(f"DCID {connection.dcid} close")
+        self.shared.recorder.connection(connection.record)
 
     def close(self, connection: IdleConnection, polite: bool = False) -> None:
         """``ended`` without waiting for it (the reaper, a connection found closed)."""
@@ -454,20 +505,21 @@ class Delivery:
                 f"Connection Error: DCID {dcid} domain: {domain} IP: {address} port: {port} details: {error} "
                 f"interface: {source or 'Auto'} reason: network error"
             )
-            raise HopFailed(f"4.4.0 - Other network problem ({error})") from None
+            raise HopFailed(f"4.4.0 - Other network problem ({error})", dcid=dcid) from None
         maillog.info(f"New SMTP DCID {dcid} interface {source or 'Auto'} address {address} port {port}")
-        connection = IdleConnection(client, dcid, sent=0, since=0.0)
+        record = records.outgoing(dcid, address, host_name, domain, mode, tls_policy(mode))
+        connection = IdleConnection(client, record, sent=0, since=0.0)
         try:
             tls_slots = self.gate("tls", settings["max_tls_concurrency"])
             async with tls_slots if mode != TlsSupport.NONE else contextlib.nullcontext():
-                await self.negotiate(client, config, dcid, domain, host_name, address, mode)
-                outcome = await self.transfer(client, dcid, envelope, data, recipients)
+                await self.negotiate(client, config, record)
+                outcome = await self.transfer(connection, envelope, data, recipients)
         except aiosmtplib.SMTPServerDisconnected as error:
             await self.ended(connection)
-            raise HopFailed(f"4.4.0 - Connection lost ({error})") from None
+            raise HopFailed(f"4.4.0 - Connection lost ({error})", dcid=dcid) from None
         except aiosmtplib.SMTPException as error:  # a refused HELO, a timeout
             await self.ended(connection)
-            raise HopFailed(f"4.4.0 - {error}") from None
+            raise HopFailed(f"4.4.0 - {error}", dcid=dcid) from None
         except BaseException:
             await self.ended(connection)
             raise
@@ -475,66 +527,74 @@ class Delivery:
         await self.park_or_close(domain, mode, connection, limit)
         return outcome
 
-    async def negotiate(self, client, config, dcid, domain, host_name, address, mode) -> None:
+    async def negotiate(self, client, config, record: records.ConnectionRecord) -> None:
         """EHLO and the TLS the mode asks for; TlsRefused when the mode forbids going on."""
+        dcid, domain, host_name, mode = record.cid, record.domain, record.remote_host, record.mode
         required = mode in REQUIRED
         try:
             await client.ehlo()
         except aiosmtplib.SMTPHeloError:
             await client.helo()
             if required:
-                self._tls_required_failed(dcid, address, "the server does not speak ESMTP (EHLO refused)")
+                self._tls_required_failed(record, "the server does not speak ESMTP (EHLO refused)")
             return
         if mode == TlsSupport.NONE:
             return
         if not client.supports_extension("starttls"):
             if required:
-                self._tls_required_failed(dcid, address, "STARTTLS is not in the server's EHLO answer")
+                self._tls_required_failed(record, "STARTTLS is not in the server's EHLO answer")
             return
         try:
             await client.starttls(tls_context=client_context(config), server_hostname=host_name)
         except aiosmtplib.SMTPResponseException as refusal:  # an answer other than 220: still in clear
             maillog.info(f"DCID {dcid} TLS failed: STARTTLS unexpected response")
+            record.tls_failed(f"STARTTLS answered {refusal.code} {refusal.message}")
             if required:
                 maillog.info(
                     f"Connection Error: DCID {dcid} details: {refusal.code}-'{refusal.message}' "
                     f"interface: Auto reason: unexpected SMTP response"
                 )
-                self._tls_required_failed(
-                    dcid, address, f"STARTTLS answered {refusal.code} {refusal.message}"
-                )
+                self._tls_required_failed(record, record.detail)
             return
         except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as error:  # after 220: never on in clear
             maillog.info(f"DCID {dcid} TLS failed: {error}")
             if required:
-                self._tls_required_failed(dcid, address, f"the TLS handshake failed after 220 ({error})")
-            raise TlsRefused(f"4.7.5 - TLS failed after STARTTLS was accepted ({error})") from None
+                self._tls_required_failed(record, f"the TLS handshake failed after 220 ({error})")
+            record.tls_failed(f"the TLS handshake failed after 220 ({error})")
+            raise TlsRefused(f"4.7.5 - TLS failed after STARTTLS was accepted ({error})", dcid) from None
         ssl_object = client.get_transport_info("ssl_object")
-        maillog.info(
-            f"DCID {dcid} TLS success protocol {ssl_object.version()} cipher {ssl_object.cipher()[0]} for {domain}"
-        )
+        version, cipher = ssl_object.version(), ssl_object.cipher()[0]
+        maillog.info(f"DCID {dcid} TLS success protocol {version} cipher {cipher} for {domain}")
+        record.tls_success(version, cipher)
         if mode in VERIFYING:
             verdict = verify.verify_peer(
                 peer_chain(ssl_object),
                 [domain, host_name],
                 trust.anchors(config),
             )
+            record.verified = verdict.valid
             if verdict.valid:
+                record.detail = f"verified: {verdict.matched} ({', '.join(verdict.names)})"
                 maillog.info(f"DCID {dcid} TLS verified: {verdict.matched} ({', '.join(verdict.names)})")
             elif mode == TlsSupport.REQUIRED_VERIFY:
                 maillog.info(f"DCID {dcid} TLS failed: verify error: {verdict.reason}")
-                raise TlsRefused(f"4.7.5 - The certificate does not verify ({verdict.reason})")
+                record.tls_failed(f"verify error: {verdict.reason}")
+                raise TlsRefused(f"4.7.5 - The certificate does not verify ({verdict.reason})", dcid)
             else:
+                record.detail = f"not verified: {verdict.reason}"
                 maillog.info(f"DCID {dcid} TLS not verified: {verdict.reason}; delivering encrypted")
 
-    def _tls_required_failed(self, dcid: int, address: str, cause: str) -> None:
+    def _tls_required_failed(self, record: records.ConnectionRecord, cause: str) -> None:
         maillog.info(
-            f"DCID {dcid} IP {address} TLS was required but could not be successfully negotiated: {cause}"
+            f"DCID {record.cid} IP {record.remote_address} TLS was required but could not be "
+            f"successfully negotiated: {cause}"
         )
-        raise TlsRefused(f"4.7.5 - TLS was required but could not be negotiated ({cause})")
+        record.tls_failed(cause)
+        raise TlsRefused(f"4.7.5 - TLS was required but could not be negotiated ({cause})", record.cid)
 
-    async def transfer(self, client, dcid, envelope, data, recipients) -> Outcome:
-        outcome = Outcome()
+    async def transfer(self, connection: IdleConnection, envelope, data, recipients) -> Outcome:
+        client, dcid = connection.client, connection.dcid
+        outcome = Outcome(dcid=dcid)
         rids = {recipient: envelope.rcpt_tos.index(recipient) for recipient in recipients}
         try:
             await client.mail(envelope.mail_from)
@@ -559,6 +619,14 @@ class Delivery:
             await self.reset(client)
             return self._refused(outcome, accepted, refusal)
         maillog.info(f"Message done DCID {dcid} MID {envelope.mid} to RID [{shown}]")
+        connection.record.messages += 1
+        self.shared.recorder.event(
+            envelope.mid,
+            Event.Kind.DELIVERED,
+            f"Delivered to {connection.record.remote_host} ({connection.record.remote_address})",
+            accepted,
+            dcid,
+        )
         outcome.delivered += accepted
         return outcome
 

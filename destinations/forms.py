@@ -370,6 +370,28 @@ class TlsTestForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "mx.example.com:25"}),
         help_text="Optional: test this server instead of the domain's (port 25 if none is given).",
     )
+    listener = forms.ChoiceField(
+        label="Check my own listener",
+        required=False,
+        help_text="Optional: test this appliance's listener as an outside MTA sees it; its certificate "
+        "should cover the interface's host name and the domain's MX hosts.",
+    )
+
+    def __init__(self, *args, listeners: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["listener"].choices = [
+            ("", "(no: test the domain's servers)"),
+            *((n, n) for n in listeners),
+        ]
+
+    def clean(self):
+        data = super().clean()
+        host = data.get("host")
+        if data.get("listener") and host and host[0]:
+            self.add_error(
+                "listener", "Test either a server (Host[:port]) or one of your listeners, not both."
+            )
+        return data
 
     def clean_domain(self) -> str:
         try:

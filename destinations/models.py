@@ -2,14 +2,16 @@
 
 Each row is candidate configuration, read and written by ``destinations.sections``;
 a commit turns it into a new configuration version. Certificates are named, as
-in the configuration file; the workflow checks that the name exists.
+in the configuration file; the workflow checks that the name exists. The one
+exception is ``TlsProbeRun``, a record of the TLS tests run, which no section reads.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 
 
 class DestinationControls(models.Model):
@@ -351,3 +353,80 @@ class SmtpRoute(models.Model):
             hop["host"] if hop["priority"] is None else f"{hop['host']}/pri={hop['priority']}"
             for hop in self.hosts
         )
+
+
+# Test TLS and ``tlsverify``: the newest runs kept per target, to compare each run with the one before.
+PROBE_RUNS_KEPT = 20
+
+
+class ProbeStatus(models.IntegerChoices):
+    """A TLS test's result: ``tlsverify``'s exit status, the worst of its servers'."""
+
+    VERIFIED = 0, "TLS up and verified"
+    NOT_VERIFIED = 3, "TLS up, not verified"
+    NO_TLS = 4, "no TLS or no connection"
+
+
+class ProbeSource(models.TextChoices):
+    GUI = "gui", "GUI"
+    CONSOLE = "console", "console"
+
+
+class TlsProbeRun(models.Model):
+    """One run of Mail Policies > Destination Controls > Test TLS or of ``tlsverify``.
+
+    An operational record, like the audit log, not configuration: no section reads or
+    writes it, so it is in no configuration file or version and never an uncommitted
+    change. Its target is the domain, with the server tested instead of the domain's
+    (``server``, ``host:port``) or the appliance's own listener (``listener``); saving a
+    run keeps the newest ``PROBE_RUNS_KEPT`` runs of its target. ``servers`` holds what
+    each server showed, in the order probed (``destinations.probe_history.summarize``).
+    """
+
+    ran_at = models.DateTimeField(default=timezone.now)
+    user_name = models.CharField(max_length=150)
+    source = models.CharField(max_length=10, choices=ProbeSource.choices)
+    domain = models.CharField(max_length=255)
+    server = models.CharField(max_length=300, blank=True)
+    listener = models.CharField(max_length=64, blank=True)
+    status = models.PositiveSmallIntegerField(choices=ProbeStatus.choices)
+    servers = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["domain", "server", "listener", "-id"], name="tlsproberun_target")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ProbeStatus.values), name="tlsproberun_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(server="") | models.Q(listener=""), name="tlsproberun_server_or_listener"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.target} at {self.ran_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            oldest_kept = self.of_target().values_list("id", flat=True)[PROBE_RUNS_KEPT - 1 : PROBE_RUNS_KEPT]
+            if oldest_kept:
+                self.of_target().filter(id__lt=oldest_kept[0]).delete()
+
+    @property
+    def target(self) -> str:
+        """What was tested, in words: ``example.com``, ``example.com at mx.example.com:25``."""
+        if self.listener:
+            return f"listener {self.listener} for {self.domain}"
+        return f"{self.domain} at {self.server}" if self.server else self.domain
+
+    @property
+    def who(self) -> str:
+        return f"{self.user_name} (console)" if self.source == ProbeSource.CONSOLE else self.user_name
+
+    def of_target(self) -> models.QuerySet[TlsProbeRun]:
+        """The runs of this run's target, newest first."""
+        return TlsProbeRun.objects.filter(
+            domain=self.domain, server=self.server, listener=self.listener
+        ).order_by("-id")

@@ -23,10 +23,10 @@ from cryptography import x509
 
 from appliance import dns as appliance_dns
 from appliance.config.sections import Config, registry
-from certificates import trust, verify
+from certificates import diagnostics, trust, verify
 from destinations import delivery, routes
 from destinations.delivery import HopFailed, peer_chain
-from destinations.models import DEFAULT_DESTINATION, TlsSupport
+from destinations.models import DEFAULT_DESTINATION, ProbeStatus, TlsSupport
 from destinations.validators import canonical_destination
 from listeners.store import interface_named
 
@@ -34,8 +34,8 @@ PROBE_SENDER = "tlsverify@{hostname}"
 # What each mode does with what the probe found (delivery's rules, in words).
 ENCRYPTED, CLEAR, NOT_DELIVERED = "would deliver encrypted", "would deliver in clear", "would not deliver"
 MODES = [mode for mode in TlsSupport if mode != TlsSupport.DEFAULT]
-# Exit statuses of ``tlsverify`` (1 and 2 keep the console's meaning).
-VERIFIED, NOT_VERIFIED, NO_TLS = 0, 3, 4
+# Exit statuses of ``tlsverify`` (1 and 2 keep the console's meaning), kept with each run.
+VERIFIED, NOT_VERIFIED, NO_TLS = ProbeStatus.values
 
 
 @dataclass
@@ -67,6 +67,8 @@ class HostProbe:
     cipher: str = ""
     chain: list[CertificateLine] = field(default_factory=list)
     verdict: verify.Verdict | None = None
+    # What is wrong with the chain as sent (order, duplicates, missing issuer, dates, keys).
+    findings: list[diagnostics.Finding] = field(default_factory=list)
     error: str = ""
 
     @property
@@ -96,6 +98,48 @@ class HostProbe:
         if not self.tls_up:
             return NO_TLS
         return VERIFIED if self.verified else NOT_VERIFIED
+
+    # What the server showed, in the words of CheckTLS's TestReceiver columns ("": not reached).
+
+    @property
+    def connection_text(self) -> str:
+        if not self.connected:
+            return self.error
+        return f"OK, then: {self.error}" if self.error else "OK"
+
+    @property
+    def starttls_text(self) -> str:
+        if not self.connected:
+            return ""
+        if self.starttls_refused:
+            return f"refused: {self.starttls_refused}"
+        if self.tls_failed:
+            return f"failed after 220: {self.tls_failed}"
+        return "offered and accepted" if self.starttls_offered else "not offered"
+
+    @property
+    def tls_text(self) -> str:
+        return f"{self.protocol} {self.cipher}" if self.tls_up else ""
+
+    @property
+    def certificate_text(self) -> str:
+        if self.verdict is None:
+            return ""
+        return "VALIDATED" if self.verdict.chain_valid else self.verdict.chain_reason
+
+    @property
+    def name_text(self) -> str:
+        if self.verdict is None:
+            return ""
+        if self.verdict.name_valid:
+            return f"VERIFIED ({self.verdict.matched})"
+        names = " | ".join(self.verdict.names) or "(no name)"
+        return f"DOES NOT VERIFY ({' | '.join(self.verdict.expected)} != {names})"
+
+
+def overall_status(probes: list[HostProbe]) -> int:
+    """The result of a run, ``tlsverify``'s exit status: the worst server's (no server: no TLS)."""
+    return max((found.status for found in probes), default=NO_TLS)
 
 
 def target_domain(text: str) -> str:
@@ -161,6 +205,14 @@ async def probe_domain(
                 )
             ]
     return [await probe_host(config, domain, name, address, hop_port) for name, address, hop_port in hops]
+
+
+async def probe(config: Config, domain: str, host: str = "", port: int | None = None, listener: str = ""):
+    """What ``tlsverify`` and Test TLS run: the appliance's own ``listener``, else ``host`` (a server
+    instead of the domain's), else the domain's servers. ValueError for a listener that is not there."""
+    if listener:
+        return [await probe_listener(config, listener, domain)]
+    return await probe_domain(config, domain, host, port)
 
 
 async def probe_listener(config: Config, listener_name: str, domain: str = "") -> HostProbe:
@@ -240,6 +292,7 @@ async def _conversation(client, config, expected, host, hostname, probe, note) -
     anchors = trust.anchors(config)
     probe.verdict = verify.verify_peer(sent, expected, anchors)
     probe.chain = _chain_lines(sent, anchors, probe.verdict)
+    probe.findings = diagnostics.chain_findings(sent[0], sent, anchors) if sent else []
     note(f"-->EHLO {hostname}")
     note.reply(await client.ehlo())
     note("TLS successfully started on this server")
@@ -307,4 +360,6 @@ def _tls_details(probe: HostProbe, domain: str) -> list[str]:
             f"{pad}subject= {openssl_name(cert.subject)}",
             f"{pad}issuer= {openssl_name(cert.issuer)}",
         ]
+    for finding in probe.findings:
+        lines.append(f"{pad}Chain {finding.severity.label}: {finding.text} What to do: {finding.advice}")
     return lines

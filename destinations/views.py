@@ -24,7 +24,18 @@ from appliance import workflow
 from appliance.config.sections import registry
 from appliance.roles import Capability, can, require, requires
 from appliance.views.common import ConsoleRequest, submit_change
-from destinations import delivery_settings, entries, forms, ldap, lookup, probe, store, tlsprobe, websecurity
+from destinations import (
+    delivery_settings,
+    entries,
+    forms,
+    ldap,
+    lookup,
+    probe,
+    probe_history,
+    store,
+    tlsprobe,
+    websecurity,
+)
 from destinations.entries import Entry
 from destinations.models import (
     DEFAULT_DESTINATION,
@@ -32,6 +43,8 @@ from destinations.models import (
     DestinationControls,
     LdapServer,
     LdapSettings,
+    ProbeSource,
+    TlsProbeRun,
     TlsSupport,
     UrlFiltering,
 )
@@ -252,31 +265,17 @@ class TlsServerRow:
 
 def _tls_server_row(found: tlsprobe.HostProbe, domain: str) -> TlsServerRow:
     where = f"{found.address}:{found.port}" if found.address else "no address"
-    starttls = tls = cert = name = "—"
-    if found.connected:
-        if found.starttls_refused:
-            starttls = f"refused: {found.starttls_refused}"
-        elif found.tls_failed:
-            starttls = f"failed after 220: {found.tls_failed}"
-        elif found.starttls_offered:
-            starttls = "offered and accepted"
-        else:
-            starttls = "not offered"
-    if found.tls_up:
-        tls = f"{found.protocol} {found.cipher}"
-    if found.verdict is not None:
-        verdict = found.verdict
-        cert = "VALIDATED" if verdict.chain_valid else verdict.chain_reason
-        names = " | ".join(verdict.names) or "(no name)"
-        if verdict.name_valid:
-            name = f"VERIFIED ({verdict.matched})"
-        else:
-            name = f"DOES NOT VERIFY ({' | '.join(verdict.expected)} != {names})"
-    connect = "OK" if found.connected else found.error
-    if found.connected and found.error:
-        connect = f"OK, then: {found.error}"
     lines = tlsprobe.transcript(found, domain) if found.steps else [f"{found.host}: {found.error}"]
-    return TlsServerRow(found, f"{found.host} [{where}]", connect, starttls, tls, cert, name, lines)
+    return TlsServerRow(
+        found,
+        f"{found.host} [{where}]",
+        found.connection_text,
+        found.starttls_text or "—",
+        found.tls_text or "—",
+        found.certificate_text or "—",
+        found.name_text or "—",
+        lines,
+    )
 
 
 def _tls_report(domain: str, probes: list[tlsprobe.HostProbe]) -> dict:
@@ -288,8 +287,11 @@ def _tls_report(domain: str, probes: list[tlsprobe.HostProbe]) -> dict:
 @requires(Capability.VIEW_CONFIG)
 def tls_test(request: ConsoleRequest):
     """Test TLS: probe a domain's mail servers (or one server) with the running configuration, as
-    ``tlsverify`` does, and show CheckTLS's per-server table and what each TLS Support mode would do."""
-    form = forms.TlsTestForm(request.POST or None)
+    ``tlsverify`` does, and show CheckTLS's per-server table and what each TLS Support mode would do;
+    the run is kept, and compared with the run of the same test before it."""
+    running = workflow.running_config()
+    listeners = [item["listener_name"] for item in running.get("listeners", [])]
+    form = forms.TlsTestForm(request.POST or None, listeners=listeners)
     context = {"form": form, "may_test": can(request.user, TEST), "tls_report": None}
     partial = request.htmx and not request.htmx.boosted
     template = "destinations/tls_test_form.html" if partial else "destinations/tls_test.html"
@@ -300,9 +302,26 @@ def tls_test(request: ConsoleRequest):
         return render(request, template, context, status=400)
     domain = form.cleaned_data["domain"]
     host, port = form.cleaned_data["host"]
-    probes = asyncio.run(tlsprobe.probe_domain(workflow.running_config(), domain, host, port))
+    listener = form.cleaned_data["listener"]
+    probes = asyncio.run(tlsprobe.probe(running, domain, host, port, listener))
+    run = probe_history.record(
+        probe_history.Target.of(domain, host, port, listener), probes, request.user.username, ProbeSource.GUI
+    )
     context["tls_report"] = _tls_report(domain, probes)
+    context["tls_history"] = _tls_history(run)
     return render(request, template, context)
+
+
+def _tls_history(run: TlsProbeRun) -> dict:
+    comparison = probe_history.compare(run)
+    previous = comparison.previous
+    return {
+        "target": run.target,
+        "previous": previous,
+        "previous_when": probe_history.when(previous) if previous else "",
+        "differences": comparison.differences,
+        "runs": [(probe_history.when(each), each) for each in probe_history.recent(run)],
+    }
 
 
 # --- Mail Delivery ---------------------------------------------------------------

@@ -26,6 +26,7 @@ from appliance import https, maillog, tls, workflow
 from appliance.config.sections import Config, registry
 from appliance.spool import IdCounter, Spool
 from certificates import trust
+from certificates.expiry_alerts import ExpiryAlerts
 from destinations.delivery import Delivery
 from listeners import address_lists, hat
 from listeners.access import HostAccessTable
@@ -102,6 +103,7 @@ class Gateway:
         self.config: Config = {}
         self.delivery = Delivery(self.shared, lambda: self.config, write)
         self.shared.accepted = self.delivery.enqueue
+        self.expiry_alerts = ExpiryAlerts(self.delivery, lambda: self.config)
         self.servers: dict[tuple[str, int], asyncio.Server] = {}
         self.current: dict[tuple[str, int], Inbound] = {}
         self.resolver = None
@@ -165,6 +167,8 @@ class Gateway:
             maillog.info(f"Spool recovery: removed {removed} message(s) that were never acknowledged")
         await self._follow()  # delivery starts with the running configuration in hand
         delivering = asyncio.create_task(self.delivery.run(stop))
+        alerting = asyncio.create_task(self.expiry_alerts.run(stop))  # at start, then hourly
+        recording = asyncio.create_task(self.shared.recorder.run(stop))
         polls = 0
         while not stop.is_set():
             await self._follow()
@@ -179,11 +183,15 @@ class Gateway:
             except TimeoutError:
                 pass
         await delivering
+        await alerting
         for server in self.servers.values():
             server.close()
         for session in list(self.shared.sessions):
             if session.transport is not None:
                 session.transport.close()
+        await recording
+        await asyncio.sleep(0)  # the sessions just closed end, and are recorded
+        await self.shared.recorder.flush()
 
 
 def serve(write=print) -> None:

@@ -38,6 +38,8 @@ from appliance.spool import Envelope, IdCounter, Spool
 from listeners import hat, rat
 from listeners.access import Decision, HostAccessTable
 from listeners.models import DEFAULT_LIMITS, ConnectionBehavior, InboundTls
+from tracking import records
+from tracking.models import TlsPolicy
 
 ALLOWED_BEFORE_TLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}
 MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
@@ -80,6 +82,7 @@ class Shared:
     # Open sessions and sessions in TLS, by listener name: the listeners' concurrency limits.
     connections: Counter = field(default_factory=Counter)
     tls_connections: Counter = field(default_factory=Counter)
+    recorder: records.Recorder = field(default_factory=records.Recorder)
 
 
 class InboundSession(SMTP):
@@ -103,13 +106,14 @@ class InboundSession(SMTP):
         self.messages = 0
         self.closing = False  # QUIT, or we closed: the end is not "lost"
         self.reported_missing_tls = False
+        self.record = records.incoming(self.icid, inbound.name)
 
     # --- before the banner: who is it, and what may it do -------------------------------
 
     async def _handle_client(self):
         self.service.sessions.add(self)
         name, listener = self.inbound.name, self.inbound.listener
-        address = self.session.peer[0]
+        address = self.record.remote_address = self.session.peer[0]
         if self.service.connections[name] >= listener["max_concurrency"]:
             self._log_new(address)  # no reverse DNS for a connection refused at once
             maillog.info(
@@ -123,6 +127,8 @@ class InboundSession(SMTP):
         self.counted = True
         if self.inbound.hat.needs_names:
             self.reverse_name, self.verified = await self.resolve_name(address)
+            if self.verified:
+                self.record.remote_host = self.reverse_name
         self._log_new(address)
         self.decision = self.inbound.hat.decide(address, self.reverse_name if self.verified else "")
         behavior = self.decision.behavior
@@ -161,6 +167,7 @@ class InboundSession(SMTP):
         if tls.tls == InboundTls.OFF or not self.inbound.contexts:
             self.tls_context = None
         else:
+            self.record.policy = tls.tls
             verify = (
                 "none"
                 if not tls.verify_client
@@ -180,6 +187,7 @@ class InboundSession(SMTP):
                 if command in ("MAIL", "RCPT", "DATA") and not self.reported_missing_tls:
                     self.reported_missing_tls = True
                     maillog.info(f"ICID {self.icid} TLS was required but remote host did not initiate it")
+                    self.record.tls_failed("TLS was required but remote host did not initiate it")
                 await self.push(MUST_STARTTLS)
                 return
             await method(arg)
@@ -218,12 +226,14 @@ class InboundSession(SMTP):
         ssl_object = self.session.ssl["ssl_object"]  # aiosmtpd: the TLS layer's extra info
         version, cipher = ssl_object.version(), ssl_object.cipher()[0]
         self.tls_text = f"{version} {cipher}"
+        self.record.tls_success(version, cipher)
         maillog.info(f"ICID {self.icid} TLS success protocol {version} cipher {cipher}")
 
     async def handle_exception(self, error: Exception) -> str:
         if isinstance(error, TLSSetupException):
             reason = error.__cause__ or error
             maillog.info(f"ICID {self.icid} TLS failed: {_reason(reason)}")
+            self.record.tls_failed(_reason(reason))
             self._end(lost=True)
             return "454 4.7.0 TLS not available due to temporary reason"
         maillog.warning(f"ICID {self.icid} error: {error.__class__.__name__}: {error}")
@@ -252,6 +262,7 @@ class InboundSession(SMTP):
         if lost:
             maillog.info(f"ICID {self.icid} lost")
         maillog.info(f"ICID {self.icid} close")
+        self.service.recorder.connection(self.record)
 
 
 def _reason(error: BaseException) -> str:
@@ -287,6 +298,8 @@ class _Handler:
                 maillog.info(
                     f"ICID {owner.icid} TLS was required for sender <{address}> but remote host did not initiate it"
                 )
+                owner.record.policy = TlsPolicy.REQUIRED
+                owner.record.tls_failed(f"TLS was required for sender <{address}> but was not started")
                 return MUST_STARTTLS
         envelope.mail_from = address
         envelope.mail_options.extend(options)
@@ -328,12 +341,15 @@ class _Handler:
             tls=owner.tls_text,
         )
         await server.loop.run_in_executor(None, service.spool.accept, message, trace + data)
+        service.recorder.message(message, trace + data)
         maillog.info(f"Start MID {mid} ICID {owner.icid}")
         maillog.info(f"MID {mid} ICID {owner.icid} From: <{message.mail_from}>")
         for index, recipient in enumerate(message.rcpt_tos):
             maillog.info(f"MID {mid} ICID {owner.icid} RID {index} To: <{recipient}>")
         maillog.info(f"Message finished MID {mid} done")
         owner.messages += 1
+        owner.record.messages += 1
+        owner.record.domain = owner.record.domain or message.mail_from.rpartition("@")[2].lower()
         service.accepted(mid)
         return f"250 2.0.0 Ok: Message {mid} accepted"
 

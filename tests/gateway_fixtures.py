@@ -27,7 +27,9 @@ from django.conf import settings
 from appliance import workflow
 from listeners import store
 from listeners.gateway import Gateway
+from listeners.smtpd import Shared
 from tests.pki_factory import Credential
+from tracking.records import Recorder
 
 LOOPBACK = "127.0.0.1"
 IN = "IncomingMail"
@@ -328,3 +330,13 @@ def queue_dir() -> Path:
 
 def queued() -> set[str]:
     return {path.name for path in queue_dir().glob("*.msg")} if queue_dir().exists() else set()
+
+
+async def _take_records(shared: Shared):
+    return shared.recorder.take()
+
+
+def flush_records(runner: LoopThread, shared: Shared) -> None:
+    """What the gateway recorded so far, written now: taken on its loop, written from the test's thread,
+    whose transaction holds the test database (the gateway's own writer thread would wait on it)."""
+    Recorder.write(runner.run(_take_records(shared)))

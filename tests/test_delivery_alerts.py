@@ -117,3 +117,12 @@ def test_monitor_alerts_says_when_there_are_none(login, admin, settings, tmp_pat
     settings.DATA_DIR = tmp_path
     page = login(admin).get(reverse("alerts")).content.decode()
     assert "No alerts have been sent." in page
+
+
+def test_a_record_line_cut_short_by_a_crash_is_skipped(loop_thread, delivery, login, admin):
+    attempt(loop_thread, delivery)
+    with open(alert_mail.log_path(), "a") as handle:
+        handle.write('{"time": "2026-11-28T01:00:00+00:00", "alert_cl')  # the crash came mid-line
+    [alert] = alert_mail.recent()
+    assert alert.subject.endswith("TLS was required for example.com but failed")
+    assert login(admin).get(reverse("alerts")).status_code == 200

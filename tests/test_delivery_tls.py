@@ -62,6 +62,7 @@ from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
 from tests.gateway_fixtures import (  # noqa: F401 (fixtures)
     IN,
     LOOPBACK,
+    flush_records,
     free_port,
     gateway_fixture,
     loop_thread_fixture,
@@ -69,6 +70,7 @@ from tests.gateway_fixtures import (  # noqa: F401 (fixtures)
     mid_of,
     send,
 )
+from tracking.models import Connection, Direction, TlsPolicy, TlsResult
 
 CLEAR, ENCRYPTED, HELD = "delivered in clear", "delivered encrypted", "held"
 DEFAULT_ROW = "default"  # the entry says Default; the Default entry says Required - Verify
@@ -198,6 +200,34 @@ def assert_fate(outbound, receiver, mid: int, fate: str) -> None:
     assert outbound.queued() == []
 
 
+def assert_record(outbound, dcid: int, mode: str, kind: str, fate: str) -> None:
+    """The connection's record for the TLS Connections report: its policy, TLS result and verification."""
+    mode = effective(mode)
+    flush_records(outbound.runner, outbound.shared)
+    record = Connection.objects.get(direction=Direction.OUTGOING, cid=dcid)
+    policy = {
+        TlsSupport.NONE: TlsPolicy.OFF,
+        TlsSupport.PREFERRED: TlsPolicy.PREFERRED,
+        TlsSupport.PREFERRED_VERIFY: TlsPolicy.PREFERRED,
+        TlsSupport.REQUIRED: TlsPolicy.REQUIRED,
+        TlsSupport.REQUIRED_VERIFY: TlsPolicy.REQUIRED,
+    }[mode]
+    if mode == TlsSupport.NONE or (kind in (PLAIN, NO_ESMTP) and policy == TlsPolicy.PREFERRED):
+        result = TlsResult.NONE
+    else:
+        result = TlsResult.SUCCESS if fate == ENCRYPTED else TlsResult.FAILED
+    handshake = kind in (TRUSTED, WRONG_NAME, SELF_SIGNED, EXPIRED) and mode != TlsSupport.NONE
+    checked = handshake and mode in (TlsSupport.PREFERRED_VERIFY, TlsSupport.REQUIRED_VERIFY)
+    assert (record.policy, record.result, record.verified) == (
+        policy,
+        result,
+        (kind == TRUSTED) if checked else None,
+    ), record.detail
+    assert (record.domain, record.remote_address, record.mode) == (DOMAIN, LOOPBACK, mode)
+    assert record.messages == (0 if fate == HELD else 1)
+    assert bool(record.protocol) == handshake  # a Required - Verify refusal came after the handshake
+
+
 # --- the matrix -------------------------------------------------------------------------------------
 
 
@@ -225,6 +255,7 @@ def test_matrix(outbound, receivers, server_pki, mode, kind):
             re.escape(f"DCID {dcid} close"),
         ],
     )
+    assert_record(outbound, dcid, mode, kind, fate)
     delayed = [line for line in outbound.lines_about(mid) if line.startswith("Delayed:")]
     if fate == HELD:
         assert_lines(delayed, [rf"Delayed: MID {mid} to RID 0 - 4\.7\.5 - .+"])

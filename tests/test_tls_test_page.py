@@ -13,9 +13,11 @@ import pytest
 from django.urls import reverse
 
 from destinations import tlsprobe
+from listeners import hat
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     DOMAIN,
     PLAIN,
+    SELF_SIGNED,
     TRUSTED,
     WRONG_NAME,
     outbound_fixture,
@@ -23,8 +25,10 @@ from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     server_pki_fixture,
 )
 from tests.gateway_fixtures import (  # noqa: F401 (fixtures)
+    IN,
     LOOPBACK,
     free_port,
+    gateway_fixture,
     loop_thread_fixture,
     mail_log_fixture,
 )
@@ -109,6 +113,19 @@ def test_a_certificate_for_another_name(login, admin, trusted_config, receivers)
     assert name == f"DOES NOT VERIFY ({DOMAIN} | {LOOPBACK} != elsewhere.test)"
     assert mode_row(content, "Required") == [tlsprobe.ENCRYPTED]
     assert mode_row(content, "Required - Verify") == [tlsprobe.NOT_DELIVERED]
+
+
+def test_a_self_signed_server_gets_the_chain_finding_and_what_to_do(login, admin, trusted_config, receivers):
+    receiver = receivers(SELF_SIGNED)
+
+    content = login(admin).post(URL, {"domain": DOMAIN, "host": receiver.hop}, headers=HTMX).content.decode()
+
+    [finding] = re.findall(r'<div class="banner banner-warning" data-kind="([a-z_]+)">', content)
+    assert finding == "self_signed"
+    assert (
+        "report it as FAIL" in content
+        and "What to do: The server needs a certificate signed by a CA" in content
+    )
 
 
 def test_a_server_without_starttls(login, operator, trusted_config, receivers):
@@ -199,3 +216,32 @@ def test_what_the_server_says_is_escaped(login, admin, trusted_config, receivers
     assert html.escape(f"<-- 220 {hostile}") in content
     transcript = re.search(r'<pre class="mono">(.*?)</pre>', content, re.S).group(1)
     assert all(line.startswith("[") for line in transcript.splitlines())
+
+
+# --- check my own listener ---------------------------------------------------------------------------
+
+
+def test_check_my_own_listener_from_the_page(login, admin, gateway):
+    gateway.stage("TLS offered", lambda: hat.set_default_parameters(IN, tls="preferred"))
+    gateway.commit()
+    client = login(admin)
+    assert f'<option value="{IN}">{IN}</option>' in client.get(URL).content.decode()
+
+    content = client.post(URL, {"domain": "example.com", "listener": IN}, headers=HTMX).content.decode()
+
+    [[server, connect, starttls, _, cert, name]] = server_cells(content)
+    assert server == f"esa.example.com [{LOOPBACK}:{gateway.port}]"
+    assert (connect, starttls, cert) == ("OK", "offered and accepted", "self-signed certificate")
+    assert name == "VERIFIED (esa.example.com)"  # the Demo certificate covers the interface's name
+    assert 'data-kind="self_signed"' in content
+    assert f"this is the first run of this test (listener {IN} for example.com)" in html.unescape(content)
+
+
+def test_a_listener_and_a_server_at_once_are_refused(login, admin):
+    content = login(admin).post(
+        URL, {"domain": "example.com", "host": "mx.example.com", "listener": IN}, headers=HTMX
+    )
+    assert content.status_code == 400
+    assert field_errors(content.content.decode(), "listener") == [
+        "Test either a server (Host[:port]) or one of your listeners, not both."
+    ]

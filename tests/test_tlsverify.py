@@ -294,10 +294,23 @@ def assert_transcript(found: tlsprobe.HostProbe, expected: Expected, lines: list
     after_tls = lines[lines.index(next(x for x in lines if x.endswith("Connection converted to SSL"))) :]
     assert not any(line.endswith("<-- 250-STARTTLS") for line in after_tls), "STARTTLS offered twice"
     details = tls_details(lines)
-    patterns = expected_details(expected)
+    patterns = expected_details(expected) + [
+        PAD + re.escape(f"Chain {finding.severity.label}: {finding.text} What to do: {finding.advice}")
+        for finding in found.findings
+    ]
     assert len(details) == len(patterns), shown
     for line, pattern in zip(details, patterns, strict=True):
         assert re.fullmatch(pattern, line), f"{line!r} is not {pattern!r}\n{shown}"
+
+
+# The diagnostics of the chain each server sends (``certificates.diagnostics.chain_findings``).
+CHAIN_FINDINGS = {
+    "missing-intermediate": ["chain_incomplete"],
+    "duplicate-intermediate": ["duplicate_intermediate"],
+    "wrong-order": ["wrong_order"],
+    "expired": ["expired"],
+    "self-signed": ["self_signed"],
+}
 
 
 # --- the scenarios ----------------------------------------------------------------------------------
@@ -342,6 +355,7 @@ def test_probe(outbound, receivers, server_pki, sub_ca, name):
     assert [mode for mode in tlsprobe.MODES] == MODES
     assert found.status == expected.status
     assert_transcript(found, expected, tlsprobe.transcript(found, DOMAIN))
+    assert [finding.kind for finding in found.findings] == CHAIN_FINDINGS.get(name, [])
     # The probe says MAIL FROM only over TLS, never in clear.
     assert receiver.mail_commands == ([(PROBE_SENDER, True)] if expected.tls_up else [])
 
@@ -392,7 +406,12 @@ def test_console_exit_status(outbound, receivers, server_pki, kind, status, outc
     assert (code, err) == (status, "")
     lines = out.splitlines()
     assert re.fullmatch(STAMP + re.escape(f"Trying TLS on {LOOPBACK}[{LOOPBACK}:{receiver.port}]"), lines[0])
-    assert lines[-6:] == [f"TLS Support verdicts for {DOMAIN}:", *verdict_lines(LOOPBACK, outcomes)]
+    assert lines[-7:-1] == [f"TLS Support verdicts for {DOMAIN}:", *verdict_lines(LOOPBACK, outcomes)]
+    # Then the comparison with the last run (test_probe_history), here the first.
+    assert (
+        lines[-1]
+        == f"Nothing to compare with: this is the first run of this test ({DOMAIN} at {receiver.hop})."
+    )
     if kind == TRUSTED:
         assert f"{PAD}Certificate 1 of 3 in chain: Cert VALIDATED: ok" in lines
         assert f"{PAD}Cert Hostname VERIFIED ({DOMAIN} = {DOMAIN})" in lines

@@ -174,12 +174,14 @@ class Registry:
         key = self.sections[tag].key
         return next((item for item in config.get(tag, []) if item[key] == name), None)
 
-    def where_used(self, target: str) -> dict[str, list[str]]:
-        """Name of each ``target`` item → what uses it in the candidate, e.g. "interface 'X' (HTTPS Certificate)"."""
+    def where_used(self, target: str, config: Config | None = None) -> dict[str, list[str]]:
+        """Name of each ``target`` item → what uses it in ``config`` (default: the candidate), e.g.
+        "interface 'X' (HTTPS Certificate)"."""
         used: dict[str, list[str]] = {}
         for section in self.ordered():
             if any(f.references == target for f in _all_fields(section.fields)):
-                for owner, f, name in references_in(section, section.read(), target):
+                items = section.read() if config is None else config.get(section.tag, [])
+                for owner, f, name in references_in(section, items, target):
                     used.setdefault(name, []).append(f"{owner} ({f.label})")
         return used
 

@@ -1,4 +1,4 @@
-"""tlsverify DOMAIN [HOST[:PORT]]: the ESA's TLS Verify, with CheckTLS's transcript."""
+"""tlsverify DOMAIN [HOST[:PORT]]: the ESA's TLS Verify, with CheckTLS's transcript, compared with the last run."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import sys
 from appliance import workflow
 from appliance.management.base import ApplianceCommand, Refused
 from appliance.roles import require
-from destinations import probe, tlsprobe
+from destinations import probe, probe_history, tlsprobe
+from destinations.models import ProbeSource
 
 
 class Command(ApplianceCommand):
     help = (
         "Probe DOMAIN's mail servers (its MX hosts, its SMTP route, or HOST[:PORT]) for STARTTLS and show "
-        "each step, the certificate chain, the name check and what each TLS Support mode would do. "
+        "each step, the certificate chain, the name check and what each TLS Support mode would do, then what "
+        "changed since the last run of the same test. "
         "Exit status: 0 TLS up and verified, 3 TLS up but not verified, 4 no TLS or no connection."
     )
 
@@ -38,13 +40,10 @@ class Command(ApplianceCommand):
         except ValueError as exc:
             raise Refused(str(exc)) from None
         config = workflow.running_config()
-        if listener:
-            try:
-                probes = [asyncio.run(tlsprobe.probe_listener(config, listener, domain))]
-            except ValueError as exc:
-                raise Refused(str(exc)) from None
-        else:
-            probes = asyncio.run(tlsprobe.probe_domain(config, domain, host, port))
+        try:
+            probes = asyncio.run(tlsprobe.probe(config, domain, host, port, listener or ""))
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
         for found in probes:
             lines = tlsprobe.transcript(found, domain) if found.steps else [f"{found.host}: {found.error}"]
             self.stdout.write("\n".join(lines) + "\n")
@@ -52,5 +51,19 @@ class Command(ApplianceCommand):
         for mode in tlsprobe.MODES:
             outcomes = ", ".join(f"{found.host} {found.outcome(mode)}" for found in probes)
             self.stdout.write(f"  {mode.label}: {outcomes}")
+        target = probe_history.Target.of(domain, host, port, listener or "")
+        run = probe_history.record(target, probes, user.username, ProbeSource.CONSOLE)
+        self.print_comparison(probe_history.compare(run))
         self.stdout.flush()
-        sys.exit(max((found.status for found in probes), default=tlsprobe.NO_TLS))
+        sys.exit(run.status)
+
+    def print_comparison(self, comparison: probe_history.Comparison) -> None:
+        previous = comparison.previous
+        if previous is None:
+            self.stdout.write(
+                f"Nothing to compare with: this is the first run of this test ({comparison.run.target})."
+            )
+            return
+        self.stdout.write(f"Compared with the last run ({probe_history.when(previous)}, by {previous.who}):")
+        for line in comparison.differences or ["No change."]:
+            self.stdout.write(f"  {line}")

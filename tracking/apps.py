@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class TrackingConfig(AppConfig):
+    """What the gateway did with each connection and message, as it did it: the TLS Connections
+    report and Message Tracking read these records, never the mail logs."""
+
+    name = "tracking"
+    verbose_name = "Tracking"
+
+    def ready(self):
+        from appliance import navigation
+
+        # Message data, as Monitor > Queue: not for Guests (mail_monitor.MAIL_DATA).
+        navigation.register("Monitor", "Message Tracking", "tracking:messages", position=15)
+        navigation.register("Monitor", "TLS Connections", "tracking:tls_connections", position=25)
