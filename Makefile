@@ -20,8 +20,9 @@ apt:
 
 # Debian packages the tests use, installed only when missing: openssl makes the test certificates
 # and probes STARTTLS (s_client), swaks is the SMTP client the gateway tests send with, postfix is
-# a real receiving server for the delivery tests (/usr/sbin/postfix: root's PATH finds it).
-SYSTEM_TOOLS = openssl swaks postfix
+# a real receiving server for the delivery tests (/usr/sbin/postfix: root's PATH finds it), chromium
+# is the browser the browser suite drives (Playwright, never a downloaded browser).
+SYSTEM_TOOLS = openssl swaks postfix chromium
 system-packages:
 	@missing=$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
 	if [ -n "$$missing" ]; then $(MAKE) apt PACKAGES="$$missing"; fi
