@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint venv apt system-packages
+.PHONY: run test lint screens venv apt system-packages
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) apt PACKAGES=python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -33,6 +33,11 @@ run: venv
 # The tests keep their keys, logs and databases in a fresh data directory.
 test: venv system-packages
 	@data=$$(mktemp -d); APPLIANCE_DATA_DIR=$$data $(PY) -m pytest; status=$$?; rm -rf $$data; exit $$status
+
+# The browser suite again, its screenshots written to docs/screens (the README shows them).
+screens: venv system-packages
+	@data=$$(mktemp -d); APPLIANCE_DATA_DIR=$$data SCREENS_DIR=docs/screens $(PY) -m pytest -m browser; \
+	status=$$?; rm -rf $$data; exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check .

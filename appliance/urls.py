@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from appliance.views import account, configfile, mail_monitor, monitor, network, system, users, workflow
+from appliance.views import account, configfile, help, mail_monitor, monitor, network, system, users, workflow
 
 urlpatterns = [
     path("login/", account.login_view, name="login"),
@@ -32,6 +32,8 @@ urlpatterns = [
     path("admin/users/add/", users.user_edit, name="user_add"),
     path("admin/users/edit/<str:username>/", users.user_edit, name="user_edit"),
     path("admin/users/delete/<str:username>/", users.user_delete, name="user_delete"),
+    path("help/", help.help_page, name="help_index"),
+    path("help/<str:doc>/", help.help_page, name="help"),
     path("network/certificates/", include("certificates.urls")),
     path("network/listeners/", include("listeners.urls")),
     path("services/", include("destinations.urls")),

@@ -31,7 +31,7 @@ from django.test import Client  # noqa: E402
 from appliance import bootstrap, configfile, workflow  # noqa: E402
 from appliance.config.xmlfile import SecretMode  # noqa: E402
 from appliance.models import User  # noqa: E402
-from certificates.models import Certificate  # noqa: E402
+from bench import large_config  # noqa: E402
 
 
 def median_ms(action, runs: int = 5) -> float:
@@ -47,25 +47,7 @@ def main(count: int) -> None:
     call_command("migrate", verbosity=0)
     bootstrap.first_start()
     admin = User.objects.get(username="admin")
-    demo = Certificate.objects.get(name="Demo")
-
-    def add_certificates():
-        Certificate.objects.bulk_create(
-            Certificate(
-                name=f"cert-{n:05d}",
-                certificate_pem=demo.certificate_pem,
-                private_key_sealed=demo.private_key_sealed,
-                common_name=f"host{n}.example.org",
-                issuer=demo.issuer,
-                domains=f"host{n}.example.org",
-                not_before=demo.not_before,
-                not_after=demo.not_after,
-                self_signed=True,
-            )
-            for n in range(count)
-        )
-
-    workflow.submit(admin, "bench", add_certificates)
+    workflow.submit(admin, "bench", large_config.rows(count, 0, 0))
     start = time.perf_counter()
     workflow.commit(admin, "bench")
     print(f"commit of {count + 1} certificates: {(time.perf_counter() - start) * 1000:.0f} ms")

@@ -11,5 +11,14 @@ class CertificatesConfig(AppConfig):
 
         sections.register_sections()
         bootstrap.register_first_start(store.create_demo_certificate)
-        navigation.register("Network", "Certificates", "certificates:list", position=20)
-        navigation.register("Network", "Certificate Authorities", "certificates:authorities", position=21)
+        navigation.register(
+            "Network", "Certificates", "certificates:list", position=20, help="guide#network-certificates"
+        )
+        navigation.register_help("certificates:detail", "guide#certificate-page-and-diagnostics")
+        navigation.register(
+            "Network",
+            "Certificate Authorities",
+            "certificates:authorities",
+            position=21,
+            help="guide#network-certificate-authorities",
+        )

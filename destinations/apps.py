@@ -16,10 +16,45 @@ class DestinationsConfig(AppConfig):
         alerts.register_section()
         routes.register_section()
         navigation.register(
-            "Mail Policies", "Destination Controls", "destinations:destination_controls", position=40
+            "Mail Policies",
+            "Destination Controls",
+            "destinations:destination_controls",
+            position=40,
+            help="guide#mail-policies-destination-controls",
         )
-        navigation.register("Security Services", "URL Filtering", "destinations:url_filtering", position=30)
-        navigation.register("System Administration", "LDAP", "destinations:ldap", position=25)
-        navigation.register("System Administration", "Alerts", "destinations:alerts", position=15)
-        navigation.register("Network", "SMTP Routes", "destinations:smtp_routes", position=20)
-        navigation.register("Network", "Mail Delivery", "destinations:mail_delivery", position=20)
+        navigation.register_help("destinations:tls_test", "guide#test-tls")
+        navigation.register(
+            "Security Services",
+            "URL Filtering",
+            "destinations:url_filtering",
+            position=30,
+            help="guide#security-services-url-filtering",
+        )
+        navigation.register(
+            "System Administration",
+            "LDAP",
+            "destinations:ldap",
+            position=25,
+            help="guide#system-administration-ldap",
+        )
+        navigation.register(
+            "System Administration",
+            "Alerts",
+            "destinations:alerts",
+            position=15,
+            help="guide#system-administration-alerts",
+        )
+        navigation.register(
+            "Network",
+            "SMTP Routes",
+            "destinations:smtp_routes",
+            position=20,
+            help="guide#network-smtp-routes",
+        )
+        navigation.register(
+            "Network",
+            "Mail Delivery",
+            "destinations:mail_delivery",
+            position=20,
+            help="guide#network-mail-delivery",
+        )

@@ -14,8 +14,34 @@ class ListenersConfig(AppConfig):
         sections.register_sections()
         address_lists.register_section()
         bootstrap.register_first_start(store.create_default_listener)
-        navigation.register("Network", "Listeners", "listeners:list", position=15)
-        navigation.register("Mail Policies", "HAT Overview", "listeners:hat", position=30)
-        navigation.register("Mail Policies", "Mail Flow Policies", "listeners:policies", position=31)
-        navigation.register("Mail Policies", "Recipient Access Table", "listeners:rat", position=32)
-        navigation.register("Mail Policies", "Address Lists", "listeners:address_lists", position=50)
+        navigation.register(
+            "Network", "Listeners", "listeners:list", position=15, help="guide#network-listeners"
+        )
+        navigation.register(
+            "Mail Policies",
+            "HAT Overview",
+            "listeners:hat",
+            position=30,
+            help="guide#mail-policies-hat-overview",
+        )
+        navigation.register(
+            "Mail Policies",
+            "Mail Flow Policies",
+            "listeners:policies",
+            position=31,
+            help="guide#mail-policies-mail-flow-policies",
+        )
+        navigation.register(
+            "Mail Policies",
+            "Recipient Access Table",
+            "listeners:rat",
+            position=32,
+            help="guide#mail-policies-recipient-access-table",
+        )
+        navigation.register(
+            "Mail Policies",
+            "Address Lists",
+            "listeners:address_lists",
+            position=50,
+            help="guide#mail-policies-address-lists",
+        )

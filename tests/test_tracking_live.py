@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.test_runappliance import PASSWORD, Browser, free_port, running  # noqa: F401 (fixture)
+from tests.appliance_process import PASSWORD, free_port
+from tests.test_runappliance import Browser, running  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 

@@ -12,5 +12,17 @@ class TrackingConfig(AppConfig):
         from appliance import navigation
 
         # Message data, as Monitor > Queue: not for Guests (mail_monitor.MAIL_DATA).
-        navigation.register("Monitor", "Message Tracking", "tracking:messages", position=15)
-        navigation.register("Monitor", "TLS Connections", "tracking:tls_connections", position=25)
+        navigation.register(
+            "Monitor",
+            "Message Tracking",
+            "tracking:messages",
+            position=15,
+            help="guide#monitor-message-tracking",
+        )
+        navigation.register(
+            "Monitor",
+            "TLS Connections",
+            "tracking:tls_connections",
+            position=25,
+            help="guide#monitor-tls-connections",
+        )

@@ -76,7 +76,8 @@ class LoadForm(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        # Its own ids: the save form on the same page has a "passphrase" too, and each label needs its field.
+        super().__init__(*args, auto_id="id_load_%s", **kwargs)
         self.fields["appliance_file"].choices = [("", "—")] + [
             (name, name) for name in configfile.saved_files()
         ]
