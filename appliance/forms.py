@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.forms.boundfield import BoundField
 
 from appliance import dns, tls
 from appliance.models import Role, User
+from appliance.sections import interface_problems
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
+
+# An inline check posts the whole form, ``_validate=<field name>``, and for each field another one
+# governs, ``_drawn_for_<field>``: the value of its governor it was drawn for (``_field.html``).
+CHECK_FIELD = "_validate"
+DRAWN_FOR = "_drawn_for_"
 
 
 def uploaded_text(upload) -> str:
@@ -34,6 +43,104 @@ def config_validator(check):
             raise ValidationError(str(exc)) from None
 
     return validator
+
+
+class CheckedBoundField(BoundField):
+    """A field of a ``CheckedForm``: what its choices mean, and whether it applies to the choices made."""
+
+    @property
+    def inapplicable(self) -> str:
+        """Why the field does not apply to the choices made now ("" when it does)."""
+        return self.form.inapplicable.get(self.name, "")
+
+    def _meanings(self) -> dict[str, str]:
+        return self.form.meanings.get(self.name, {})
+
+    @property
+    def _is_radio(self) -> bool:
+        return getattr(self.field.widget, "input_type", "") == "radio"
+
+    @property
+    def options(self) -> list[tuple]:
+        """A radio group's buttons, each with what it means (empty when the field has no meanings)."""
+        if not self._meanings() or not self._is_radio:
+            return []
+        return [(radio, self._meanings().get(str(radio.data["value"]), "")) for radio in self.subwidgets]
+
+    @property
+    def meaning(self) -> str:
+        """What the choice made in a select means ("" for radio groups: each button says it)."""
+        if self._is_radio:
+            return ""
+        return self._meanings().get(str(self.value()), "")
+
+    @property
+    def chosen_label(self) -> str:
+        return str(dict(self.field.choices).get(self.value(), self.value()))
+
+    @property
+    def governed_by(self) -> str:
+        """The field whose choice this one depends on ("" for none)."""
+        return next((name for name, governed in self.form.governs.items() if self.name in governed), "")
+
+    @property
+    def drawn_for(self) -> str:
+        """The governing field's value this field is drawn for."""
+        return str(self.form.value_now(self.governed_by))
+
+    @property
+    def aria_describedby(self) -> str | None:
+        """The help (with the meaning and why the field does not apply) and the error, by id."""
+        if self.field.widget.attrs.get("aria-describedby"):
+            return None
+        ids = []
+        if self.auto_id and not self.is_hidden:
+            if self.help_text or self.meaning or self.inapplicable:
+                ids.append(f"{self.auto_id}_helptext")
+            if self.errors:
+                ids.append(f"{self.auto_id}_error")
+        return " ".join(ids)
+
+    def build_widget_attrs(self, attrs, widget=None):
+        attrs = super().build_widget_attrs(attrs, widget)
+        if self.inapplicable:
+            attrs["disabled"] = True  # the browser does not post it
+        return attrs
+
+
+class CheckedForm(forms.Form):
+    """A form the console checks field by field while the administrator fills it in.
+
+    ``_field.html`` gives each field's block the htmx attributes: a change posts the whole form with
+    ``_validate=<field>`` to the page, and ``views.common.field_check`` answers with that block drawn
+    again, with its error or none, and the blocks of the fields it ``governs`` redrawn for the new
+    value (Key Type → Key Size, TLS → Verify Client Certificate) when that value is not the one they
+    were drawn for. Nothing is submitted.
+
+    ``meanings``: field → {choice: what it means}, shown beside each radio button, or under a select
+    for the choice made. ``inapplicable``: the fields that do not apply to the choices made now, with
+    why; they are drawn disabled, so the browser does not post them.
+    """
+
+    bound_field_class = CheckedBoundField
+    checked_live = True
+    governs: dict[str, tuple[str, ...]] = {}
+    meanings: dict[str, dict[str, str]] = {}
+
+    def value_now(self, name: str):
+        """A field's value as the page shows it: the one posted, else the initial one."""
+        field = self.fields[name]
+        if self.is_bound:
+            return field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+        return self.get_initial_for_field(field, name)
+
+    def inapplicable_fields(self) -> dict[str, str]:
+        """The fields that do not apply to the choices made now, each with why (override)."""
+        return {}
+
+    @cached_property
+    def inapplicable(self) -> dict[str, str]:
+        return self.inapplicable_fields()
 
 
 class SystemSettingsForm(forms.Form):
@@ -106,8 +213,18 @@ class UserForm(forms.Form):
         return user
 
 
-class InterfaceForm(forms.Form):
-    """Network > IP Interfaces > Add/Edit; field names as the ESA's page (intname, ipv4, hostname…)."""
+# A problem of sections.interface_problems ("netmask", "must be at most 32 for 127.0.0.2"): the form
+# field it is shown at, and the words it starts with there.
+INTERFACE_FIELD_OF = {"interface_name": "intname", "interface_hostname": "hostname"}
+INTERFACE_SUBJECTS = {"netmask": "The netmask", "https_redirect": "Redirect HTTP requests to HTTPS"}
+
+
+class InterfaceForm(CheckedForm):
+    """Network > IP Interfaces > Add/Edit; field names as the ESA's page (intname, ipv4, hostname…).
+
+    The rules between its fields are the configuration file's (``sections.interface_problems``),
+    shown next to the field they concern.
+    """
 
     intname = forms.CharField(
         label="Name", max_length=64, validators=[config_validator(validate_object_name)]
@@ -129,6 +246,16 @@ class InterfaceForm(forms.Form):
     def __init__(self, *args, certificate_choices, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["certificate"].choices = certificate_choices
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        for tag, message in interface_problems(self.item()):
+            name = INTERFACE_FIELD_OF.get(tag, tag)
+            subject = INTERFACE_SUBJECTS.get(name, "")
+            self.add_error(name, f"{subject} {message}." if subject else f"{message}.")
+        return cleaned
 
     def item(self) -> dict:
         """The interface as the configuration file holds it."""

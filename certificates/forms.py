@@ -7,16 +7,36 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from appliance.forms import config_validator
+from appliance.forms import CheckedForm, config_validator
 from appliance.validators import validate_object_name
+from certificates import pki
 from certificates.pki import KeyType, Pkcs12Profile, Subject, validate_alternative_name, validate_country
 from certificates.store import MAX_DAYS
 
 MAX_UPLOAD_BYTES = 1024 * 1024  # certificates and PKCS#12 files are a few KiB
 
+# Add Certificate's Key Type and Key Size: each type, its label and its sizes, each size pki's KeyType.
+KEY_TYPES = {"rsa": "RSA", "ecdsa": "ECDSA"}
+KEY_SIZES = {
+    "rsa": {"2048": KeyType.RSA2048, "3072": KeyType.RSA3072, "4096": KeyType.RSA4096},
+    "ecdsa": {"P-256": KeyType.EC256, "P-384": KeyType.EC384},
+}
+SIZE_UNIT = {"rsa": " bits", "ecdsa": ""}
+
+
+def _sizes_in_words(key_type: str) -> str:
+    """The sizes of a key type in words: "2048, 3072 or 4096 bits", "P-256 or P-384"."""
+    *first, last = KEY_SIZES[key_type]
+    return f"{', '.join(first)} or {last}{SIZE_UNIT[key_type]}"
+
 
 class UploadField(forms.FileField):
-    """A certificate-sized file: refused before it is read when it is larger than any certificate."""
+    """A certificate-sized file: refused before it is read when it is larger than any certificate,
+    and, with ``reader`` (e.g. ``pki.read_certificate_file``), when it is not what the field takes."""
+
+    def __init__(self, *args, reader=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reader = reader
 
     def clean(self, data, initial=None):
         upload = super().clean(data, initial)
@@ -25,6 +45,13 @@ class UploadField(forms.FileField):
                 f"The file is {upload.size // 1024} KiB: larger than any certificate file "
                 f"({MAX_UPLOAD_BYTES // 1024} KiB at most)."
             )
+        if upload and self.reader:
+            try:
+                self.reader(uploaded_bytes(upload))
+            except pki.CertificateError as refusal:
+                raise ValidationError(f"{refusal}.") from None
+            finally:
+                upload.seek(0)
         return upload
 
 
@@ -32,7 +59,7 @@ def uploaded_bytes(upload) -> bytes:
     return b"".join(upload.chunks())
 
 
-class SelfSignedForm(forms.Form):
+class SelfSignedForm(CheckedForm):
     name = forms.CharField(
         label="Certificate Name", max_length=64, validators=[config_validator(validate_object_name)]
     )
@@ -56,7 +83,42 @@ class SelfSignedForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="DNS names or IP addresses, separated by commas or lines. Empty: the Common Name.",
     )
-    key_type = forms.ChoiceField(label="Private Key", choices=KeyType.choices, initial=KeyType.RSA2048)
+    key_type = forms.ChoiceField(
+        label="Key Type",
+        choices=list(KEY_TYPES.items()),
+        initial="rsa",
+        help_text="RSA works with every mail server. ECDSA keys are smaller and faster; a few old servers "
+        "cannot use them.",
+    )
+    key_size = forms.ChoiceField(
+        label="Key Size",
+        choices=[(size, size) for sizes in KEY_SIZES.values() for size in sizes],
+        initial="2048",
+        help_text="RSA: the key's length (2048 bits is usual; 4096 takes a few seconds to make). "
+        "ECDSA: the curve.",
+    )
+
+    governs = {"key_type": ("key_size",)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The sizes offered are the chosen type's; the field accepts any, and clean() says what fits.
+        key_type = self.value_now("key_type")
+        offered = KEY_SIZES.get(key_type, KEY_SIZES["rsa"])
+        self.fields["key_size"].widget.choices = [(size, size) for size in offered]
+
+    def clean(self):
+        cleaned = super().clean()
+        key_type, size = cleaned.get("key_type"), cleaned.get("key_size")
+        if key_type and size and size not in KEY_SIZES[key_type]:
+            self.add_error(
+                "key_size", f"An {KEY_TYPES[key_type]} key is {_sizes_in_words(key_type)}, not {size}."
+            )
+        return cleaned
+
+    def private_key_type(self) -> KeyType:
+        """The key to make, as pki names it (rsa2048 … ec384)."""
+        return KEY_SIZES[self.cleaned_data["key_type"]][self.cleaned_data["key_size"]]
 
     def clean_country(self):
         return self.cleaned_data["country"].upper()
@@ -79,7 +141,7 @@ class SelfSignedForm(forms.Form):
         )
 
 
-class ImportForm(forms.Form):
+class ImportForm(CheckedForm):
     cert_file = UploadField(label="PKCS#12 file (.p12, .pfx)")
     cert_pass = forms.CharField(label="Password", widget=forms.PasswordInput, required=False, strip=False)
     name = forms.CharField(
@@ -91,8 +153,37 @@ class ImportForm(forms.Form):
     )
     accept_dates = forms.BooleanField(label="Accept an expired or not yet valid certificate", required=False)
 
+    def clean(self):
+        data = super().clean()
+        upload = data.get("cert_file")
+        if upload:
+            # The file's own faults next to it, a wrong password next to the password.
+            try:
+                pki.read_pkcs12(uploaded_bytes(upload), data.get("cert_pass", ""))
+            except pki.WrongPassword as refusal:
+                self.add_error("cert_pass", f"{refusal}.")
+            except pki.CertificateError as refusal:
+                self.add_error("cert_file", f"{refusal}.")
+            finally:
+                upload.seek(0)
+        return data
 
-class PasteForm(forms.Form):
+
+PASTE_CERTIFICATE = "paste the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----"
+
+
+def _pasted_certificates(text: str, what: str) -> str:
+    """The pasted text, if it holds certificates (as ``store.paste`` reads them); else why not."""
+    try:
+        pki.read_certificate_file(text.encode())
+    except pki.CertificateError as exc:
+        if "-----BEGIN" not in text:
+            raise ValidationError(f"{what}: {PASTE_CERTIFICATE}.") from None
+        raise ValidationError(f"{exc}.") from None
+    return text
+
+
+class PasteForm(CheckedForm):
     name = forms.CharField(
         label="Certificate Name", max_length=64, validators=[config_validator(validate_object_name)]
     )
@@ -112,9 +203,26 @@ class PasteForm(forms.Form):
     )
     accept_dates = forms.BooleanField(label="Accept an expired or not yet valid certificate", required=False)
 
+    def clean_certificate(self):
+        return _pasted_certificates(self.cleaned_data["certificate"], "This is not a PEM certificate")
+
+    def clean_private_key(self):
+        text = self.cleaned_data["private_key"]
+        if "PRIVATE KEY-----" not in text:
+            raise ValidationError(
+                "This is not a PEM private key: paste the text from -----BEGIN PRIVATE KEY----- "
+                "(or RSA/EC PRIVATE KEY) to its -----END line."
+            )
+        return text
+
+    def clean_intermediates(self):
+        text = self.cleaned_data["intermediates"]
+        return _pasted_certificates(text, "These are not PEM certificates") if text.strip() else text
+
 
 class UploadSignedForm(forms.Form):
     signed_cert = UploadField(
+        reader=pki.read_certificate_file,
         label="Upload Signed Certificate",
         help_text="PEM, DER or PKCS#7 (.p7b); a bundle with intermediates is split.",
     )
@@ -123,7 +231,9 @@ class UploadSignedForm(forms.Form):
 
 class IntermediatesForm(forms.Form):
     interm_cert = UploadField(
-        label="Intermediate Certificates", help_text="One file, PEM (one or several), DER or .p7b."
+        reader=pki.read_certificate_file,
+        label="Intermediate Certificates",
+        help_text="One file, PEM (one or several), DER or .p7b.",
     )
 
 
@@ -186,4 +296,8 @@ class AuthoritySettingsForm(forms.Form):
 
 
 class CustomAuthorityForm(forms.Form):
-    custom_ca_file = UploadField(label="Add CA certificates", help_text="PEM (one or several), DER or .p7b.")
+    custom_ca_file = UploadField(
+        reader=pki.read_certificate_file,
+        label="Add CA certificates",
+        help_text="PEM (one or several), DER or .p7b.",
+    )

@@ -29,6 +29,10 @@ class CertificateError(ChangeRefused):
     """A certificate, key or file the appliance refuses; the message says which and why."""
 
 
+class WrongPassword(CertificateError):
+    """The file is fine; its password is not."""
+
+
 class KeyType(models.TextChoices):
     RSA2048 = "rsa2048", "RSA 2048"
     RSA3072 = "rsa3072", "RSA 3072"
@@ -435,7 +439,7 @@ def read_pkcs12(data: bytes, password: str) -> Pkcs12Content:
         raise CertificateError("The PKCS#12 file uses an algorithm this appliance does not support") from None
     except ValueError as exc:
         if "Invalid password" in str(exc):
-            raise CertificateError("The password does not open this PKCS#12 file") from None
+            raise WrongPassword("The password does not open this PKCS#12 file") from None
         raise CertificateError(
             "The file is not a readable PKCS#12 file (damaged, or another format)"
         ) from None

@@ -14,7 +14,7 @@ from appliance import audit, workflow
 from appliance.audit import Action
 from appliance.config.sections import registry
 from appliance.roles import Capability, require, requires
-from appliance.views.common import ConsoleRequest, source_of, submit_change
+from appliance.views.common import ConsoleRequest, field_check, source_of, submit_change
 from certificates import diagnostics, downloads, forms, pki, store, trust
 from certificates.diagnostics import Severity
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
@@ -79,6 +79,8 @@ def add_certificate(request: ConsoleRequest):
         "paste": forms.PasteForm,
     }.get(option, forms.SelfSignedForm)
     form = form_class(request.POST or None, request.FILES or None)
+    if (checked := field_check(request, form)) is not None:
+        return checked
     context = {"form": form, "option": option}
     template = "certificates/_add_form.html" if request.htmx else "certificates/add.html"
     if request.method != "POST" or not form.is_valid():
@@ -110,7 +112,11 @@ def add_certificate(request: ConsoleRequest):
 
         def apply():
             store.create_self_signed(
-                data["name"], form.subject(), data["expiration"], data["alternative_names"], data["key_type"]
+                data["name"],
+                form.subject(),
+                data["expiration"],
+                data["alternative_names"],
+                form.private_key_type(),
             )
             return workflow.Outcome(
                 notes=[f"'{data['name']}' is ready: download its signing request after you commit."]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from appliance.forms import config_validator, uploaded_text
+from appliance.forms import CheckedForm, config_validator, uploaded_text
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
 from destinations import delivery_settings, tlsprobe
@@ -34,18 +34,22 @@ class CertificateField(forms.ChoiceField):
         super().__init__(choices=lambda: certificate_choices(blank=blank), required=False, **kwargs)
 
 
-class DestinationControlsForm(forms.Form):
+class DestinationControlsForm(CheckedForm):
     """Mail Policies > Destination Controls > Edit Global Settings (ESA ids ``certificate``, ``send_tls_req_alert``)."""
 
     certificate = CertificateField(
         label="Certificate",
         blank="None (no certificate on outgoing TLS)",
-        help_text="Presented on every outgoing TLS connection, when the receiving server asks for one.",
+        help_text="Presented on every outgoing TLS connection, when the receiving server asks for one. "
+        "A global setting, not one per destination.",
     )
     send_tls_req_alert = forms.BooleanField(
         label="Send an alert when a required TLS connection fails",
         required=False,
-        help_text="Sent to the recipients of Warning alerts of the System type; it names the destination domain.",
+        help_text="When TLS negotiation fails while delivering to a destination whose TLS Support is "
+        "Required or Required - Verify, the appliance sends an alert that names the destination domain "
+        "to the recipients of Warning alerts of the System type (System Administration > Alerts). "
+        "A global setting, not one per destination.",
     )
 
 
@@ -239,6 +243,17 @@ TLS_MEANINGS = {
 }
 
 
+def default_tls_meanings(default: Entry, for_default: bool) -> dict[str, str]:
+    """TLS_MEANINGS, and for an entry other than the Default entry, what its Default choice stands for."""
+    if for_default:
+        return TLS_MEANINGS
+    inherited = TlsSupport(default.tls)
+    return {
+        TlsSupport.DEFAULT: f"The Default entry's TLS Support, now {inherited.label}. {TLS_MEANINGS[inherited]}",
+        **TLS_MEANINGS,
+    }
+
+
 def _limit_validator(attribute: str):
     low, high = LIMITS[attribute]
 
@@ -249,7 +264,7 @@ def _limit_validator(attribute: str):
     return validate
 
 
-class DestinationForm(forms.Form):
+class DestinationForm(CheckedForm):
     """Add Destination / Edit Destination (ESA ids ``new_name``, ``table_tls``, ``ip_sort_pref``…).
 
     For an entry, an empty setting is "Use Default": the Default entry's value. The Default
@@ -262,7 +277,12 @@ class DestinationForm(forms.Form):
         validators=[config_validator(canonical_destination)],
         help_text=f"{DESTINATION_SYNTAX[0].upper()}{DESTINATION_SYNTAX[1:]}.",
     )
-    table_tls = forms.ChoiceField(label="TLS Support", choices=TlsSupport.choices)
+    table_tls = forms.ChoiceField(
+        label="TLS Support",
+        choices=TlsSupport.choices,
+        help_text="Whether delivery to this destination uses TLS, and whether the certificate of its mail "
+        "servers is verified.",
+    )
     ip_sort_pref = forms.ChoiceField(label="IP Address Preference", required=False)
     max_host_concurrency = forms.IntegerField(
         label="Concurrent Connections", required=False, validators=[_limit_validator("max_connections")]
@@ -291,6 +311,7 @@ class DestinationForm(forms.Form):
     def __init__(self, *args, default: Entry, for_default: bool, **kwargs):
         super().__init__(*args, **kwargs)
         self.for_default = for_default
+        self.meanings = {"table_tls": default_tls_meanings(default, for_default)}
         fields = self.fields
         fields["ip_sort_pref"].choices = IpPreference.choices
         fields["limits_apply_to"].choices = LimitsApplyTo.choices

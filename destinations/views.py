@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from appliance import workflow
 from appliance.config.sections import registry
 from appliance.roles import Capability, can, require, requires
-from appliance.views.common import ConsoleRequest, submit_change
+from appliance.views.common import ConsoleRequest, field_check, submit_change
 from destinations import (
     delivery_settings,
     entries,
@@ -147,14 +147,11 @@ def destination_entry(request: ConsoleRequest, name: str | None = None):
     form = forms.DestinationForm(
         request.POST or None, initial=initial, default=default, for_default=for_default
     )
+    if (checked := field_check(request, form)) is not None:
+        return checked
     partial = request.htmx and not request.htmx.boosted
     template = "destinations/_destination_form.html" if partial else "destinations/destination_entry.html"
-    context = {
-        "form": form,
-        "entry": row,
-        "meanings": forms.TLS_MEANINGS,
-        "default_tls": TlsSupport(default.tls).label,
-    }
+    context = {"form": form, "entry": row}
     if request.method != "POST" or not form.is_valid():
         return render(request, template, context, status=400 if request.method == "POST" else 200)
     entry = form.entry(DEFAULT_DESTINATION if for_default else None)
@@ -225,6 +222,8 @@ def destination_controls_settings(request: ConsoleRequest):
     current = DestinationControls.load()
     initial = {"certificate": current.certificate_name, "send_tls_req_alert": current.send_tls_required_alert}
     form = forms.DestinationControlsForm(request.POST or None, initial=initial)
+    if (checked := field_check(request, form)) is not None:
+        return checked
     context = {"form": form}
     template = "destinations/destination_controls_settings.html"
     if request.method != "POST":

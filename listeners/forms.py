@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django import forms
 
-from appliance.forms import config_validator
+from appliance.forms import CheckedForm, config_validator
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
 from listeners import store
@@ -20,7 +20,7 @@ NO_CERTIFICATE = "— none —"
 PORT_RANGE = f"The port must be between {PORT_MIN} and {PORT_MAX}"
 
 
-class ListenerForm(forms.Form):
+class ListenerForm(CheckedForm):
     name = forms.CharField(label="Name", max_length=64, validators=[config_validator(validate_object_name)])
     listener_type = forms.ChoiceField(
         label="Type of Listener",

@@ -12,7 +12,7 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from appliance.forms import config_validator, uploaded_text
+from appliance.forms import CheckedForm, config_validator, uploaded_text
 from appliance.validators import validate_object_name
 from listeners import senders
 from listeners.models import (
@@ -40,23 +40,35 @@ BEHAVIOR_MEANINGS = {
         "This group does not decide: the HAT goes on to the next sender group that holds the host."
     ),
 }
+# Each TLS choice of a policy, in the user guide's words (ESA-REFERENCE §3.1, the listener TLS table),
+# with what the gateway answers.
 TLS_MEANINGS = {
-    InboundTls.OFF: "STARTTLS is not offered: mail arrives in the clear.",
-    InboundTls.PREFERRED: "STARTTLS is offered; the sender may use it but need not.",
+    InboundTls.OFF: (
+        "TLS is not allowed for incoming connections: STARTTLS is not offered, and mail arrives in the clear."
+    ),
+    InboundTls.PREFERRED: (
+        "TLS is allowed for incoming connections to the listener from MTAs: STARTTLS is offered; the "
+        "sender may use it but need not."
+    ),
     InboundTls.REQUIRED: (
-        "Until the sender has started TLS, every command except NOOP, EHLO, STARTTLS and QUIT is refused "
-        "with 530 5.7.0 Must issue a STARTTLS command first (RFC 3207)."
+        "TLS is allowed for incoming connections to the listener from MTAs, and until the STARTTLS "
+        "command is received, the appliance responds with an error message to every command other than "
+        "NOOP, EHLO, or QUIT: 530 5.7.0 Must issue a STARTTLS command first (RFC 3207)."
     ),
 }
 VERIFY_HELP = (
-    "Checks the sender's client certificate against the enabled Certificate Authorities lists. With TLS "
-    "Preferred, a sender without a certificate may still connect but one with an invalid certificate is "
-    "refused; with TLS Required, a valid certificate is needed. Needs TLS Preferred or Required."
+    "The appliance establishes the TLS connection only if the sender's client certificate is valid, "
+    "checked against the enabled Certificate Authorities lists. With TLS Preferred, a sender without a "
+    "certificate may still connect, but one with an invalid certificate is refused; with TLS Required, "
+    "the sender needs a valid certificate to connect."
 )
 ADDRESS_LIST_HELP = (
     "Only with TLS Preferred: envelope senders that match this address list (Mail Policies > Address "
     "Lists) must have started TLS, or their mail is refused; other senders may still send in the clear."
 )
+# Why Verify Client Certificate and TLS is Mandatory for Address List do not apply (hat.tls_problems).
+NEEDS_TLS = "Needs TLS Preferred or Required."
+NEEDS_PREFERRED = "Applies only with TLS Preferred."
 
 
 # --- limits: the listener's and the mail flow policies' -----------------------------------------
@@ -144,10 +156,17 @@ def _address_list_choices() -> list[tuple[str, str]]:
     ]
 
 
-class TlsForm(forms.Form):
-    """The TLS settings a policy and the Default Policy Parameters share."""
+class TlsForm(CheckedForm):
+    """The TLS settings a policy and the Default Policy Parameters share: the TLS choices explained, and
+    Verify Client Certificate and the address list drawn disabled (not posted) where the TLS chosen
+    leaves them no meaning; choosing TLS redraws them."""
 
-    tls = forms.ChoiceField(label="TLS", widget=forms.RadioSelect)
+    tls = forms.ChoiceField(
+        label="TLS",
+        widget=forms.RadioSelect,
+        help_text="Deny, prefer or require TLS in the SMTP conversations of the hosts this policy "
+        "applies to.",
+    )
     tls_verify_client = forms.BooleanField(
         label="Verify Client Certificate", required=False, help_text=VERIFY_HELP
     )
@@ -158,15 +177,25 @@ class TlsForm(forms.Form):
         error_messages={"invalid_choice": "There is no address list named '%(value)s'"},
     )
 
+    governs = {"tls": ("tls_verify_client", "tls_mandatory_address_list")}
+
     def __init__(self, *args, listener: Listener, **kwargs):
         super().__init__(*args, **kwargs)
         self.listener = listener
         self.fields["tls_mandatory_address_list"].choices = _address_list_choices()
+        self.meanings = {"tls": {**TLS_MEANINGS, InboundTls.DEFAULT: use_default_meaning(listener)}}
 
-    def tls_choices(self) -> list[tuple[object, str]]:
-        """Each TLS radio button with its meaning, for the template."""
-        meanings = {**TLS_MEANINGS, InboundTls.DEFAULT: use_default_meaning(self.listener)}
-        return [(radio, meanings[radio.data["value"]]) for radio in self["tls"]]
+    def inapplicable_fields(self) -> dict[str, str]:
+        tls = self.value_now("tls")
+        if tls == InboundTls.DEFAULT:
+            now = InboundTls(self.listener.default_tls).label
+            why = f"With TLS Use Default, this comes from the Default Policy Parameters (TLS {now})."
+            return {"tls_verify_client": why, "tls_mandatory_address_list": why}
+        if tls == InboundTls.OFF:
+            return {"tls_verify_client": NEEDS_TLS, "tls_mandatory_address_list": NEEDS_PREFERRED}
+        if tls == InboundTls.REQUIRED:
+            return {"tls_mandatory_address_list": NEEDS_PREFERRED}
+        return {}
 
 
 class PolicyForm(TlsForm):
@@ -186,6 +215,7 @@ class PolicyForm(TlsForm):
         tls = self.fields["tls"]
         tls.choices = InboundTls.choices
         tls.initial = InboundTls.DEFAULT
+        self.meanings["connection_behavior"] = BEHAVIOR_MEANINGS
         # Each limit: "Use Default" (the Default Policy Parameters') or a number of the policy's own.
         for tag in POLICY_LIMITS:
             default = getattr(self.listener, f"default_{tag}")
@@ -236,9 +266,6 @@ class PolicyForm(TlsForm):
             rows.append((mode, use_default, own, self[tag]))
         return rows
 
-    def behavior_choices(self) -> list[tuple[object, str]]:
-        return [(radio, BEHAVIOR_MEANINGS[radio.data["value"]]) for radio in self["connection_behavior"]]
-
     @staticmethod
     def initial_for(policy) -> dict:
         initial = {
@@ -261,9 +288,11 @@ class DefaultParametersForm(TlsForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["tls"].choices = [
-            (value, label) for value, label in InboundTls.choices if value != "default"
-        ]
+        tls = self.fields["tls"]
+        tls.choices = [(value, label) for value, label in InboundTls.choices if value != "default"]
+        tls.help_text = (
+            "Deny, prefer or require TLS in the SMTP conversations of every policy whose TLS is Use Default."
+        )
         for tag in POLICY_LIMITS:
             self.fields[tag] = limit_field(tag)
 

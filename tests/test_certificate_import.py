@@ -11,7 +11,6 @@ import warnings
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.utils import CryptographyDeprecationWarning
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -186,17 +185,22 @@ def test_the_import_page_says_what_is_wrong_and_changes_nothing(login, admin, ca
     _, data = make_file(tmp_path, ca, leaves["ec"], ("-legacy",), "intermediate")
     client = login(admin)
 
-    def post(password):
-        upload = SimpleUploadedFile("backup.pfx", data, content_type="application/x-pkcs12")
+    def post_file(content, password):
+        upload = SimpleUploadedFile("backup.pfx", content, content_type="application/x-pkcs12")
         return client.post(
             reverse("certificates:add"), {"option": "import", "cert_file": upload, "cert_pass": password}
         )
 
+    def post(password):
+        return post_file(data, password)
+
     response = post("wrong password")
-    assert response.status_code == 409
-    assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        "The password does not open this PKCS#12 file. Nothing was changed."
-    ]
+    assert response.status_code == 400  # next to the password field
+    assert response.context["form"].errors == {"cert_pass": ["The password does not open this PKCS#12 file."]}
+    response = post_file(b"This is a letter, not a PKCS#12 file.\n", PASSWORD)
+    assert response.context["form"].errors == {
+        "cert_file": ["The file is not a readable PKCS#12 file (damaged, or another format)."]
+    }
     assert not Certificate.objects.filter(name="ec.example.com").exists()
     response = post(PASSWORD)
     assert (response.status_code, response["Location"]) == (302, reverse("certificates:list"))

@@ -29,7 +29,8 @@ SELF_SIGNED = {
     "country": "de",
     "expiration": "365",
     "alternative_names": "mail.example.org\nmx.example.org, 192.0.2.10",
-    "key_type": "ec256",
+    "key_type": "ecdsa",
+    "key_size": "P-256",
 }
 
 
@@ -101,7 +102,8 @@ def test_import_pkcs12_through_the_form(login, admin, tmp_path):
         reverse("certificates:add"),
         {"option": "import", "cert_pass": "nope", "cert_file": SimpleUploadedFile("f.p12", p12.read_bytes())},
     )
-    assert "The password does not open this PKCS#12 file. Nothing was changed." in wrong.content.decode()
+    assert wrong.status_code == 400
+    assert wrong.context["form"].errors == {"cert_pass": ["The password does not open this PKCS#12 file."]}
     client.post(
         reverse("certificates:add"),
         {"option": "import", "cert_pass": "pw", "cert_file": SimpleUploadedFile("f.p12", p12.read_bytes())},
@@ -316,3 +318,22 @@ def test_store_users_of_names_the_interface(appliance):
         "interface 'Management' (HTTPS Certificate)",
         "listener 'IncomingMail' (Certificate)",
     ]
+
+
+def test_a_file_that_is_no_certificate_is_refused_next_to_its_field(login, admin):
+    client = login(admin)
+    letter = b"Dear CA, please sign this.\n"
+    for action, field in (("upload_signed", "signed_cert"), ("add_intermediates", "interm_cert")):
+        page = client.post(
+            reverse("certificates:detail", args=["Demo"]),
+            {"action": action, field: SimpleUploadedFile("signed.pem", letter)},
+        )
+        assert page.status_code == 400
+        [error] = page.context[f"{action}_form"].errors[field]
+        assert "certificate" in error.lower() and error.endswith(".")
+    custom = client.post(
+        reverse("certificates:authorities"),
+        {"action": "add", "custom_ca_file": SimpleUploadedFile("ca.pem", letter)},
+    )
+    assert custom.status_code == 400 and "custom_ca_file" in custom.context["upload_form"].errors
+    assert not workflow.has_uncommitted_changes()

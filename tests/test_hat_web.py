@@ -200,7 +200,7 @@ def test_the_policy_form_explains_each_choice(login, admin):
     for words in (
         "STARTTLS is not offered",
         "STARTTLS is offered; the sender may use it but need not.",
-        "every command except NOOP, EHLO, STARTTLS and QUIT is refused with 530",
+        "responds with an error message to every command other than NOOP, EHLO, or QUIT: 530",
         "(RFC 3207)",
         "Takes the listener's Default Policy Parameters, now Off",
         "against the enabled Certificate Authorities lists",

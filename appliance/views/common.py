@@ -6,12 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from appliance import workflow
+from appliance.forms import CHECK_FIELD, DRAWN_FOR
+
+FIELD_TEMPLATE = "appliance/_field.html"
 
 
 class ConsoleRequest(HttpRequest):
@@ -21,6 +25,36 @@ class ConsoleRequest(HttpRequest):
 def source_of(request: HttpRequest) -> str:
     """How the audit log names where a request came from."""
     return f"GUI {request.META.get('REMOTE_ADDR', '')}"
+
+
+def field_check(request: ConsoleRequest, form) -> HttpResponse | None:
+    """The answer to an inline check, or None when the request is none (the form then goes on as usual).
+
+    A check is the whole form posted with ``_validate=<field>`` (``_field.html`` sends it when the
+    field changes, for a ``CheckedForm``). The form is validated; the answer is that field's block,
+    with its error or none, and the blocks of the fields it governs that were drawn for another value
+    of it, drawn anew without errors and swapped in out of band (one the administrator may be choosing
+    in now is left alone when its choices stay). Nothing is submitted, staged or audited.
+    """
+    name = request.POST.get(CHECK_FIELD) if request.method == "POST" else None
+    if not name or not getattr(form, "checked_live", False):
+        return None
+    if name not in form.fields:
+        return HttpResponseBadRequest(f"This form has no field named {name!r}.")
+    form.is_valid()
+    redrawn = [
+        other
+        for other in form.governs.get(name, ())
+        if other in form.fields and request.POST.get(f"{DRAWN_FOR}{other}") != form[other].drawn_for
+    ]
+    for other in redrawn:
+        form.errors.pop(other, None)  # drawn for the new choice, not judged yet
+    blocks = [render_to_string(FIELD_TEMPLATE, {"field": form[name], "field_checked": True}, request)]
+    blocks += [
+        render_to_string(FIELD_TEMPLATE, {"field": form[other], "field_redrawn": True}, request)
+        for other in redrawn
+    ]
+    return HttpResponse("".join(blocks))
 
 
 def submit_change(
@@ -71,7 +105,10 @@ def staged_form_page(
 
     ``change(cleaned_data)`` gives the audit description and the function that makes the change.
     After a successful htmx submit the browser is sent on (HX-Redirect), not the list swapped in.
+    An inline check of one field (``field_check``) is answered before anything is submitted.
     """
+    if (checked := field_check(request, form)) is not None:
+        return checked
     partial = request.htmx and not request.htmx.boosted
     template = partial_template if partial else full_template
     context = {"form": form, **context}

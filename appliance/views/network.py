@@ -13,7 +13,7 @@ from appliance.config.sections import registry
 from appliance.forms import DnsForm, DnsLookupForm, InterfaceForm
 from appliance.models import Interface
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, submit_change
+from appliance.views.common import ConsoleRequest, field_check, submit_change
 from certificates import selectors
 
 
@@ -38,6 +38,8 @@ def interface_edit(request: ConsoleRequest, name: str | None = None):
         certificate_choices=choices,
         initial=InterfaceForm.initial_from(original) if original else {"https_redirect": True},
     )
+    if (checked := field_check(request, form)) is not None:
+        return checked
     context = {"form": form, "original": original}
     if request.method != "POST" or not form.is_valid():
         return render(
