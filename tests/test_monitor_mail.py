@@ -406,3 +406,17 @@ def test_pages_make_few_queries_however_much_mail(
 def test_received_time_that_is_not_iso_is_shown_as_written(login, admin, mail_data):
     enqueue(51, received="yesterday")
     assert "<td>yesterday</td>" in login(admin).get(reverse("queue")).content.decode()
+
+
+def test_the_mail_log_rotates_at_its_size_and_keeps_every_line(mail_data, monkeypatch):
+    monkeypatch.setattr(maillog, "MAX_BYTES", 400)
+    log_lines(*(f"ICID {n} close" for n in range(10)))
+    for handler in maillog.logger.handlers:
+        handler.close()
+    maillog.logger.handlers = []
+    log_lines(*(f"ICID {n} close" for n in range(10, 20)))  # a restart counts on from the file's size
+    files = sorted(maillog.log_path().parent.glob("mail_logs*"), key=lambda p: p.name, reverse=True)
+    assert len(files) >= 3 and files[-1].name == "mail_logs"  # oldest first, as the names say
+    written = [line.split(": ", 1)[1] for p in files for line in p.read_text().splitlines()]
+    assert written == [f"ICID {n} close" for n in range(20)]
+    assert all(p.stat().st_size < 400 + 60 for p in files)
