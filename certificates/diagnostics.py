@@ -127,7 +127,7 @@ def chain_findings(
     if served and fingerprint(served[0]) == fingerprint(leaf):
         served = served[1:]
     advice = _OWN if own else _REMOTE
-    anchor_prints = {fingerprint(anchor) for anchor in anchors}
+    trusted = set(anchors)  # certificates compare by their DER; hashing them is cheap
     unique, duplicates = _unique(leaf, served)
     path = _path(leaf, unique)
     verified, reason = verify.verify_chain([leaf, *served], anchors, now) if anchors else (False, "")
@@ -135,11 +135,11 @@ def chain_findings(
     if verified:
         related |= {fingerprint(c) for c in verify.built_chain([leaf, *served], anchors, now)}
 
-    findings = _served(leaf, unique, duplicates, path, related, anchor_prints, advice)
-    findings += _trust(leaf, path, anchors, anchor_prints, verified, advice)
+    findings = _served(leaf, unique, duplicates, path, related, trusted, advice)
+    findings += _trust(leaf, path, anchors, trusted, verified, advice)
     findings += _dates(leaf, [c for c in path if not _self_signed(c)], now, advice)
     for certificate in [leaf, *unique]:
-        is_anchor = fingerprint(certificate) in anchor_prints
+        is_anchor = certificate in trusted
         findings += _weakness(certificate, certificate is leaf, is_anchor, advice)
     if _self_signed(leaf):
         findings.append(
@@ -168,7 +168,7 @@ EXPLAINED = {"expired", "not_yet_valid", "chain_incomplete", "untrusted_root", "
 EXPLAINED |= {"self_signed", "not_verified"}
 
 
-def _served(leaf, unique, duplicates, path, related, anchor_prints, advice) -> list[Finding]:
+def _served(leaf, unique, duplicates, path, related, trusted, advice) -> list[Finding]:
     """What the server sends beyond the chain: copies, strangers, the order, the root."""
     findings = [
         Finding(
@@ -200,12 +200,12 @@ def _served(leaf, unique, duplicates, path, related, anchor_prints, advice) -> l
             advice["root_served"],
         )
         for certificate in path
-        if _self_signed(certificate) and fingerprint(certificate) in anchor_prints
+        if _self_signed(certificate) and certificate in trusted
     ]
     return findings
 
 
-def _trust(leaf, path, anchors, anchor_prints, verified, advice) -> list[Finding]:
+def _trust(leaf, path, anchors, trusted, verified, advice) -> list[Finding]:
     """Whether the served chain reaches a trust anchor; if not, the issuer that is missing."""
     top = path[-1] if path else leaf
     if not anchors:
@@ -220,7 +220,7 @@ def _trust(leaf, path, anchors, anchor_prints, verified, advice) -> list[Finding
     if verified or top is leaf and _self_signed(leaf):
         return []
     if _self_signed(top):
-        if fingerprint(top) in anchor_prints:
+        if top in trusted:
             return []
         return [
             Finding(
@@ -469,13 +469,17 @@ _REMOTE = {
 # --- one entry of the store ----------------------------------------------------------------------
 
 
-def diagnostics_config(*, with_dns: bool = True) -> Config:
+def diagnostics_config(*, full: bool = True) -> Config:
     """The parts of the candidate the diagnostics read: the trust lists, the interfaces (the host
-    names the listeners' certificates cover), every section that names a certificate (so
-    ``registry.where_used`` answers from it too) and, ``with_dns``, the DNS servers."""
-    tags = ["certificate_authorities", "interfaces", *(["dns"] if with_dns else [])]
+    names the listeners' certificates cover) and every section that names a certificate (so
+    ``registry.where_used`` answers from it too), each at its top level (no destination table);
+    ``full``: also the DNS servers and the listeners' RATs, whose domains' MX hosts ``diagnose``
+    compares. The list page needs no more than the top level."""
+    tags = ["certificate_authorities", "interfaces", *(["dns"] if full else [])]
     tags += [section.tag for section in registry.ordered() if _names_certificates(section.fields)]
-    return {tag: registry.get(tag).read() for tag in dict.fromkeys(tags) if registry.get(tag)}
+    sections = [registry.get(tag) for tag in dict.fromkeys(tags) if registry.get(tag)]
+    nested = {"listeners"} if full else set()  # their RATs: the only nested fields read here
+    return {s.tag: s.read() if s.tag in nested else s.read_top_level() for s in sections}
 
 
 def _names_certificates(fields) -> bool:
@@ -625,7 +629,7 @@ def diagnose(entry: Certificate, config: Config | None = None, lookup_mx: bool =
 def summary(entries, config: Config | None = None) -> dict[str, list[Finding]]:
     """Name → findings of each entry, for the list page: chain, dates, keys and the interfaces'
     host names; no DNS, and no query per entry (``entries`` carry their PEM)."""
-    config = diagnostics_config(with_dns=False) if config is None else config
+    config = diagnostics_config(full=False) if config is None else config
     anchors = trust.anchors(config)
     wanted = hostnames(config)
     found = {}

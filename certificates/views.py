@@ -44,7 +44,7 @@ def certificate_list(request: ConsoleRequest):
     field = SORTS.get(sort.removeprefix("-"), "name")
     certificates = certificates.order_by(f"-{field}" if sort.startswith("-") else field, "name")
     page = Paginator(certificates, 50).get_page(request.GET.get("page"))
-    config = diagnostics.diagnostics_config(with_dns=False)
+    config = diagnostics.diagnostics_config(full=False)
     used = registry.where_used("certificates", config)
     findings = diagnostics.summary(page, config)
     rows = [
@@ -200,7 +200,7 @@ def certificate_detail(request: ConsoleRequest, name: str):
 
 def _detail_context(request, entry: Certificate) -> dict:
     certificate = entry.certificate
-    config = diagnostics.diagnostics_config()
+    config = diagnostics.diagnostics_config(full=False)  # the MX hosts come by htmx (mx_check)
     return {
         "entry": entry,
         "certificate": certificate,
@@ -209,9 +209,13 @@ def _detail_context(request, entry: Certificate) -> dict:
         "fingerprint": pki.fingerprint(certificate),
         "served_chain": [certificate, *entry.chain],
         "chain_notes": store.chain_notes(entry),
-        "used_by": store.users_of(entry.name),
+        "used_by": registry.where_used("certificates", config).get(entry.name, []),
         "diagnostics": diagnostics.diagnose(entry, config, lookup_mx=False),
-        "mx_domains": [domain for domain, _ in diagnostics.served_domains(entry.name, config)],
+        "mx_listeners": [
+            item["listener_name"]
+            for item in config.get("listeners", [])
+            if item["certificate_name"] == entry.name
+        ],
         "committed": downloads.is_committed(entry),
         "upload_signed_form": forms.UploadSignedForm(),
         "add_intermediates_form": forms.IntermediatesForm(),

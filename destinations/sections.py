@@ -246,6 +246,7 @@ def register_sections():
                 DESTINATION,
             ),
             read=_read_destination_controls,
+            read_top=lambda: _read_singleton(DestinationControls, DESTINATION_CONTROLS),
             write=_write_destination_controls,
             clean_item=_clean_destination_controls,
         )

@@ -62,7 +62,7 @@ def _read_listeners() -> list[Item]:
     )
     return [
         {
-            **{tag: getattr(listener, attribute) for tag, attribute in LISTENER_FIELDS.items()},
+            **_own_fields(listener),
             "mail_flow_policy": [hat.policy_item(policy) for policy in listener.policies.all()],
             "default_policy_parameters": hat.default_parameters_item(listener),
             "sender_group": [
@@ -78,6 +78,15 @@ def _read_listeners() -> list[Item]:
         }
         for listener in listeners
     ]
+
+
+def _own_fields(listener: Listener) -> Item:
+    return {tag: getattr(listener, attribute) for tag, attribute in LISTENER_FIELDS.items()}
+
+
+def _read_listener_rows() -> list[Item]:
+    """The listeners without their policies, HAT and RAT: one query."""
+    return [_own_fields(listener) for listener in Listener.objects.all()]
 
 
 def _write_listeners(items: list[Item]) -> None:
@@ -215,6 +224,7 @@ def register_sections() -> None:
                 RAT_ENTRY,
             ),
             read=_read_listeners,
+            read_top=_read_listener_rows,
             write=_write_listeners,
             clean_item=lambda item: hat.listener_problems(item) + rat.problems(item),
         )

@@ -127,6 +127,12 @@ class Section:
     # Cross-field checks on one item, given plaintext secrets: yields (where, message); where is a
     # field's tag, (tag, index) for an entry of a nested field, or None for the item as a whole.
     clean_item: Callable[[Item], list[tuple[str | tuple[str, int] | None, str]]] | None = None
+    # The items without their nested fields (a listener without its HAT and RAT), for readers of the
+    # top level only: "where used" of a target no nested field names.
+    read_top: Callable[[], list[Item]] | None = None
+
+    def read_top_level(self) -> list[Item]:
+        return self.read_top() if self.read_top else self.read()
 
     @property
     def is_scalar(self) -> bool:
@@ -180,7 +186,15 @@ class Registry:
         used: dict[str, list[str]] = {}
         for section in self.ordered():
             if any(f.references == target for f in _all_fields(section.fields)):
-                items = section.read() if config is None else config.get(section.tag, [])
+                nested = any(
+                    f.references == target for f in _all_fields(section.fields) if f not in section.fields
+                )
+                if config is not None:
+                    items = config.get(section.tag, [])
+                elif nested:
+                    items = section.read()
+                else:
+                    items = section.read_top_level()
                 for owner, f, name in references_in(section, items, target):
                     used.setdefault(name, []).append(f"{owner} ({f.label})")
         return used
