@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint screens venv apt system-packages
+.PHONY: run test lint screens bench venv apt system-packages
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) apt PACKAGES=python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -38,6 +38,10 @@ test: venv system-packages
 screens: venv system-packages
 	@data=$$(mktemp -d); APPLIANCE_DATA_DIR=$$data SCREENS_DIR=docs/screens $(PY) -m pytest -m browser; \
 	status=$$?; rm -rf $$data; exit $$status
+
+# Every benchmark in one run (Postfix included, installed when missing); figures in bench/results.md.
+bench: venv system-packages
+	$(PY) bench/run.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -127,6 +127,7 @@ class Delivery:
         self.budgets: dict[str, tuple[float, float]] = {}  # Recipients per Minute: key -> (left, when)
         self.wake = asyncio.Event()
         self.alerted: dict[str, datetime.datetime] = {}  # alert key -> when last sent
+        self.resolver: tuple[Config, dns.asyncresolver.Resolver] | None = None
 
     # --- the queue -------------------------------------------------------------------------------
 
@@ -376,7 +377,9 @@ class Delivery:
         match = match_in(config, domain)
         mode = match.tls
         try:
-            hops = await find_hops(config, domain, match.effective("ip_preference"))
+            hops = await find_hops(
+                config, domain, match.effective("ip_preference"), self.resolver_for(config)
+            )
         except HopFailed as failure:
             outcome = Outcome()
             target = outcome.permanent if failure.permanent else outcome.temporary
@@ -404,6 +407,10 @@ class Delivery:
             gate = self.gate(f"ip:{address}" if per_ip else f"domain:{domain}", connections)
             try:
                 async with gate:
+                    # While this waited for the limit, a connection to the domain may have come free.
+                    reused = await self.reuse(domain, mode, envelope, data, recipients, limit)
+                    if reused is not None:
+                        return reused
                     return await self.session(
                         config, envelope, data, domain, recipients, mode, host_name, address, port, limit
                     )
@@ -414,6 +421,12 @@ class Delivery:
             except HopFailed as failure:
                 last, last_dcid = str(failure), failure.dcid
         return Outcome(dcid=last_dcid).defer_all(recipients, last)
+
+    def resolver_for(self, config: Config) -> dns.asyncresolver.Resolver:
+        """One resolver for each running configuration, not one for every message."""
+        if self.resolver is None or self.resolver[0] is not config:
+            self.resolver = (config, appliance_dns.resolver(config, TIMEOUT, kind=dns.asyncresolver.Resolver))
+        return self.resolver[1]
 
     def within_budget(self, key: str, count: int, per_minute: int | None) -> bool:
         """Recipients per Minute: a bucket refilled at the rate, holding at most one minute's worth."""
@@ -651,15 +664,17 @@ class Delivery:
         return outcome
 
 
-async def find_hops(config: Config, domain: str, preference: str | None):
-    """(host name, address, port) to try in order; None: the route drops the mail (/dev/null)."""
+async def find_hops(config: Config, domain: str, preference: str | None, resolver=None):
+    """(host name, address, port) to try in order; None: the route drops the mail (/dev/null).
+
+    ``resolver``: the configuration's (``Delivery.resolver_for``); by default a new one."""
     if domain.startswith("[") and domain.endswith("]"):  # user@[192.0.2.1], user@[IPv6:2001:db8::1]
         literal = domain[1:-1].removeprefix("IPv6:").removeprefix("ipv6:")
         try:
             return [(literal, str(ipaddress.ip_address(literal)), SMTP_PORT)]
         except ValueError:
             raise HopFailed(f"5.1.2 - {domain} is not an address", permanent=True) from None
-    resolver = appliance_dns.resolver(config, TIMEOUT, kind=dns.asyncresolver.Resolver)
+    resolver = resolver or appliance_dns.resolver(config, TIMEOUT, kind=dns.asyncresolver.Resolver)
     route = routes.route_for(domain, config)
     if route is not None and route[:1] == [routes.DEV_NULL]:
         return None

@@ -497,6 +497,33 @@ def test_messages_to_one_domain_share_a_connection_up_to_the_maximum(outbound, r
     assert f"DCID {first_dcid} close" in outbound.log.lines  # closed at its second message
 
 
+def test_a_burst_to_one_domain_keeps_to_its_concurrent_connections_and_reuses_them(outbound, receivers):
+    destination = receivers(PLAIN)
+    outbound.route(DOMAIN, destination.hop)
+    outbound.stage(
+        "two connections",
+        lambda: store.save_destination(Entry(DOMAIN, max_connections=2, max_messages_per_connection=100)),
+    )
+    outbound.commit()
+    mids = [outbound.queue() for _ in range(20)]
+
+    with outbound.running():
+        for mid in mids:
+            outbound.enqueue(mid)  # all due at once: twenty deliveries wait for two connections
+        wait_until(lambda: len(destination.messages) == 20)
+
+    opened = logged(outbound, r"New SMTP DCID \d+ .*")
+    assert len(opened) <= 4, opened  # the waiting deliveries take the connections that came free
+    open_now, most = set(), 0
+    for line in outbound.log.lines:
+        if match := re.fullmatch(r"New SMTP DCID (\d+) .*", line):
+            open_now.add(match.group(1))
+        elif match := re.fullmatch(r"DCID (\d+) close", line):
+            open_now.discard(match.group(1))
+        most = max(most, len(open_now))
+    assert most <= 2
+
+
 def test_recipients_per_minute_hold_the_rest_for_later(outbound, receivers):
     destination = receivers(PLAIN)
     outbound.route(DOMAIN, destination.hop)
