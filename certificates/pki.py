@@ -102,12 +102,15 @@ def validate_certificate(pem: str) -> None:
         raise ValueError("must hold exactly one certificate")
 
 
-def load_private_key(pem: str, passphrase: str | None = None, *, thorough: bool = True):
+def load_private_key(
+    pem: str, passphrase: str | None = None, *, thorough: bool = True, checked: bool = False
+):
     """A PEM private key (PKCS#1, SEC1 or PKCS#8), decrypted with ``passphrase`` if it is encrypted.
 
     ``thorough``: OpenSSL's full RSA validation (primality of p and q, ~40 ms a key) for a key
     entering the appliance one at a time. A configuration file with 1,000 keys would take 40 s,
     so there a signature made and verified with the key stands in for it (``thorough=False``).
+    ``checked``: the key passed ``validate_private_key`` already (a file's field check): parse it only.
     """
     data = pem.encode()
     secret = passphrase.encode() if passphrase else None
@@ -129,7 +132,7 @@ def load_private_key(pem: str, passphrase: str | None = None, *, thorough: bool 
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CertificateError(f"{key_description(key)} keys are not supported: use RSA or ECDSA")
-    if not thorough and isinstance(key, rsa.RSAPrivateKey) and not _signs_correctly(key):
+    if not (thorough or checked) and isinstance(key, rsa.RSAPrivateKey) and not _signs_correctly(key):
         raise CertificateError("The private key is damaged: its parts do not belong together")
     return key
 

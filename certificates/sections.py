@@ -49,13 +49,14 @@ def _clean_certificate(item):
     """Given plaintext keys: the key fits the certificate, the CSR fits a key, the chain is in order."""
     problems = []
     certificate = pki.load_certificate(item["certificate_pem"])
-    key = pki.load_private_key(item["private_key"], thorough=False)
+    # The field check (validate_private_key) has signed with each key already: parse them only.
+    key = pki.load_private_key(item["private_key"], thorough=False, checked=True)
     if pki.public_key_id(key) != pki.public_key_id(certificate):
         problems.append(("private_key", f"does not match the certificate of '{item['certificate_name']}'"))
     if item["csr_pem"]:
         request = x509.load_pem_x509_csr(item["csr_pem"].encode())
         keys = [key] + (
-            [pki.load_private_key(item["pending_private_key"], thorough=False)]
+            [pki.load_private_key(item["pending_private_key"], thorough=False, checked=True)]
             if item["pending_private_key"]
             else []
         )

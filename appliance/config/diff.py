@@ -132,7 +132,7 @@ def _list_changes(section: Section, before: list[Item], after: list[Item]) -> li
     for name, item in new.items():
         if name not in old:
             changes.append(ObjectChange("added", section.item_name(item), _all_fields(section, item)))
-        else:
+        elif old[name] != item:  # an equal item (most of a long table) has nothing to compare
             if fields := _field_changes(section, old[name], item):
                 changes.append(ObjectChange("changed", section.item_name(item), fields))
             changes += _nested_changes(section, old[name], item, section.item_name(item))
@@ -153,6 +153,8 @@ def diff(before: Config, after: Config) -> list[SectionChange]:
         if section.tag not in before or section.tag not in after:
             continue
         old, new = before[section.tag], after[section.tag]
+        if old == new:
+            continue
         if section.is_list:
             objects = _list_changes(section, old, new)
         else:
