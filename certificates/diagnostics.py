@@ -127,7 +127,7 @@ def chain_findings(
     if served and fingerprint(served[0]) == fingerprint(leaf):
         served = served[1:]
     advice = _OWN if own else _REMOTE
-    trusted = set(anchors)  # certificates compare by their DER; hashing them is cheap
+    trusted = verify.anchor_set(anchors)
     unique, duplicates = _unique(leaf, served)
     path = _path(leaf, unique)
     verified, reason = verify.verify_chain([leaf, *served], anchors, now) if anchors else (False, "")

@@ -33,6 +33,26 @@ _CA_POLICY = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
 _SERVER_POLICY = verification.ExtensionPolicy.permit_all()
 
 
+def for_last_anchors(build):
+    """``build(anchors)`` once per anchors list: a page checks fifty chains against the same list, and
+    a ``Store`` (or a set) of ~120 roots costs as much to build as a verification. One slot, read and
+    written whole, so threads never mix one list's value with another's."""
+    slot = [(None, None)]
+
+    def cached(anchors):
+        key, value = slot[0]
+        if key is not anchors:
+            value = build(anchors)
+            slot[0] = (anchors, value)
+        return value
+
+    return cached
+
+
+_store = for_last_anchors(verification.Store)
+anchor_set = for_last_anchors(set)
+
+
 @dataclass
 class Verdict:
     """What verifying a peer found: the chain, then the name."""
@@ -135,7 +155,7 @@ def built_chain(
 def _verifier(anchors: list[x509.Certificate], moment: datetime.datetime):
     return (
         verification.PolicyBuilder()
-        .store(verification.Store(anchors))
+        .store(_store(anchors))
         .time(moment)
         .extension_policies(ca_policy=_CA_POLICY, ee_policy=_SERVER_POLICY)
         .build_client_verifier()

@@ -7,6 +7,8 @@ elements; a listener without them gets the predefined ones of its type.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.db.models import Prefetch
 
 from appliance.config import checks
@@ -49,17 +51,16 @@ DEFAULT_PARAMETER_FIELDS = {
 
 
 def _read_listeners() -> list[Item]:
-    """Every listener with its policies, HAT and RAT: five queries, however long the HAT."""
+    """Every listener with its policies, HAT and RAT: five queries, however long the HAT (whose
+    senders are read as values, not as thousands of model instances)."""
     listeners = Listener.objects.prefetch_related(
-        "policies",
-        "rat_entries",
-        Prefetch(
-            "sender_groups",
-            SenderGroup.objects.order_by("position").prefetch_related(
-                Prefetch("entries", SenderEntry.objects.order_by("position").only("group_id", "host"))
-            ),
-        ),
+        "policies", "rat_entries", Prefetch("sender_groups", SenderGroup.objects.order_by("position"))
     )
+    hosts: dict[int, list[str]] = defaultdict(list)
+    for group_id, host in SenderEntry.objects.order_by("group_id", "position").values_list(
+        "group_id", "host"
+    ):
+        hosts[group_id].append(host)
     return [
         {
             **_own_fields(listener),
@@ -70,7 +71,7 @@ def _read_listeners() -> list[Item]:
                     "sender_group_name": group.name,
                     "policy": group.policy_name,
                     "comment": group.comment,
-                    "host": [entry.host for entry in group.entries.all()],
+                    "host": hosts[group.id],
                 }
                 for group in listener.sender_groups.all()
             ],
