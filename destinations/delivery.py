@@ -36,7 +36,7 @@ import heapq
 import ipaddress
 import ssl
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -92,6 +92,7 @@ class IdleConnection:
     record: records.ConnectionRecord
     sent: int  # messages sent on it so far
     since: float  # monotonic time it became idle
+    slot: asyncio.Semaphore | None = None  # the Concurrent Connections it counts against, open or parked
 
     @property
     def dcid(self) -> int:
@@ -122,8 +123,10 @@ class Delivery:
         self.held: dict[int, str] = {}  # console requests for messages that were busy when they came
         self.tasks: set[asyncio.Task] = set()
         self.gates: dict[str, tuple[int, asyncio.Semaphore]] = {}  # connection limits by domain, MX IP, TLS
-        # Open connections waiting for the next message to the same domain under the same TLS mode.
+        # Open connections waiting for the next message to the same domain under the same TLS mode,
+        # and deliveries waiting for one (or for a slot to open one) when the domain's are all open.
         self.idle: dict[tuple[str, str], list[IdleConnection]] = defaultdict(list)
+        self.waiting: dict[tuple[str, str], deque[asyncio.Future]] = defaultdict(deque)
         self.budgets: dict[str, tuple[float, float]] = {}  # Recipients per Minute: key -> (left, when)
         self.wake = asyncio.Event()
         self.alerted: dict[str, datetime.datetime] = {}  # alert key -> when last sent
@@ -406,14 +409,15 @@ class Delivery:
             # Concurrent Connections of the Destination Controls entry: per domain, or per MX address.
             gate = self.gate(f"ip:{address}" if per_ip else f"domain:{domain}", connections)
             try:
-                async with gate:
-                    # While this waited for the limit, a connection to the domain may have come free.
-                    reused = await self.reuse(domain, mode, envelope, data, recipients, limit)
+                handed = await self.connection_or_slot((domain, mode), gate)
+                if handed is not None:
+                    reused = await self.send_over(handed, domain, mode, envelope, data, recipients, limit)
                     if reused is not None:
                         return reused
-                    return await self.session(
-                        config, envelope, data, domain, recipients, mode, host_name, address, port, limit
-                    )
+                    await gate.acquire()  # the connection it got had closed: open one
+                return await self.session(
+                    config, envelope, data, domain, recipients, mode, host_name, address, port, limit, gate
+                )
             except TlsRefused as refusal:
                 if mode in REQUIRED:
                     await self.tls_required_alert(config, domain, str(refusal))
@@ -445,31 +449,75 @@ class Delivery:
         """The message over a connection left open for this domain and mode; None if there is none
         (or it closed meanwhile)."""
         while self.idle[(domain, mode)]:
-            connection = self.idle[(domain, mode)].pop()
-            try:
-                outcome = await self.transfer(connection, envelope, data, recipients)
-            except aiosmtplib.SMTPException:
-                self.close(connection)
-                continue
-            connection.sent += 1
-            await self.park_or_close(domain, mode, connection, limit)
-            return outcome
+            outcome = await self.send_over(
+                self.idle[(domain, mode)].pop(), domain, mode, envelope, data, recipients, limit
+            )
+            if outcome is not None:
+                return outcome
+        return None
+
+    async def send_over(self, connection, domain, mode, envelope, data, recipients, limit) -> Outcome | None:
+        """The message over an open connection; None if it has closed meanwhile."""
+        try:
+            outcome = await self.transfer(connection, envelope, data, recipients)
+        except aiosmtplib.SMTPException:
+            self.close(connection)
+            return None
+        connection.sent += 1
+        await self.park_or_close(domain, mode, connection, limit)
+        return outcome
+
+    async def connection_or_slot(
+        self, key: tuple[str, str], gate: asyncio.Semaphore
+    ) -> IdleConnection | None:
+        """A parked connection for ``key`` (domain, mode), or, None, a slot of ``gate`` to open one with:
+        whichever comes first once all the domain's Concurrent Connections are open."""
+        if self.idle[key]:
+            return self.idle[key].pop()
+        if not gate.locked():
+            await gate.acquire()
+            return None
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiting[key].append(waiter)
+        acquiring = asyncio.ensure_future(gate.acquire())
+        try:
+            await asyncio.wait({waiter, acquiring}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not waiter.done():
+                waiter.cancel()  # park_or_close passes over it
+            if not acquiring.done():
+                acquiring.cancel()
+        if not waiter.cancelled():
+            if acquiring.done() and not acquiring.cancelled():
+                gate.release()  # both came: the connection is enough
+            return waiter.result()
+        if acquiring.cancelled():  # stopped (the engine shuts down)
+            raise asyncio.CancelledError
         return None
 
     async def park_or_close(self, domain: str, mode: str, connection: IdleConnection, limit: int) -> None:
-        """Keep the connection for the domain's next message, unless it sent Maximum Messages Per
-        Connection already."""
-        if connection.sent < limit:
-            connection.since = time.monotonic()
-            self.idle[(domain, mode)].append(connection)
-        else:
+        """Hand the connection to a delivery waiting for one, or keep it for the domain's next message,
+        unless it sent Maximum Messages Per Connection already."""
+        if connection.sent >= limit:
             await self.ended(connection, polite=True)
+            return
+        waiters = self.waiting[(domain, mode)]
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        connection.since = time.monotonic()
+        self.idle[(domain, mode)].append(connection)
 
     async def ended(self, connection: IdleConnection, polite: bool = False) -> None:
         if polite:
             with contextlib.suppress(aiosmtplib.SMTPException):
                 await connection.client.quit()
         connection.client.close()
+        if connection.slot is not None:
+            connection.slot.release()
+            connection.slot = None
         maillog.info(f"DCID {connection.dcid} close")
         self.shared.recorder.connection(connection.record)
 
@@ -496,8 +544,10 @@ class Delivery:
     # --- one connection ----------------------------------------------------------------------------
 
     async def session(
-        self, config, envelope, data, domain, recipients, mode, host_name, address, port, limit=1
+        self, config, envelope, data, domain, recipients, mode, host_name, address, port, limit=1, slot=None
     ):
+        """One new connection; ``slot``, a Concurrent Connections slot acquired for it, is held until
+        the connection closes (released at once when it cannot be opened)."""
         settings = delivery_of(config)
         interface = interface_named(settings["default_delivery_interface"], config.get("interfaces", []))
         source = interface["ip"] if interface else None
@@ -513,7 +563,11 @@ class Delivery:
         )
         try:
             await client.connect()
-        except (aiosmtplib.SMTPException, OSError) as error:
+        except BaseException as error:
+            if slot is not None:
+                slot.release()
+            if not isinstance(error, aiosmtplib.SMTPException | OSError):
+                raise
             maillog.info(
                 f"Connection Error: DCID {dcid} domain: {domain} IP: {address} port: {port} details: {error} "
                 f"interface: {source or 'Auto'} reason: network error"
@@ -521,7 +575,7 @@ class Delivery:
             raise HopFailed(f"4.4.0 - Other network problem ({error})", dcid=dcid) from None
         maillog.info(f"New SMTP DCID {dcid} interface {source or 'Auto'} address {address} port {port}")
         record = records.outgoing(dcid, address, host_name, domain, mode, tls_policy(mode))
-        connection = IdleConnection(client, record, sent=0, since=0.0)
+        connection = IdleConnection(client, record, sent=0, since=0.0, slot=slot)
         try:
             tls_slots = self.gate("tls", settings["max_tls_concurrency"])
             async with tls_slots if mode != TlsSupport.NONE else contextlib.nullcontext():
