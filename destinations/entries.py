@@ -138,7 +138,7 @@ def replace_table(entries: list[Entry]) -> None:
     if not any(entry.is_default for entry in entries):
         entries = [Entry.shipped_default(), *entries]
     Destination.objects.all().delete()
-    Destination.objects.bulk_create(Destination(**asdict(entry)) for entry in entries)
+    Destination.objects.bulk_create(Destination(**vars(entry)) for entry in entries)  # no asdict deep copies
 
 
 def default_row() -> Destination:

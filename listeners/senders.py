@@ -18,6 +18,7 @@ service this appliance does not use, and are refused as such.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -69,8 +70,11 @@ def _hostname(text: str, labels_needed: int = 2) -> bool:
     return len(text) <= 253 and len(labels) >= labels_needed and all(_LABEL.match(label) for label in labels)
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_sender(text: str) -> Sender:
-    """``text`` as a sender entry in canonical form; ValueError in the admin's words if it is none."""
+    """``text`` as a sender entry in canonical form; ValueError in the admin's words if it is none.
+
+    Remembered (a ``Sender`` is frozen): a load checks each of thousands of senders three times."""
     text = text.strip()
     if not text:
         raise ValueError("is empty")
