@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from appliance import workflow
 from appliance.config.sections import registry
 from appliance.roles import Capability, can, require, requires
-from appliance.views.common import ConsoleRequest, field_check, submit_change
+from appliance.views.common import ConsoleRequest, field_check, staged_form_page, submit_change
 from destinations import (
     delivery_settings,
     entries,
@@ -221,23 +221,18 @@ def destination_export(request: ConsoleRequest):
 def destination_controls_settings(request: ConsoleRequest):
     current = DestinationControls.load()
     initial = {"certificate": current.certificate_name, "send_tls_req_alert": current.send_tls_required_alert}
-    form = forms.DestinationControlsForm(request.POST or None, initial=initial)
-    if (checked := field_check(request, form)) is not None:
-        return checked
-    context = {"form": form}
     template = "destinations/destination_controls_settings.html"
-    if request.method != "POST":
-        return render(request, template, context)
-    if not form.is_valid():
-        return render(request, template, context, status=400)
-    data = form.cleaned_data
-    return submit_change(
+    return staged_form_page(
         request,
-        "edited the Destination Controls global settings",
-        lambda: store.set_destination_controls(data["certificate"], data["send_tls_req_alert"]),
+        forms.DestinationControlsForm(request.POST or None, initial=initial),
+        lambda data: (
+            "edited the Destination Controls global settings",
+            lambda: store.set_destination_controls(data["certificate"], data["send_tls_req_alert"]),
+        ),
+        full_template=template,
+        partial_template=template,  # the form posts in full; htmx asks only for field checks
+        context={},
         success_url=reverse("destinations:destination_controls"),
-        template=template,
-        context=context,
     )
 
 
@@ -335,21 +330,15 @@ def mail_delivery(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def mail_delivery_settings(request: ConsoleRequest):
-    form = forms.MailDeliveryForm(request.POST or None, initial=delivery_settings.current())
-    context = {"form": form}
     template = "destinations/mail_delivery_settings.html"
-    if request.method != "POST":
-        return render(request, template, context)
-    if not form.is_valid():
-        return render(request, template, context, status=400)
-    data = form.cleaned_data
-    return submit_change(
+    return staged_form_page(
         request,
-        "edited the Mail Delivery settings",
-        lambda: delivery_settings.set_delivery(**data),
+        forms.MailDeliveryForm(request.POST or None, initial=delivery_settings.current()),
+        lambda data: ("edited the Mail Delivery settings", lambda: delivery_settings.set_delivery(**data)),
+        full_template=template,
+        partial_template=template,
+        context={},
         success_url=reverse("destinations:mail_delivery"),
-        template=template,
-        context=context,
     )
 
 
