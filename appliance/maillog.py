@@ -3,13 +3,14 @@
     Fri Nov 27 23:41:07 2026 Info: New SMTP ICID 5 interface Management (127.0.0.1) address 127.0.0.1 …
     Fri Nov 27 23:41:07 2026 Info: ICID 5 TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384
 
-Times are the appliance's local time. Only the gateway process writes them.
+Times are the appliance's local time. Only the gateway's processes write them.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import time
 from pathlib import Path
 
@@ -30,28 +31,32 @@ class EsaFormatter(logging.Formatter):
 
 
 class MailLogFile(logging.handlers.RotatingFileHandler):
-    """``mail_logs``, rotated at ``MAX_BYTES`` by a size it counts as it writes: the gateway is the
-    file's only writer, so it need not stat, seek and format every line twice to ask the file."""
-
-    mail_logs = True
+    """``mail_logs``, appended to by every gateway process (each line one write, so lines never mix)
+    and rotated by the first of them only: ``rotate_if_full`` asks the file its size once a poll,
+    not at every line, and ``reopen_if_rotated`` makes the other processes follow the new file. Lines
+    a process writes between the rotation and its next poll land at the end of ``mail_logs.1``."""
 
     def __init__(self, path: Path):
-        super().__init__(
-            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", errors="backslashreplace"
-        )
-        self.size = path.stat().st_size if path.exists() else 0
+        super().__init__(path, backupCount=BACKUPS, encoding="utf-8", errors="backslashreplace")
 
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        self.size += len(text) + 1  # characters, not bytes: near enough for where to rotate
-        return text
+    def rotate_if_full(self) -> None:
+        try:
+            full = os.stat(self.baseFilename).st_size >= MAX_BYTES
+        except FileNotFoundError:
+            full = False
+        if full:
+            with self.lock:
+                self.doRollover()
 
-    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 (logging's name)
-        return self.size >= self.maxBytes
-
-    def doRollover(self) -> None:  # noqa: N802 (logging's name)
-        super().doRollover()
-        self.size = 0
+    def reopen_if_rotated(self) -> None:
+        try:
+            moved = os.stat(self.baseFilename).st_ino != os.fstat(self.stream.fileno()).st_ino
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            with self.lock:
+                self.stream.close()
+                self.stream = self._open()
 
 
 def log_path() -> Path:
@@ -60,7 +65,7 @@ def log_path() -> Path:
 
 def open_log() -> None:
     """Send ``logger`` to the mail_logs file (once per process)."""
-    if any(getattr(handler, "mail_logs", False) for handler in logger.handlers):
+    if _handler():
         return
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,3 +82,19 @@ def info(text: str) -> None:
 
 def warning(text: str) -> None:
     logger.warning(text)
+
+
+def _handler() -> MailLogFile | None:
+    return next((handler for handler in logger.handlers if isinstance(handler, MailLogFile)), None)
+
+
+def rotate_if_full() -> None:
+    """Rotate ``mail_logs`` once it holds ``MAX_BYTES`` (the first gateway process, once a poll)."""
+    if handler := _handler():
+        handler.rotate_if_full()
+
+
+def reopen_if_rotated() -> None:
+    """Follow a rotation another process made (every other gateway process, once a poll)."""
+    if handler := _handler():
+        handler.reopen_if_rotated()

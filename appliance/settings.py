@@ -185,6 +185,9 @@ X_FRAME_OPTIONS = "DENY"
 WEB_WORKERS = envint("APPLIANCE_WEB_WORKERS", 2, 1, 64)
 WEB_THREADS = envint("APPLIANCE_WEB_THREADS", 8, 1, 256)
 
+# Processes of the mail gateway that accept mail: one per core, as one saturates a core.
+GATEWAY_PROCESSES = envint("APPLIANCE_GATEWAY_PROCESSES", os.cpu_count() or 1, 1, 64)
+
 # Failed logins allowed per user name and per client address in the window.
 LOGIN_FAILURE_LIMIT = envint("APPLIANCE_LOGIN_FAILURE_LIMIT", 5, 1)
 LOGIN_FAILURE_WINDOW_SECONDS = envint("APPLIANCE_LOGIN_FAILURE_WINDOW", 900, 1)

@@ -7,12 +7,13 @@ SMTP service answer 250. A crash before the rename leaves a file in ``tmp/``,
 which ``recover`` removes at start (that message was never acknowledged); a
 crash after it leaves a complete message in the queue. Nothing reads ``tmp/``.
 
-Message IDs (MIDs) come from ``IdCounter``: numbers that only grow, across
-restarts and crashes, as the ESA's do.
+Message IDs (MIDs) come from ``IdCounter``: numbers never handed out twice, across
+restarts, crashes and the gateway's processes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -69,14 +70,18 @@ class QueuedMessage:
 
 
 class IdCounter:
-    """Numbers that only grow: a block is reserved in ``path`` before any of it is handed out."""
+    """Numbers that are never handed out twice: a block is reserved in ``path`` before any of it is.
+
+    Every gateway process reserves its own blocks under a lock on the file, so numbers only grow
+    within a process; across processes they interleave by blocks.
+    """
 
     BLOCK = 1000
 
     def __init__(self, path: Path):
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.next = self.limit = self._read()
+        self._reserve()  # so that ``next`` is the number the next ``take`` hands out
 
     def _read(self) -> int:
         try:
@@ -85,14 +90,17 @@ class IdCounter:
             return 1
 
     def _reserve(self) -> None:
-        self.limit = self.next + self.BLOCK
-        temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w") as handle:
-            handle.write(f"{self.limit}\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
-        _fsync_dir(self.path.parent)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            self.next = self._read()  # what the other processes left
+            self.limit = self.next + self.BLOCK
+            temporary = self.path.with_suffix(".tmp")
+            with open(temporary, "w") as handle:
+                handle.write(f"{self.limit}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+            _fsync_dir(self.path.parent)
 
     def take(self) -> int:
         if self.next >= self.limit:

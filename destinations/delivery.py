@@ -239,7 +239,7 @@ class Delivery:
         settings = delivery_of(config)
         outcome = Outcome()
         connection_of: dict[str, int | None] = {}  # a failed recipient -> the connection it failed on
-        for domain, recipients in by_domain.items():
+        for number, (domain, recipients) in enumerate(by_domain.items(), 1):
             try:
                 result = await self.to_domain(config, envelope, data, domain, recipients)
             except Exception as error:  # one domain's surprise must not stop the message, nor the queue
@@ -250,7 +250,8 @@ class Delivery:
             outcome.permanent.update(result.permanent)
             connection_of.update(dict.fromkeys([*result.temporary, *result.permanent], result.dcid))
             state.done.update(dict.fromkeys(result.delivered, "delivered"))
-            await loop.run_in_executor(None, spool.save_state, mid, state)
+            if number < len(by_domain):  # the last domain's is saved below, or the message removed
+                await loop.run_in_executor(None, spool.save_state, mid, state)
         received = datetime.datetime.fromisoformat(envelope.received)
         age = (datetime.datetime.now(datetime.UTC) - received).total_seconds()
         expired = age >= settings["max_queue_lifetime"]

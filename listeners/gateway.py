@@ -11,14 +11,18 @@ running version (the file every commit rewrites) and applies each new one.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import os
 import signal
 import ssl
+import time
+from dataclasses import dataclass, field
 from functools import partial
 
 import dns.asyncresolver
 from asgiref.sync import sync_to_async
+from django import db
 from django.conf import settings
 
 from appliance import dns as appliance_dns
@@ -30,12 +34,15 @@ from certificates.expiry_alerts import ExpiryAlerts
 from destinations.delivery import Delivery
 from listeners import address_lists, hat
 from listeners.access import HostAccessTable
+from listeners.processes import FORK, AcceptedChannel, AppliedVersions, ListenerCounts
 from listeners.smtpd import Inbound, InboundSession, Shared
 from listeners.store import interface_named
 
 POLL_SECONDS = 0.5
 GC_EVERY_POLLS = 20
 REVERSE_DNS_SECONDS = 2.0
+SIBLINGS_SECONDS = 5.0  # how long main waits for the others to apply a version before it says so
+STOP_SECONDS = 30.0
 
 
 def inbound_contexts(certificate: dict | None, config: Config) -> dict[str, ssl.SSLContext]:
@@ -90,19 +97,42 @@ def _matches(config: Config, list_name: str, address: str) -> bool:
     return address_lists.matches(list_name, address, config)
 
 
+@dataclass
+class Siblings:
+    """This process among the gateway's processes (``listeners.processes``); 0 is main."""
+
+    index: int
+    counts: ListenerCounts
+    accepted: AcceptedChannel
+    versions: AppliedVersions
+    parent: int  # main's PID: an inbound process stops when main is gone
+    workers: list = field(default_factory=list)  # main's inbound processes
+
+    def all_running(self) -> bool:
+        if self.index:
+            return os.getppid() == self.parent
+        return all(worker.is_alive() for worker in self.workers)
+
+
 class Gateway:
-    def __init__(self, write=print):
+    """The listeners of one process; main (the only process unless ``siblings`` says otherwise)
+    also delivers, sends the expiry alerts and rotates the mail log."""
+
+    def __init__(self, write=print, siblings: Siblings | None = None):
         self.write = write
+        self.siblings = siblings
+        self.main = siblings is None or siblings.index == 0
         run = settings.DATA_DIR / "run"
         self.shared = Shared(
             icids=IdCounter(run / "icid"),
             mids=IdCounter(run / "mid"),
             dcids=IdCounter(run / "dcid"),
             spool=Spool(),
+            open_counts=siblings.counts if siblings else ListenerCounts(),
         )
         self.config: Config = {}
         self.delivery = Delivery(self.shared, lambda: self.config, write)
-        self.shared.accepted = self.delivery.enqueue
+        self.shared.accepted = self.delivery.enqueue if self.main else siblings.accepted.send
         self.expiry_alerts = ExpiryAlerts(self.delivery, lambda: self.config)
         self.servers: dict[tuple[str, int], asyncio.Server] = {}
         self.current: dict[tuple[str, int], Inbound] = {}
@@ -136,7 +166,11 @@ class Gateway:
             address, port = key
             try:
                 self.servers[key] = await asyncio.get_running_loop().create_server(
-                    partial(self._session, key), address, port, reuse_address=True
+                    partial(self._session, key),
+                    address,
+                    port,
+                    reuse_address=True,
+                    reuse_port=self.siblings is not None,  # every process listens; the kernel spreads
                 )
             except OSError as error:
                 del self.current[key]
@@ -152,38 +186,73 @@ class Gateway:
             return
         config = await sync_to_async(workflow.running_config)(number)
         self.config = config
-        for problem in await self.apply(config):
-            self.write(f"Error: {problem}")
+        problems = await self.apply(config)
         self.version = number
+        if self.siblings:
+            self.siblings.versions.set(self.siblings.index, number or 0)
+        if not self.main:
+            return  # main reports: the processes apply the same configuration
+        for problem in problems:
+            self.write(f"Error: {problem}")
+        await self._siblings_at(number or 0)
         places = ", ".join(
             f"{inbound.name} {address}:{port}" for (address, port), inbound in self.current.items()
         )
         self.write(f"Gateway ready: {places or 'no listeners'} [configuration version {number}]")
 
+    async def _siblings_at(self, number: int) -> None:
+        """Wait (a poll at most, normally) until every process serves version ``number``."""
+        deadline = time.monotonic() + SIBLINGS_SECONDS
+        while (
+            self.siblings
+            and not self.siblings.versions.all_at(number)
+            and self.siblings.all_running()
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.02)
+
+    def _follow_accepted(self) -> None:
+        """Main: start delivering each message the inbound processes spool."""
+        channel = self.siblings.accepted
+
+        def received():
+            for mid in channel.received():
+                self.delivery.enqueue(mid)
+
+        asyncio.get_running_loop().add_reader(channel.receiving, received)
+
     async def run(self, stop: asyncio.Event) -> None:
         maillog.open_log()
-        removed = await asyncio.get_running_loop().run_in_executor(None, self.shared.spool.recover)
-        if removed:
-            maillog.info(f"Spool recovery: removed {removed} message(s) that were never acknowledged")
         await self._follow()  # delivery starts with the running configuration in hand
-        delivering = asyncio.create_task(self.delivery.run(stop))
-        alerting = asyncio.create_task(self.expiry_alerts.run(stop))  # at start, then hourly
         recording = asyncio.create_task(self.shared.recorder.run(stop))
+        tasks = []
+        if self.main:
+            if self.siblings:
+                self._follow_accepted()
+            tasks.append(asyncio.create_task(self.delivery.run(stop)))
+            tasks.append(asyncio.create_task(self.expiry_alerts.run(stop)))  # at start, then hourly
         polls = 0
         while not stop.is_set():
             await self._follow()
+            if self.main:
+                maillog.rotate_if_full()
+            else:
+                maillog.reopen_if_rotated()
             polls += 1
             if polls % GC_EVERY_POLLS == 0:
                 # Finished TLS sessions form reference cycles (asyncio's SSL protocol objects) that hold
                 # OpenSSL memory Python does not count, so the collector seldom runs by itself: ~2.7 MiB
                 # a session stays until it does (python/cpython#109534).
                 gc.collect()
+            if self.siblings and not self.siblings.all_running():
+                self.write("Error: a process of the mail gateway ended; the gateway stops to start anew")
+                stop.set()
+                break
             try:
                 await asyncio.wait_for(stop.wait(), POLL_SECONDS)
             except TimeoutError:
                 pass
-        await delivering
-        await alerting
+        await asyncio.gather(*tasks)
         for server in self.servers.values():
             server.close()
         for session in list(self.shared.sessions):
@@ -194,14 +263,56 @@ class Gateway:
         await self.shared.recorder.flush()
 
 
-def serve(write=print) -> None:
-    """Run the gateway until SIGTERM or SIGINT."""
+def recover_spool() -> None:
+    """Before any process listens: remove what a crash left half-written."""
+    removed = Spool().recover()
+    if removed:
+        maillog.info(f"Spool recovery: removed {removed} message(s) that were never acknowledged")
 
-    async def main():
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await Gateway(write).run(stop)
 
-    asyncio.run(main())
+async def _run_until_signalled(gateway: Gateway) -> bool:
+    """Run ``gateway`` until SIGTERM or SIGINT; whether it stopped because it was told to."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    told = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: (told.set(), stop.set()))
+    await gateway.run(stop)
+    return told.is_set()
+
+
+def _serve_inbound(siblings: Siblings, write) -> None:
+    """An inbound process (forked by ``serve``). It dies with main, as if one process had died: a
+    gateway started anew must not share its ports with what is left of the old one."""
+    PR_SET_PDEATHSIG = 1  # noqa: N806 (linux/prctl.h)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != siblings.parent:
+        return  # main died before the line above
+    siblings.accepted.receiving.close()
+    asyncio.run(_run_until_signalled(Gateway(write, siblings)))
+
+
+def serve(write=print, processes: int = 1) -> int:
+    """Run the gateway on ``processes`` processes until SIGTERM or SIGINT; the exit status."""
+    maillog.open_log()
+    recover_spool()
+    siblings = None
+    if processes > 1:
+        counts, accepted, versions = ListenerCounts(), AcceptedChannel(), AppliedVersions(processes)
+        db.connections.close_all()  # each process opens its own
+        workers = []
+        for index in range(1, processes):
+            inbound = Siblings(index, counts, accepted, versions, parent=os.getpid())
+            worker = FORK.Process(target=_serve_inbound, args=(inbound, write), name=f"gateway {index}")
+            worker.start()
+            workers.append(worker)
+        accepted.sending.close()
+        siblings = Siblings(0, counts, accepted, versions, parent=os.getpid(), workers=workers)
+    told = asyncio.run(_run_until_signalled(Gateway(write, siblings)))
+    for worker in siblings.workers if siblings else []:
+        worker.terminate()  # an inbound process's SIGTERM: it closes as main did
+    for worker in siblings.workers if siblings else []:
+        worker.join(STOP_SECONDS)
+        if worker.is_alive():
+            worker.kill()
+    return 0 if told else 1

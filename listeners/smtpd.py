@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from appliance.spool import Envelope, IdCounter, Spool
 from listeners import hat, rat
 from listeners.access import Decision, HostAccessTable
 from listeners.models import DEFAULT_LIMITS, ConnectionBehavior, InboundTls
+from listeners.processes import ListenerCounts
 from tracking import records
 from tracking.models import TlsPolicy
 
@@ -79,9 +79,9 @@ class Shared:
     spool: Spool
     accepted: Callable[[int], None] = lambda mid: None  # a message is in the spool: delivery may start
     sessions: set = field(default_factory=set)  # open sessions, for a clean stop
-    # Open sessions and sessions in TLS, by listener name: the listeners' concurrency limits.
-    connections: Counter = field(default_factory=Counter)
-    tls_connections: Counter = field(default_factory=Counter)
+    # Open sessions (by listener name) and sessions in TLS ("TLS " and the name), over every process
+    # of the gateway: the listeners' concurrency limits.
+    open_counts: ListenerCounts = field(default_factory=ListenerCounts)
     recorder: records.Recorder = field(default_factory=records.Recorder)
 
 
@@ -114,7 +114,7 @@ class InboundSession(SMTP):
         self.service.sessions.add(self)
         name, listener = self.inbound.name, self.inbound.listener
         address = self.record.remote_address = self.session.peer[0]
-        if self.service.connections[name] >= listener["max_concurrency"]:
+        if not self.service.open_counts.take(name, listener["max_concurrency"]):
             self._log_new(address)  # no reverse DNS for a connection refused at once
             maillog.info(
                 f"ICID {self.icid} refused: listener {name} has its maximum of concurrent connections"
@@ -123,7 +123,6 @@ class InboundSession(SMTP):
             self.closing = True
             self.transport.close()
             return
-        self.service.connections[name] += 1
         self.counted = True
         if self.inbound.hat.needs_names:
             self.reverse_name, self.verified = await self.resolve_name(address)
@@ -201,10 +200,9 @@ class InboundSession(SMTP):
             await self.push("503 5.5.1 TLS already active")
             return
         if self.tls_context and not arg:
-            if self.service.tls_connections[name] >= self.inbound.listener["max_tls_concurrency"]:
+            if not self.service.open_counts.take(f"TLS {name}", self.inbound.listener["max_tls_concurrency"]):
                 await self.push("454 4.7.0 TLS not available due to temporary reason")
                 return
-            self.service.tls_connections[name] += 1
             self.counted_tls = True
         await super().smtp_STARTTLS(arg)
 
@@ -256,9 +254,9 @@ class InboundSession(SMTP):
         self.ended = True
         self.service.sessions.discard(self)
         if self.counted:
-            self.service.connections[self.inbound.name] -= 1
+            self.service.open_counts.release(self.inbound.name)
         if self.counted_tls:
-            self.service.tls_connections[self.inbound.name] -= 1
+            self.service.open_counts.release(f"TLS {self.inbound.name}")
         if lost:
             maillog.info(f"ICID {self.icid} lost")
         maillog.info(f"ICID {self.icid} close")

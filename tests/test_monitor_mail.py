@@ -4,6 +4,7 @@ written by ``Spool.accept`` and real mail_logs lines written by the gateway's lo
 from __future__ import annotations
 
 import html
+import logging
 import re
 import time
 
@@ -410,13 +411,34 @@ def test_received_time_that_is_not_iso_is_shown_as_written(login, admin, mail_da
 
 def test_the_mail_log_rotates_at_its_size_and_keeps_every_line(mail_data, monkeypatch):
     monkeypatch.setattr(maillog, "MAX_BYTES", 400)
-    log_lines(*(f"ICID {n} close" for n in range(10)))
-    for handler in maillog.logger.handlers:
-        handler.close()
-    maillog.logger.handlers = []
-    log_lines(*(f"ICID {n} close" for n in range(10, 20)))  # a restart counts on from the file's size
+    for batch in range(4):  # a poll of the gateway's main process after each batch
+        log_lines(*(f"ICID {n} close" for n in range(batch * 5, batch * 5 + 5)))
+        maillog.rotate_if_full()
     files = sorted(maillog.log_path().parent.glob("mail_logs*"), key=lambda p: p.name, reverse=True)
     assert len(files) >= 3 and files[-1].name == "mail_logs"  # oldest first, as the names say
     written = [line.split(": ", 1)[1] for p in files for line in p.read_text().splitlines()]
     assert written == [f"ICID {n} close" for n in range(20)]
-    assert all(p.stat().st_size < 400 + 60 for p in files)
+    assert all(p.stat().st_size < 400 + 5 * 60 for p in files)
+
+
+def test_another_process_follows_the_rotation_at_its_next_poll(mail_data, monkeypatch, tmp_path):
+    monkeypatch.setattr(maillog, "MAX_BYTES", 100)
+    log_lines("ICID 1 close")
+    other = maillog.MailLogFile(maillog.log_path())  # an inbound process's handler on the same file
+    other.setFormatter(maillog.EsaFormatter())
+
+    def other_writes(text):
+        other.emit(logging.LogRecord(maillog.logger.name, logging.INFO, "", 0, text, None, None))
+
+    other_writes("ICID 2 close")
+    log_lines("ICID 3 close")
+    maillog.rotate_if_full()
+    other_writes("ICID 4 close")  # before its next poll: still into the rotated file
+    other.reopen_if_rotated()
+    other_writes("ICID 5 close")
+    other.close()
+    rotated = maillog.log_path().with_name("mail_logs.1").read_text()
+    assert [line.split(": ", 1)[1] for line in rotated.splitlines()] == [
+        f"ICID {n} close" for n in (1, 2, 3, 4)
+    ]
+    assert maillog.log_path().read_text().endswith("Info: ICID 5 close\n")

@@ -1,4 +1,6 @@
-from appliance.management.base import ApplianceCommand
+from django.conf import settings
+
+from appliance.management.base import ApplianceCommand, Refused
 from listeners import gateway
 
 
@@ -6,5 +8,19 @@ class Command(ApplianceCommand):
     help = "Run the mail gateway: every committed listener, following each commit (runappliance starts it)."
     acts_as_user = False
 
-    def handle(self, *args, **options):
-        gateway.serve(write=lambda line: self.stdout.write(line) or self.stdout.flush())
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=settings.GATEWAY_PROCESSES,
+            help="processes that accept mail (default: APPLIANCE_GATEWAY_PROCESSES, else one per core)",
+        )
+
+    def handle(self, *args, processes, **options):
+        if processes < 1:
+            raise Refused("--processes must be 1 or more")
+        status = gateway.serve(
+            write=lambda line: self.stdout.write(line) or self.stdout.flush(), processes=processes
+        )
+        if status:
+            raise SystemExit(status)
