@@ -22,17 +22,27 @@ apt:
 # and probes STARTTLS (s_client), swaks is the SMTP client the gateway tests send with, postfix is
 # a real receiving server for the delivery tests (/usr/sbin/postfix: root's PATH finds it), chromium
 # is the browser the browser suite drives (Playwright, never a downloaded browser).
+# PostgreSQL (its binaries are not on PATH) is the shared database of the cluster tests and of the
+# second pass of the suite; the tests start a server of their own in a temporary folder.
 SYSTEM_TOOLS = openssl swaks postfix chromium
 system-packages:
 	@missing=$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then $(MAKE) apt PACKAGES="$$missing"; fi
 
 run: venv
 	$(PY) manage.py runappliance
 
-# The tests keep their keys, logs and databases in a fresh data directory.
+# The tests keep their keys, logs and databases in a fresh data directory. Then the tests of what the
+# database holds (the workflow, configuration files, certificates, policies, records) run again on
+# PostgreSQL, as the machines of a cluster share it.
+POSTGRES_TESTS = tests/test_database.py tests/test_workflow.py tests/test_configfile.py \
+	tests/test_web_configfile.py tests/test_certificate_store.py tests/test_console.py tests/test_hat.py \
+	tests/test_destination_table.py tests/test_tracking.py
 test: venv system-packages
-	@data=$$(mktemp -d); APPLIANCE_DATA_DIR=$$data $(PY) -m pytest; status=$$?; rm -rf $$data; exit $$status
+	@data=$$(mktemp -d); APPLIANCE_DATA_DIR=$$data $(PY) -m pytest \
+	&& APPLIANCE_DATA_DIR=$$data APPLIANCE_TEST_DATABASE=postgres $(PY) -m pytest -m "not browser" $(POSTGRES_TESTS); \
+	status=$$?; rm -rf $$data; exit $$status
 
 # The browser suite again, its screenshots written to docs/screens (the README shows them).
 screens: venv system-packages

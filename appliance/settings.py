@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import urllib.parse
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -49,8 +50,55 @@ def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def persistent_secret_key(data_dir: Path) -> str:
-    """The SECRET_KEY: from APPLIANCE_SECRET_KEY(_FILE), else made once per data directory."""
+def database(url: str, data_dir: Path) -> dict:
+    """Django's default database: SQLite in the data directory (one appliance), or the PostgreSQL
+    server of ``url`` (``postgres://user:password@host:port/name?sslmode=…``; psycopg 3), which
+    several appliances can share."""
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": data_dir / "appliance.sqlite3",
+            # The console, the services and the console commands all write: every
+            # transaction takes the write lock up front and waits for it.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(
+            f"APPLIANCE_DATABASE_URL must be a postgres:// address, not {parts.scheme or url!r}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured("APPLIANCE_DATABASE_URL has a port that is not a number") from None
+    options = dict(urllib.parse.parse_qsl(parts.query))
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": urllib.parse.unquote(parts.path.lstrip("/")) or "appliance",
+        "USER": urllib.parse.unquote(parts.username or ""),
+        "PASSWORD": urllib.parse.unquote(parts.password or ""),
+        "HOST": options.pop("host", parts.hostname or ""),  # ?host=/run/postgresql: a socket folder
+        "PORT": str(port or ""),
+        "OPTIONS": {"connect_timeout": 5, **options},
+        "CONN_HEALTH_CHECKS": True,  # a server that restarted costs a request nothing
+    }
+
+
+def persistent_secret_key(data_dir: Path, shared_key_file: Path | None) -> str:
+    """The SECRET_KEY: from APPLIANCE_SECRET_KEY(_FILE), else made once per data directory. On a shared
+    database it is the operator's file, which must exist (made here, it would differ per machine)."""
+    if shared_key_file:
+        try:
+            return shared_key_file.read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(
+                f"APPLIANCE_SECRET_KEY_FILE {shared_key_file} cannot be read ({error.strerror}): on a shared "
+                "database every machine needs a copy of the same key file"
+            ) from None
     if os.environ.get("APPLIANCE_SECRET_KEY"):
         return os.environ["APPLIANCE_SECRET_KEY"]
     path = Path(os.environ.get("APPLIANCE_SECRET_KEY_FILE", data_dir / "secret_key"))
@@ -72,7 +120,16 @@ DATA_DIR = Path(os.environ.get("APPLIANCE_DATA_DIR", BASE_DIR / "var")).resolve(
 # Sessions, password hashes, the audit log and sealed keys: for the appliance's account only.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATA_DIR.chmod(0o700)
-SECRET_KEY = persistent_secret_key(DATA_DIR)
+# A PostgreSQL server shared by the machines of a cluster, else SQLite in DATA_DIR.
+DATABASE_URL = os.environ.get("APPLIANCE_DATABASE_URL", "").strip()
+# On a shared database every machine seals secrets with the key of this one file (vault.py).
+SHARED_KEY_FILE = Path(os.environ.get("APPLIANCE_SECRET_KEY_FILE", "")) if DATABASE_URL else None
+if DATABASE_URL and not os.environ.get("APPLIANCE_SECRET_KEY_FILE"):
+    raise ImproperlyConfigured(
+        "APPLIANCE_DATABASE_URL needs APPLIANCE_SECRET_KEY_FILE: every machine sharing the database must "
+        "seal secrets with the same key, a file the operator copies to each"
+    )
+SECRET_KEY = persistent_secret_key(DATA_DIR, SHARED_KEY_FILE)
 DEBUG = envbool("APPLIANCE_DEBUG", "0")
 
 # The console is reached by interface address or hostname, both of which the
@@ -128,19 +185,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "appliance.sqlite3",
-        # The console, the services and the console commands all write: every
-        # transaction takes the write lock up front and waits for it.
-        "OPTIONS": {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
-    }
-}
+DATABASES = {"default": database(DATABASE_URL, DATA_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -2,7 +2,8 @@
 
 At rest, a secret (a private key, a passphrase) is sealed by envelope
 encryption: a fresh data key encrypts it, and the appliance key (a file in the
-data directory) encrypts the data key. Rotating the appliance key re-wraps the
+data directory; on a database the machines of a cluster share, derived from
+the operator's APPLIANCE_SECRET_KEY_FILE) encrypts the data key. Rotating the appliance key re-wraps the
 small data keys only. A configuration file carries a secret masked, encrypted
 with the administrator's passphrase, or in plain text.
 """
@@ -17,6 +18,8 @@ import os
 import secrets
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from django.conf import settings
 
@@ -34,7 +37,11 @@ def appliance_key_path():
 
 @functools.cache
 def _appliance_keys() -> list[bytes]:
-    """The appliance keys, one a line, newest first: rotation adds a line on top."""
+    """The appliance keys, one a line, newest first: rotation adds a line on top. On a shared database,
+    the one key every machine derives from the operator's key file."""
+    if settings.SHARED_KEY_FILE:
+        shared = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"appliance secrets at rest")
+        return [base64.urlsafe_b64encode(shared.derive(settings.SECRET_KEY.encode()))]
     path = appliance_key_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

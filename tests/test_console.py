@@ -415,12 +415,16 @@ bob.save()
 """
 
 
+# The suite's PostgreSQL pass hands these down; an appliance of its own keeps SQLite in its folder.
+SHARED_DATABASE = ("APPLIANCE_DATABASE_URL", "APPLIANCE_SECRET_KEY_FILE")
+
+
 @pytest.fixture
 def data_dir(tmp_path):
     """A fresh appliance in its own data directory, with users admin and bob (both Administrators)."""
     folder = tmp_path / "data"
     environment = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name not in SHARED_DATABASE},
         "DJANGO_SETTINGS_MODULE": "appliance.settings",
         "APPLIANCE_DATA_DIR": str(folder),
         "APPLIANCE_HOSTNAME": "esa.example.com",
