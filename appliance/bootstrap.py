@@ -11,6 +11,7 @@ import secrets
 import socket
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
 
 from appliance import dns, workflow
@@ -33,7 +34,8 @@ def register_first_start(step: Callable[[str], None]) -> None:
     _first_start_steps.append(step)
 
 
-def _environment() -> tuple[str, str, int]:
+def environment() -> tuple[str, str, int]:
+    """The host name, address and HTTPS port of the Management interface, from the environment."""
     hostname = os.environ.get("APPLIANCE_HOSTNAME") or socket.getfqdn()
     address = os.environ.get("APPLIANCE_LISTEN_ADDRESS", "127.0.0.1")
     port = os.environ.get("APPLIANCE_HTTPS_PORT", "8443")
@@ -57,6 +59,21 @@ def _dns_servers() -> list[str]:
     return [s.strip() for s in os.environ.get("APPLIANCE_DNS_SERVER", "").split(",") if s.strip()]
 
 
+def add_management_interface(machine: str, hostname: str, address: str, port: int) -> None:
+    """The interface every appliance, and every machine of a cluster, ships with (candidate)."""
+    Interface.every_machine.update_or_create(
+        machine=machine,
+        name=MANAGEMENT_INTERFACE,
+        defaults={
+            "ip_address": address,
+            "netmask": 32 if ":" not in address else 128,
+            "hostname": hostname,
+            "https_port": port,
+            "certificate_name": "Demo",
+        },
+    )
+
+
 def first_start() -> str | None:
     """Make and commit the shipped configuration if none exists.
 
@@ -65,7 +82,7 @@ def first_start() -> str | None:
     """
     if ConfigVersion.objects.exists():
         return None
-    hostname, address, port = _environment()
+    hostname, address, port = environment()
     password = os.environ.get("APPLIANCE_ADMIN_PASSWORD") or ""
     generated = "" if password else secrets.token_urlsafe(12)
     with transaction.atomic():
@@ -81,16 +98,7 @@ def first_start() -> str | None:
         DnsServer.objects.bulk_create(
             DnsServer(address=server, position=position) for position, server in enumerate(_dns_servers())
         )
-        Interface.objects.update_or_create(
-            name=MANAGEMENT_INTERFACE,
-            defaults={
-                "ip_address": address,
-                "netmask": 32 if ":" not in address else 128,
-                "hostname": hostname,
-                "https_port": port,
-                "certificate_name": "Demo",
-            },
-        )
+        add_management_interface(settings.MACHINE_NAME, hostname, address, port)
         for step in _first_start_steps:
             step(hostname)
         try:

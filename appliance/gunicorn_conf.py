@@ -18,7 +18,7 @@ from django.db import connections  # noqa: E402
 from appliance import https, workflow  # noqa: E402
 from appliance.config.sections import registry  # noqa: E402
 
-_endpoints = https.endpoints(workflow.running_config())
+_endpoints = https.endpoints(workflow.machine_config())
 connections.close_all()  # never share the master's database connection with forked workers
 
 bind = [endpoint.bind for endpoint in _endpoints]
@@ -44,10 +44,11 @@ control_socket_disable = True
 
 def _running():
     number = workflow.announced_version()
-    return number, workflow.running_config(number)
+    return number, workflow.machine_config(number)
 
 
-_console_tls = https.ConsoleTLS(_running)
+_console_tls = https.ConsoleTLS(_running, workflow.DATABASE_UNREACHABLE)
+_console_tls.context()  # loaded in the master: every worker starts with the certificates in hand
 
 
 def ssl_context(config, default_ssl_context_factory):

@@ -113,15 +113,21 @@ def contexts_for(config: Config) -> dict[tuple[str, int], ssl.SSLContext]:
 class ConsoleTLS:
     """The context gunicorn wraps each connection with, rebuilt when the running version changes."""
 
-    def __init__(self, load_config):
+    def __init__(self, load_config, unreachable: tuple[type[Exception], ...] = ()):
         self._load_config = load_config  # () -> (version number, running Config)
+        self._unreachable = unreachable  # what load_config raises when the database is down
         self._lock = threading.Lock()
         self._number = None
         self._dispatcher: ssl.SSLContext | None = None
         self._by_socket: dict[tuple[str, int], ssl.SSLContext] = {}
 
     def _refresh(self) -> None:
-        number, config = self._load_config()
+        try:
+            number, config = self._load_config()
+        except self._unreachable:
+            if self._dispatcher is None:
+                raise
+            return  # the certificates of the version loaded last, until the database returns
         if number == self._number:
             return
         by_socket = contexts_for(config)

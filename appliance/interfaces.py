@@ -63,7 +63,10 @@ def save(original: str | None, item: dict) -> Outcome:
         if original != item["interface_name"] and users:
             raise ChangeRefused(f"'{original}' cannot be renamed while {', '.join(users)} use it")
         existing.delete()
-    Interface.objects.create(**{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items()})
+    # This machine's, unless the item names its machine (the interface being edited).
+    Interface.objects.create(
+        **{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items() if tag in item}
+    )
     conflicts = checks.new_socket_conflicts(conflicts_before)
     if conflicts:
         raise ChangeRefused("The port is in use: " + "; ".join(conflicts))

@@ -6,6 +6,7 @@ commands edit these rows, a commit turns them into a new ``ConfigVersion``.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -112,10 +113,23 @@ class DnsServer(models.Model):
         return self.address
 
 
-class Interface(models.Model):
-    """An IP interface: an address the console (and later the listeners) serve on (candidate)."""
+def this_machine() -> str:
+    return settings.MACHINE_NAME
 
-    name = models.CharField(max_length=64, unique=True)
+
+class ThisMachine(models.Manager):
+    """The rows of this machine only: machine-level settings, as the console and the services see them."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(machine=settings.MACHINE_NAME)
+
+
+class Interface(models.Model):
+    """An IP interface: an address the console and the listeners serve on (candidate). Machine-level:
+    in a cluster every machine has its own, under its name; "" on an appliance of its own."""
+
+    machine = models.CharField(max_length=64, blank=True, default=this_machine)
+    name = models.CharField(max_length=64)
     ip_address = models.GenericIPAddressField()
     netmask = models.PositiveSmallIntegerField(default=24)
     hostname = models.CharField(max_length=253)
@@ -125,8 +139,13 @@ class Interface(models.Model):
     # By name, as in the configuration file; the workflow checks the reference.
     certificate_name = models.CharField(max_length=64, blank=True)
 
+    every_machine = models.Manager()
+    objects = ThisMachine()
+
     class Meta:
-        ordering = ["name"]
+        ordering = ["machine", "name"]
+        default_manager_name = "every_machine"
+        constraints = [models.UniqueConstraint(fields=["machine", "name"], name="interface_name_per_machine")]
 
     def __str__(self):
         return self.name

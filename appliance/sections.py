@@ -27,6 +27,7 @@ def _write_rollback(items):
 
 
 INTERFACE_FIELDS = {
+    "machine": "machine",
     "interface_name": "name",
     "ip": "ip_address",
     "netmask": "netmask",
@@ -39,15 +40,16 @@ INTERFACE_FIELDS = {
 
 
 def _read_interfaces():
+    # Every machine's: the configuration is the cluster's, and each machine runs its own part of it.
     return [
         {tag: getattr(interface, attribute) for tag, attribute in INTERFACE_FIELDS.items()}
-        for interface in Interface.objects.all()
+        for interface in Interface.every_machine.all()
     ]
 
 
 def _write_interfaces(items):
-    Interface.objects.all().delete()
-    Interface.objects.bulk_create(
+    Interface.every_machine.all().delete()
+    Interface.every_machine.bulk_create(
         Interface(**{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items()}) for item in items
     )
 
@@ -90,7 +92,9 @@ def register_sections():
             position=10,
             item_tag="interface",
             key="interface_name",
+            scope="machine",
             fields=(
+                Field("machine", "Machine", default="", attribute=True, validate=validate_object_name),
                 Field("interface_name", "Name", validate=validate_object_name),
                 Field("ip", "IP Address", validate=validate_ip_address),
                 Field("netmask", "Netmask", Kind.INT, default=24, minimum=0, maximum=128),

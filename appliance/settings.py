@@ -84,7 +84,9 @@ def database(url: str, data_dir: Path) -> dict:
         "HOST": options.pop("host", parts.hostname or ""),  # ?host=/run/postgresql: a socket folder
         "PORT": str(port or ""),
         "OPTIONS": {"connect_timeout": 5, **options},
-        "CONN_HEALTH_CHECKS": True,  # a server that restarted costs a request nothing
+        # Connections are kept, and one a restarted server broke is noticed and replaced.
+        "CONN_MAX_AGE": None,
+        "CONN_HEALTH_CHECKS": True,
     }
 
 
@@ -148,6 +150,7 @@ INSTALLED_APPS = [
     "listeners",
     "destinations",
     "tracking",
+    "cluster",
 ]
 
 MIDDLEWARE = [
@@ -229,6 +232,10 @@ X_FRAME_OPTIONS = "DENY"
 # gunicorn processes and threads serving the console.
 WEB_WORKERS = envint("APPLIANCE_WEB_WORKERS", 2, 1, 64)
 WEB_THREADS = envint("APPLIANCE_WEB_THREADS", 8, 1, 256)
+
+# This machine's name in a cluster (runappliance --machine NAME sets it for its services); "" for an
+# appliance of its own. Machine-level settings (IP interfaces) are those of this name.
+MACHINE_NAME = os.environ.get("APPLIANCE_MACHINE", "").strip()
 
 # Processes of the mail gateway that accept mail: one per core, as one saturates a core.
 GATEWAY_PROCESSES = envint("APPLIANCE_GATEWAY_PROCESSES", os.cpu_count() or 1, 1, 64)

@@ -5,7 +5,9 @@ reaches it only through us), the mail gateway (``rungateway``: the listeners,
 which follows each commit by itself and is started again if it dies) and the
 HTTP redirects, watches the running version, starts the console anew when a
 commit changes where it listens, and rolls back a commit that was not confirmed
-in time. Certificates change inside gunicorn without a restart.
+in time. Certificates change inside gunicorn without a restart. On a machine of a
+cluster it also announces the versions other machines commit (``cluster.propagation``)
+and reports the version it runs; a database that cannot be reached stops none of it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.db import close_old_connections
 
 from appliance import https, workflow
 from appliance.redirects import RedirectServers
+from cluster import membership
+from cluster.propagation import CommitWaiter
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 
@@ -62,6 +67,10 @@ class Supervisor:
         self.console: subprocess.Popen | None = None
         self.gateway: subprocess.Popen | None = None
         self.redirects = RedirectServers()
+        self.commits = CommitWaiter()
+        self.number: int | None = None  # the version the services run
+        self.reported = 0.0  # when this machine last checked in (a machine of a cluster)
+        self.database_down = False
 
     def _stop(self, signum, frame):
         self.stopping = True
@@ -84,7 +93,7 @@ class Supervisor:
         self.write(f"Appliance ready: {places} [configuration version {number}]")
 
     def _redirect(self, number) -> None:
-        for problem in self.redirects.apply(workflow.running_config(number)):
+        for problem in self.redirects.apply(workflow.machine_config(number)):
             self.error(f"Error: {problem}")
 
     def _roll_back_unconfirmed(self) -> None:
@@ -93,12 +102,41 @@ class Supervisor:
         if rolled_back:
             self.error(f"Warning: {rolled_back}")
 
+    def _database(self, step, *arguments):
+        """``step(*arguments)``; if the database cannot be reached, say so once: the services keep running the
+        version they run, and everything resumes when it returns."""
+        try:
+            result = step(*arguments)
+        except workflow.DATABASE_UNREACHABLE as error:
+            if not self.database_down:
+                self.error(
+                    f"Warning: the database cannot be reached ({str(error).strip().splitlines()[0]}); "
+                    f"the services keep running configuration version {self.number}"
+                )
+                self.database_down = True
+            return None
+        if self.database_down:
+            self.write("The database can be reached again")
+            self.database_down = False
+        return result
+
+    def _follow_cluster(self) -> None:
+        """A machine of a cluster: announce a version committed on another machine; report in."""
+        latest = workflow.running_number()
+        if latest is not None and latest != workflow.announced_in_file():
+            workflow.announce(latest)
+        if time.monotonic() - self.reported >= membership.CHECK_IN_SECONDS:
+            membership.check_in(settings.MACHINE_NAME, self.number)
+            self.reported = time.monotonic()
+
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
         self._roll_back_unconfirmed()
-        number = workflow.announced_version()
-        endpoints = https.endpoints(workflow.running_config(number))
+        if settings.MACHINE_NAME:
+            self._follow_cluster()  # the versions committed while this machine was down
+        number = self.number = workflow.announced_version()
+        endpoints = https.endpoints(workflow.machine_config(number))
         busy = _in_use(endpoints)
         if busy:
             self.error(f"Error: the console cannot listen on {busy}")
@@ -111,7 +149,8 @@ class Supervisor:
                 self._redirect(number)
                 self._announce(number, endpoints)
             while not self.stopping:
-                time.sleep(0.5)
+                self.commits.wait(0.5)
+                close_old_connections()  # one a restarted database server broke is replaced
                 if self.console.poll() is not None:
                     raise ServiceFailed(f"the HTTPS console exited with status {self.console.returncode}")
                 if self.gateway.poll() is not None:
@@ -119,10 +158,16 @@ class Supervisor:
                         f"Warning: the mail gateway exited with status {self.gateway.returncode}; starting it again"
                     )
                     self.gateway = self._start("rungateway")
-                self._roll_back_unconfirmed()
-                latest = workflow.announced_version()
-                if latest != number:
-                    number, endpoints = self._follow(latest, endpoints)
+                self._database(self._roll_back_unconfirmed)
+                if settings.MACHINE_NAME:
+                    self._database(self._follow_cluster)
+                latest = self._database(workflow.announced_version)
+                if latest is not None and latest != number:
+                    followed = self._database(self._follow, latest, endpoints)
+                    if followed:
+                        number, endpoints = followed
+                        self.number = number
+                        self.reported = 0.0  # report the new version at once
         except ServiceFailed as failure:
             self.error(f"Error: {failure}")
             return 1
@@ -150,7 +195,7 @@ class Supervisor:
 
     def _follow(self, number, endpoints):
         """A commit happened: rebind the console if its addresses changed."""
-        new_endpoints = https.endpoints(workflow.running_config(number))
+        new_endpoints = https.endpoints(workflow.machine_config(number))
         old_binds = {e.bind for e in endpoints}
         busy = _in_use(e for e in new_endpoints if e.bind not in old_binds)
         if busy:
@@ -172,6 +217,7 @@ class Supervisor:
         return number, new_endpoints
 
     def _shutdown(self) -> None:
+        self.commits.close()
         self.redirects.close()
         _stop(self.gateway)
         self._stop_console()

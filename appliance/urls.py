@@ -38,4 +38,7 @@ urlpatterns = [
     path("network/listeners/", include("listeners.urls")),
     path("services/", include("destinations.urls")),
     path("monitor/", include("tracking.urls")),
+    path("admin/", include("cluster.urls")),
 ]
+
+handler500 = "appliance.views.errors.server_error"

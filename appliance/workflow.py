@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -93,6 +93,12 @@ def running_config(number: int | None = None) -> Config:
     return config
 
 
+def machine_config(number: int | None = None) -> Config:
+    """The running configuration as this machine runs it: of the machine-level settings (IP
+    interfaces), its own only."""
+    return registry.for_machine(running_config(number), settings.MACHINE_NAME)
+
+
 def pending_changes() -> list[SectionChange]:
     return diff(running_config(), registry.candidate())
 
@@ -131,14 +137,26 @@ def version_file():
 
 def announced_version() -> int | None:
     """The running version number as the last commit announced it to the services."""
+    announced = announced_in_file()
+    return running_number() if announced is None else announced
+
+
+def announced_in_file() -> int | None:
+    """The version announced to this machine's services, None before any was (no database read)."""
     try:
         return int(version_file().read_text())
     except (FileNotFoundError, ValueError):
-        return running_number()
+        return None
 
 
-def _notify_services(number: int) -> None:
-    """Tell the services a new running configuration exists."""
+# What a database that is down or gone raises (a machine of a cluster keeps running without it).
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
+COMMIT_CHANNEL = "appliance_commit"  # PostgreSQL's LISTEN/NOTIFY channel of new running versions
+
+
+def announce(number: int) -> None:
+    """Tell this machine's services that version ``number`` runs now (after a commit here, or one
+    another machine of the cluster made)."""
     path = version_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
@@ -247,7 +265,11 @@ def _record_version(user_name: str, comment: str, config: Config, previous, summ
     ConfigVersion.objects.exclude(pk__in=list(kept)).delete()
     detail = f"version {number}" + (f' "{comment}"' if comment else "") + f" ({summary})"
     audit.record(user_name, Action.COMMIT, detail, source)
-    transaction.on_commit(lambda: _notify_services(number))
+    transaction.on_commit(lambda: announce(number))
+    if connection.vendor == "postgresql":
+        # The machines sharing the database wake at once (they poll as well); sent when this commits.
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {COMMIT_CHANNEL}")
     return version
 
 

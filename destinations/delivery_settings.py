@@ -12,10 +12,11 @@ refusal is a ``DeliveryRefused`` in the administrator's words and changes nothin
 
 from __future__ import annotations
 
-from appliance.config.sections import Config, Item, registry
+from appliance.config.sections import Config, Item
 from appliance.models import SystemSettings
 from appliance.workflow import ChangeRefused, Outcome
 from destinations.models import DELIVERY_DEFAULTS, DELIVERY_LIMITS, DeliverySettings
+from listeners.store import interfaces
 
 AUTO = ""  # the default delivery interface chosen by the operating system
 INTERFACE = "default_delivery_interface"
@@ -50,11 +51,6 @@ def current() -> Item:
     """The candidate settings, as a ``<delivery>`` item."""
     row = DeliverySettings.load()
     return {tag: getattr(row, attribute) for tag, attribute in FIELDS.items()}
-
-
-def interfaces() -> list[Item]:
-    """The candidate IP interfaces, as ``<interface>`` items."""
-    return registry.get("interfaces").read()
 
 
 def interface_label(item: Item) -> str:

@@ -283,7 +283,7 @@ def tls_test(request: ConsoleRequest):
     """Test TLS: probe a domain's mail servers (or one server) with the running configuration, as
     ``tlsverify`` does, and show CheckTLS's per-server table and what each TLS Support mode would do;
     the run is kept, and compared with the run of the same test before it."""
-    running = workflow.running_config()
+    running = workflow.machine_config()
     listeners = [item["listener_name"] for item in running.get("listeners", [])]
     form = forms.TlsTestForm(request.POST or None, listeners=listeners)
     context = {"form": form, "may_test": can(request.user, TEST), "tls_report": None}

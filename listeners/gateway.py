@@ -114,6 +114,11 @@ class Siblings:
         return all(worker.is_alive() for worker in self.workers)
 
 
+def _running_config(number: int | None) -> Config:
+    db.close_old_connections()  # one a restarted database server broke is replaced, not failed on
+    return workflow.machine_config(number)
+
+
 class Gateway:
     """The listeners of one process; main (the only process unless ``siblings`` says otherwise)
     also delivers, sends the expiry alerts and rotates the mail log."""
@@ -184,7 +189,7 @@ class Gateway:
         number = await sync_to_async(workflow.announced_version)()
         if number == self.version:
             return
-        config = await sync_to_async(workflow.running_config)(number)
+        config = await sync_to_async(_running_config)(number)
         self.config = config
         problems = await self.apply(config)
         self.version = number
@@ -233,7 +238,10 @@ class Gateway:
             tasks.append(asyncio.create_task(self.expiry_alerts.run(stop)))  # at start, then hourly
         polls = 0
         while not stop.is_set():
-            await self._follow()
+            try:
+                await self._follow()
+            except workflow.DATABASE_UNREACHABLE:
+                pass  # the version running goes on; the supervisor says why, and the next poll retries
             if self.main:
                 maillog.rotate_if_full()
             else:

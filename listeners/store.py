@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
+
 from appliance.bootstrap import MANAGEMENT_INTERFACE, BootstrapError
 from appliance.config import checks
 from appliance.config.sections import Config, Item, registry
@@ -40,8 +42,10 @@ class ListenerRefused(ChangeRefused):
 
 
 def interfaces() -> list[Item]:
-    """The candidate IP interfaces, as ``<interface>`` items."""
-    return registry.get("interfaces").read()
+    """This machine's candidate IP interfaces, as ``<interface>`` items."""
+    return registry.for_machine({"interfaces": registry.get("interfaces").read()}, settings.MACHINE_NAME)[
+        "interfaces"
+    ]
 
 
 def interface_named(name: str, items: list[Item]) -> Item | None:

@@ -25,10 +25,18 @@ def free_port() -> int:
 class Appliance:
     """A runappliance process in its own data directory, its output collected line by line."""
 
-    def __init__(self, data_dir: Path, port: int, admin_password: str | None = PASSWORD):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        admin_password: str | None = PASSWORD,
+        arguments: tuple[str, ...] = (),
+        environment: dict[str, str] | None = None,
+    ):
         self.data_dir, self.port = data_dir, port
         self.env = {
             **os.environ,
+            **(environment or {}),
             "APPLIANCE_DATA_DIR": str(data_dir),
             "APPLIANCE_HOSTNAME": "esa.example.com",
             "APPLIANCE_HTTPS_PORT": str(port),
@@ -39,7 +47,7 @@ class Appliance:
             self.env["APPLIANCE_ADMIN_PASSWORD"] = admin_password
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runappliance"],
+            [sys.executable, "manage.py", "runappliance", *arguments],
             cwd=PROJECT,
             env=self.env,
             stdout=subprocess.PIPE,

@@ -73,14 +73,14 @@ def ssl_encoding():
 class Browser:
     """Just enough of a browser: one HTTPS connection, cookies, CSRF tokens."""
 
-    def __init__(self, port: int, context: ssl.SSLContext):
-        self.port, self.context = port, context
+    def __init__(self, port: int, context: ssl.SSLContext, address: str = "127.0.0.1"):
+        self.port, self.context, self.address = port, context, address
         self.cookies: dict[str, str] = {}
         self.connect()
 
     def connect(self):
         self.connection = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context, timeout=10
+            self.address, self.port, context=self.context, timeout=10
         )
 
     def request(self, method: str, path: str, fields: dict | None = None):
@@ -92,7 +92,7 @@ class Browser:
             fields = {"csrfmiddlewaretoken": self.cookies.get("csrftoken", ""), **fields}
             body = urlencode(fields)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["Referer"] = f"https://127.0.0.1:{self.port}/"
+            headers["Referer"] = f"https://{self.address}:{self.port}/"
         self.connection.request(method, path, body=body, headers=headers)
         response = self.connection.getresponse()
         content = response.read().decode()

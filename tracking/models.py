@@ -1,12 +1,16 @@
 """The gateway's own records: SMTP connections with their TLS outcome, messages and their events.
 
 Written by the gateway process only (``tracking.records.Recorder``, in batches), kept
-``RETENTION_DAYS`` days; operational history, not configuration (no section, no commit).
+``RETENTION_DAYS`` days; operational history, not configuration (no section, no commit). In a
+cluster every machine numbers its own connections and messages, so each record names its machine
+and the console shows the records of the machine it runs on (``objects``).
 """
 
 from __future__ import annotations
 
 from django.db import models
+
+from appliance.models import ThisMachine, this_machine
 
 
 class Direction(models.TextChoices):
@@ -32,6 +36,7 @@ class TlsResult(models.TextChoices):
 class Connection(models.Model):
     """One SMTP connection, recorded when it ends: an ICID (incoming) or a DCID (outgoing)."""
 
+    machine = models.CharField(max_length=64, blank=True, default=this_machine)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     cid = models.PositiveBigIntegerField()
     started = models.DateTimeField()
@@ -52,8 +57,14 @@ class Connection(models.Model):
     detail = models.TextField(blank=True)  # why TLS failed, or what verification found
     messages = models.PositiveIntegerField(default=0)  # accepted (incoming) or delivered (outgoing)
 
+    every_machine = models.Manager()
+    objects = ThisMachine()
+
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["direction", "cid"], name="one_record_per_connection")]
+        default_manager_name = "every_machine"
+        constraints = [
+            models.UniqueConstraint(fields=["machine", "direction", "cid"], name="one_record_per_connection")
+        ]
         indexes = [
             models.Index(fields=["direction", "started"]),
             models.Index(fields=["direction", "domain", "started"]),
@@ -67,7 +78,8 @@ class Message(models.Model):
     """A message the gateway took into its queue: received on a listener, or made by the gateway
     itself (a bounce notice, an alert)."""
 
-    mid = models.PositiveBigIntegerField(unique=True)
+    machine = models.CharField(max_length=64, blank=True, default=this_machine)
+    mid = models.PositiveBigIntegerField()
     received = models.DateTimeField(db_index=True)
     icid = models.PositiveBigIntegerField(null=True)
     listener = models.CharField(max_length=64, blank=True)
@@ -78,8 +90,13 @@ class Message(models.Model):
     size = models.PositiveBigIntegerField()
     incoming_tls = models.CharField(max_length=100, blank=True)  # "TLSv1.3 TLS_AES_256_GCM_SHA384", or ""
 
+    every_machine = models.Manager()
+    objects = ThisMachine()
+
     class Meta:
         ordering = ["-received", "-mid"]
+        default_manager_name = "every_machine"
+        constraints = [models.UniqueConstraint(fields=["machine", "mid"], name="one_record_per_message")]
 
     def __str__(self):
         return f"MID {self.mid}"
@@ -100,6 +117,7 @@ class Event(models.Model):
         DELETED = "deleted", "Deleted"
         NOTICE = "notice", "Bounce notice"
 
+    machine = models.CharField(max_length=64, blank=True, default=this_machine)
     mid = models.PositiveBigIntegerField(db_index=True)
     time = models.DateTimeField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -107,8 +125,12 @@ class Event(models.Model):
     recipients = models.TextField(blank=True)  # the recipients it concerns, one per line
     text = models.TextField()
 
+    every_machine = models.Manager()
+    objects = ThisMachine()
+
     class Meta:
         ordering = ["time", "id"]
+        default_manager_name = "every_machine"
 
     def __str__(self):
         return f"MID {self.mid} {self.kind}"

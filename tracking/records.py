@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 
 from appliance.spool import Envelope
 from tracking.models import Connection, Direction, Event, Message, TlsPolicy, TlsResult
@@ -123,6 +123,7 @@ class Recorder:
     @staticmethod
     def write(batch: tuple[list[Connection], list[Message], list[Event]]) -> None:
         connections, messages, events = batch
+        close_old_connections()  # a worker thread's connection a restarted database server broke
         with transaction.atomic():
             Connection.objects.bulk_create(connections)
             Message.objects.bulk_create(messages)

@@ -52,7 +52,26 @@ def register_sockets(users: Callable[[Config], list[SocketUse]]) -> None:
     _socket_users.append(users)
 
 
+def per_machine(check: Callable[[Config], list[str]], config: Config) -> list[str]:
+    """``check`` on what each machine of ``config`` runs (its own IP interfaces): a problem every machine
+    has is said once, one only some machines have names each of them."""
+    machines = registry.machines(config)
+    found = {machine: check(registry.for_machine(config, machine)) for machine in machines}
+    everywhere = [problem for problem in found[machines[0]] if all(problem in found[m] for m in machines)]
+    return everywhere + [
+        f"machine '{machine}': {problem}"
+        for machine in machines
+        for problem in found[machine]
+        if problem not in everywhere
+    ]
+
+
 def socket_conflicts(config: Config) -> list[str]:
+    """Two services on one address and port of one machine."""
+    return per_machine(_machine_socket_conflicts, config)
+
+
+def _machine_socket_conflicts(config: Config) -> list[str]:
     """Two services on one address and port; an unspecified address (0.0.0.0, ::) takes every address."""
     claimed: dict[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int], str] = {}
     problems = []
@@ -82,11 +101,13 @@ def new_socket_conflicts(before: list[str]) -> list[str]:
 
 
 def run_registered(config: Config) -> list[str]:
-    return socket_conflicts(config) + [problem for check in _checks for problem in check(config)]
+    return socket_conflicts(config) + per_machine(
+        lambda seen: [problem for check in _checks for problem in check(seen)], config
+    )
 
 
 def warnings(config: Config) -> list[str]:
-    return [warning for check in _warnings for warning in check(config)]
+    return per_machine(lambda seen: [warning for check in _warnings for warning in check(seen)], config)
 
 
 def reference_problems(config: Config, document: Document | None = None) -> list[str]:

@@ -126,8 +126,8 @@ def _nested_changes(section: Section, before: Item, after: Item, owner: str) -> 
 
 
 def _list_changes(section: Section, before: list[Item], after: list[Item]) -> list[ObjectChange]:
-    old = {item[section.key]: item for item in before}
-    new = {item[section.key]: item for item in after}
+    old = {section.item_key(item): item for item in before}
+    new = {section.item_key(item): item for item in after}
     changes = []
     for name, item in new.items():
         if name not in old:

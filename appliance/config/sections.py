@@ -130,6 +130,9 @@ class Section:
     # The items without their nested fields (a listener without its HAT and RAT), for readers of the
     # top level only: "where used" of a target no nested field names.
     read_top: Callable[[], list[Item]] | None = None
+    # Machine-level list sections (IP interfaces): the field naming the machine an item belongs to.
+    # Each machine sees only its own items (``Registry.for_machine``); names repeat across machines.
+    scope: str | None = None
 
     def read_top_level(self) -> list[Item]:
         return self.read_top() if self.read_top else self.read()
@@ -149,10 +152,15 @@ class Section:
     def _fields_by_tag(self) -> dict[str, Field]:
         return {f.tag: f for f in self.fields}
 
+    def item_key(self, item: Item):
+        """What identifies an item among the section's: its name, with its machine if machine-level."""
+        return (item.get(self.scope) or "", item.get(self.key)) if self.scope else item.get(self.key)
+
     def item_name(self, item: Item) -> str:
         """How the diff and error messages name an item."""
         if self.is_list and self.key:
-            return f"{self.item_tag.replace('_', ' ')} '{item[self.key]}'"
+            name = f"{self.item_tag.replace('_', ' ')} '{item[self.key]}'"
+            return f"{name} of machine '{item[self.scope]}'" if self.scope and item.get(self.scope) else name
         return self.title
 
 
@@ -174,6 +182,28 @@ class Registry:
     def candidate(self) -> Config:
         """The whole candidate configuration, as section data."""
         return {section.tag: section.read() for section in self.ordered()}
+
+    def for_machine(self, config: Config, machine: str) -> Config:
+        """``config`` as ``machine`` runs it: of each machine-level section, that machine's items only."""
+        seen = dict(config)
+        for section in self.sections.values():
+            if section.scope and section.tag in config:
+                seen[section.tag] = [
+                    item for item in config[section.tag] if (item.get(section.scope) or "") == machine
+                ]
+        return seen
+
+    def machines(self, config: Config) -> list[str]:
+        """The machines ``config`` holds machine-level items of ("" for an appliance of its own)."""
+        return sorted(
+            {
+                item.get(section.scope) or ""
+                for section in self.sections.values()
+                if section.scope
+                for item in config.get(section.tag, [])
+            }
+            or {""}
+        )
 
     def item_named(self, config: Config, tag: str, name: str) -> Item | None:
         """The item of list section ``tag`` whose key is ``name`` (a certificate by its name)."""

@@ -332,10 +332,10 @@ class _Parser:
     def duplicate_names(self, section: Section, items: list[Item], parent) -> None:
         seen = set()
         for item in items:
-            name = item.get(section.key)
-            if name is not None and name in seen:
+            name, key = item.get(section.key), section.item_key(item)
+            if name is not None and key in seen:
                 self.problem(parent, f"lists <{section.item_tag}> {name!r} twice")
-            seen.add(name)
+            seen.add(key)
 
     def section(self, section: Section, element) -> list[Item]:
         if section.is_scalar:
@@ -357,12 +357,12 @@ class _Parser:
                 self.problem(child, f"does not belong in <{section.tag}> (expected <{section.item_tag}>)")
                 continue
             item = self.item(section, child, len(items))
-            name = item.get(section.key)
+            name, key = item.get(section.key), section.item_key(item)
             if name is None:
                 continue  # already reported as lacking its name
-            if name in seen:
-                self.problem(child, f"repeats the name {name!r} (first on line {seen[name]})")
-            seen[name] = child.sourceline
+            if key in seen:
+                self.problem(child, f"repeats the name {name!r} (first on line {seen[key]})")
+            seen[key] = child.sourceline
             items.append(item)
         return items
 

@@ -89,6 +89,11 @@ class ApplianceCommand(BaseCommand):
             self._fail("; ".join([str(refusal), *refusal.problems]))
         except ConfigFileError as error:
             self._fail("Parsing failed: " + "; ".join(error.problems))
+        except workflow.DATABASE_UNREACHABLE as error:
+            self._fail(
+                f"the configuration database cannot be reached ({str(error).strip().splitlines()[0]}); "
+                "nothing was changed"
+            )
         except Exception:
             self._fail(f"internal error; the details are in {self._log_traceback()}")
 

@@ -11,7 +11,7 @@ from appliance.views.common import ConsoleRequest
 
 @requires(Capability.VIEW_STATUS)
 def overview(request: ConsoleRequest):
-    running = workflow.running_config()
+    running = workflow.machine_config()
     return render(
         request,
         "appliance/overview.html",

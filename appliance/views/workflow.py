@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -55,7 +56,9 @@ def uncommitted_changes(request: ConsoleRequest):
     candidate = registry.candidate()
     changes = diff(workflow.running_config(), candidate)
     host, port = _browser_target(request)
-    affected = interfaces.console_change(workflow.running_config(), candidate, host, port)
+    affected = interfaces.console_change(
+        workflow.machine_config(), registry.for_machine(candidate, settings.MACHINE_NAME), host, port
+    )
     if request.method != "POST" and affected:
         form = CommitForm(initial={"confirm_needed": True, "confirm_minutes": 10})
     return render(

@@ -1,17 +1,31 @@
+import os
+
+from django.conf import settings
 from django.core.management import call_command
 
 from appliance import bootstrap
 from appliance.management.base import ApplianceCommand, Refused
 from appliance.supervisor import Supervisor
+from cluster import membership
+from cluster.models import Machine
 
 
 class Command(ApplianceCommand):
     help = "Apply migrations, set up the appliance on first start, and run its services in the foreground."
     acts_as_user = False
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--machine",
+            default=settings.MACHINE_NAME,
+            help="run as this machine of the cluster (clusterconfig join) (default: APPLIANCE_MACHINE)",
+        )
+
+    def handle(self, *args, machine, **options):
         try:
             call_command("migrate", interactive=False, verbosity=0)
+            if machine:
+                self.become(machine)
             password = bootstrap.first_start()
         except bootstrap.BootstrapError as error:
             raise Refused(str(error)) from None
@@ -28,3 +42,14 @@ class Command(ApplianceCommand):
         ).run()
         if status:
             raise SystemExit(status)
+
+    @staticmethod
+    def become(machine: str) -> None:
+        """This process and the services it starts are ``machine``: its interfaces, its reports."""
+        cluster = membership.current()
+        if cluster is None or not Machine.objects.filter(name=machine).exists():
+            where = f"cluster '{cluster}'" if cluster else "a cluster"
+            raise Refused(
+                f"machine '{machine}' has not joined {where}: clusterconfig join --machine {machine}"
+            )
+        settings.MACHINE_NAME = os.environ["APPLIANCE_MACHINE"] = machine

@@ -39,7 +39,7 @@ class Command(ApplianceCommand):
             host, port = tlsprobe.target_host(host)
         except ValueError as exc:
             raise Refused(str(exc)) from None
-        config = workflow.running_config()
+        config = workflow.machine_config()
         try:
             probes = asyncio.run(tlsprobe.probe(config, domain, host, port, listener or ""))
         except ValueError as exc:

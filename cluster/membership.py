@@ -1,0 +1,133 @@
+"""Creating a cluster and joining it (``clusterconfig``), and what each machine reports.
+
+The machines of a cluster share one PostgreSQL database and so one committed configuration. IP
+interfaces are machine-level (``Interface.machine``): creating the cluster gives the creating
+machine the interfaces it had, joining gives the new machine its Management interface. Both are
+committed at once, with the cluster's records, in one transaction; they refuse to run over
+someone's uncommitted changes, which the commit would otherwise carry along.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from appliance import bootstrap, workflow
+from appliance.models import Interface
+from appliance.validators import validate_object_name
+from cluster.models import MAIN_GROUP, Cluster, Machine
+
+CHECK_IN_SECONDS = 5.0  # how often a running machine reports its version
+SILENT_AFTER = timedelta(seconds=30)  # a machine not heard from for longer is shown as not reporting
+
+
+def require_shared_database() -> None:
+    if connection.vendor != "postgresql":
+        raise workflow.ChangeRefused(
+            "Centralized Management needs a database the machines share: set APPLIANCE_DATABASE_URL "
+            "to the same PostgreSQL database (and APPLIANCE_SECRET_KEY_FILE to the same key file) on "
+            "every machine"
+        )
+
+
+def current() -> Cluster | None:
+    return Cluster.objects.first()
+
+
+def _checked_name(what: str, name: str) -> str:
+    try:
+        validate_object_name(name)
+    except ValueError as error:
+        raise workflow.ChangeRefused(f"{what}: {error}") from None
+    return name
+
+
+def _refuse_over_uncommitted_changes(what: str) -> None:
+    if workflow.has_uncommitted_changes():
+        raise workflow.ChangeRefused(
+            f"{what} commits the configuration: commit or abandon the uncommitted changes first"
+        )
+
+
+def create(user, name: str, machine: str, source: str = "") -> Cluster:
+    """A cluster of this database's configuration, with ``machine`` (the one running it now) in it."""
+    require_shared_database()
+    _checked_name("Cluster name", name)
+    _checked_name("Machine name", machine)
+    with transaction.atomic():
+        existing = Cluster.objects.select_for_update().first()
+        if existing:
+            raise workflow.ChangeRefused(f"This database already holds cluster '{existing}'")
+        _refuse_over_uncommitted_changes("Creating a cluster")
+        cluster = Cluster.objects.create(name=name)
+        Machine.objects.create(name=machine)
+
+        def own_interfaces():
+            Interface.every_machine.filter(machine="").update(machine=machine)
+
+        workflow.submit(user, f"IP interfaces given to machine '{machine}'", own_interfaces, source)
+        workflow.commit(user, f"Cluster '{name}' created; machine '{machine}' joined", source=source)
+    return cluster
+
+
+def join(
+    user,
+    machine: str,
+    hostname: str,
+    address: str,
+    https_port: int,
+    group: str = MAIN_GROUP,
+    source: str = "",
+) -> Machine:
+    """``machine`` joins the cluster, with a Management interface of its own at ``address``."""
+    require_shared_database()
+    _checked_name("Machine name", machine)
+    _checked_name("Group name", group)
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().first()
+        if cluster is None:
+            raise workflow.ChangeRefused(
+                "There is no cluster to join: create one first (clusterconfig create)"
+            )
+        if Machine.objects.filter(name=machine).exists():
+            raise workflow.ChangeRefused(f"Machine '{machine}' is already in cluster '{cluster}'")
+        _refuse_over_uncommitted_changes("Joining")
+        joined = Machine.objects.create(name=machine, group=group)
+        workflow.submit(
+            user,
+            f"Management interface of machine '{machine}'",
+            lambda: bootstrap.add_management_interface(machine, hostname, address, https_port),
+            source,
+        )
+        workflow.commit(user, f"Machine '{machine}' joined cluster '{cluster}'", source=source)
+    return joined
+
+
+def check_in(machine: str, version: int | None) -> None:
+    """A running machine reports the version its services run."""
+    Machine.objects.filter(name=machine).update(applied_version=version, checked_in=timezone.now())
+
+
+@dataclass
+class MachineState:
+    machine: Machine
+    running: int | None  # the cluster's running version
+
+    @property
+    def status(self) -> str:
+        checked_in: datetime | None = self.machine.checked_in
+        if checked_in is None:
+            return "never started"
+        if timezone.now() - checked_in > SILENT_AFTER:
+            return "not reporting"
+        if self.machine.applied_version != self.running:
+            return "applying"
+        return "current"
+
+
+def machine_states() -> list[MachineState]:
+    running = workflow.running_number()
+    return [MachineState(machine, running) for machine in Machine.objects.all()]
