@@ -22,6 +22,7 @@ SCRIPTS = [
     ("Console pages through gunicorn", ["console_load.py"]),
     ("Commit, save and load of the large configuration", ["configuration_file.py"]),
     ("Certificate creation, ours and openssl", ["certificate_creation.py"]),
+    ("Propagation of a commit to every machine of a cluster", ["cluster_propagation.py"]),
 ]
 
 
