@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from appliance import audit, workflow
 from appliance.audit import Action
+from appliance.config.sections import registry
 from appliance.config.xmlfile import SecretMode, parse, render
 from appliance.roles import Capability, require
 
@@ -24,16 +25,31 @@ def configuration_dir() -> Path:
     return settings.DATA_DIR / "configuration"
 
 
-def running_document(user, mode: SecretMode, passphrase: str | None = None, source: str = "") -> str:
-    """The running configuration as a file; audited."""
+def running_document(
+    user, mode: SecretMode, passphrase: str | None = None, source: str = "", machine: str | None = None
+) -> str:
+    """The running configuration as a file; audited. With ``machine``: what that machine of the
+    cluster runs, as the configuration of an appliance of its own."""
     require(user, EXPORT_CAPABILITY[mode])
     if mode is SecretMode.ENCRYPT and not passphrase:
         raise workflow.ChangeRefused("Encrypting passphrases needs a passphrase")
     running = workflow.running_config()
+    if machine is not None:
+        running = registry.on_its_own(running, machine)
     document = render(running, mode, passphrase, hostname=running["hostname"][0]["hostname"])
     number = workflow.running_number()
-    audit.record(user.username, Action.EXPORT, f"version {number}, {mode} passphrases", source)
+    of = f" as machine '{machine}' runs it" if machine else ""
+    audit.record(user.username, Action.EXPORT, f"version {number}{of}, {mode} passphrases", source)
     return document
+
+
+def write_private(path: Path, document: str) -> None:
+    """A configuration file only its owner may read (it may hold secrets, encrypted or plain)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+    with os.fdopen(fd, "w", encoding="latin-1") as handle:
+        handle.write(document)
 
 
 def save_on_appliance(user, mode, passphrase=None, path: Path | None = None, source="") -> Path:
@@ -42,12 +58,7 @@ def save_on_appliance(user, mode, passphrase=None, path: Path | None = None, sou
     if path is None:
         hostname = workflow.running_config()["hostname"][0]["hostname"]
         path = configuration_dir() / f"{hostname}-{timezone.now():%Y%m%dT%H%M%S}.xml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Files with secrets (encrypted or plain) are for the administrator only.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
-    with os.fdopen(fd, "w", encoding="latin-1") as handle:
-        handle.write(document)
+    write_private(path, document)
     return path
 
 

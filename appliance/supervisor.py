@@ -217,6 +217,8 @@ class Supervisor:
         return number, new_endpoints
 
     def _shutdown(self) -> None:
+        if settings.MACHINE_NAME:
+            self._database(membership.stopped, settings.MACHINE_NAME)
         self.commits.close()
         self.redirects.close()
         _stop(self.gateway)

@@ -1,4 +1,4 @@
-"""Creating a cluster and joining it (``clusterconfig``), and what each machine reports.
+"""Creating a cluster, joining and leaving it (``clusterconfig``), and what each machine reports.
 
 The machines of a cluster share one PostgreSQL database and so one committed configuration. IP
 interfaces are machine-level (``Interface.machine``): creating the cluster gives the creating
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from appliance import bootstrap, workflow
+from appliance import bootstrap, configfile, workflow
+from appliance.config.xmlfile import SecretMode
 from appliance.models import Interface
 from appliance.validators import validate_object_name
 from cluster.models import MAIN_GROUP, Cluster, Machine
@@ -106,9 +108,52 @@ def join(
     return joined
 
 
+def leave(
+    user, machine: str, mode: SecretMode, passphrase: str | None, path: Path | None, source: str = ""
+) -> Path:
+    """``machine`` leaves the cluster. What it ran (the cluster's settings and its own interfaces,
+    certificates and keys included) is written to ``path`` as the configuration of an appliance of
+    its own, so nothing is lost: run the machine on a database of its own and load the file."""
+    require_shared_database()
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().first()
+        leaving = Machine.objects.filter(name=machine).first()
+        if cluster is None or leaving is None:
+            where = f"cluster '{cluster}'" if cluster else "a cluster"
+            raise workflow.ChangeRefused(f"Machine '{machine}' is not in {where}")
+        if leaving.running and timezone.now() - leaving.checked_in <= SILENT_AFTER:
+            raise workflow.ChangeRefused(
+                f"Machine '{machine}' is running (it reported at "
+                f"{timezone.localtime(leaving.checked_in):%H:%M:%S}): stop it first"
+            )
+        _refuse_over_uncommitted_changes("Leaving")
+        document = configfile.running_document(user, mode, passphrase, source, machine=machine)
+        leaving.delete()
+        if Machine.objects.exists():
+            change, what = Interface.every_machine.filter(machine=machine).delete, "removed"
+        else:  # the last machine: the database's configuration is an appliance's of its own again
+            cluster.delete()
+            change, what = lambda: Interface.every_machine.update(machine=""), "no longer a machine's"
+        workflow.submit(user, f"IP interfaces of machine '{machine}' {what}", change, source)
+        workflow.commit(user, f"Machine '{machine}' left cluster '{cluster}'", source=source)
+        path = (
+            path
+            or configfile.configuration_dir() / f"{machine}-left-{cluster}-{timezone.now():%Y%m%dT%H%M%S}.xml"
+        )
+        configfile.write_private(path, document)  # a file that cannot be written undoes the leave
+    return path
+
+
 def check_in(machine: str, version: int | None) -> None:
     """A running machine reports the version its services run."""
-    Machine.objects.filter(name=machine).update(applied_version=version, checked_in=timezone.now())
+    Machine.objects.filter(name=machine).update(
+        applied_version=version, checked_in=timezone.now(), running=True
+    )
+
+
+def stopped(machine: str) -> None:
+    """A machine that stops cleanly says so: it may leave at once, and is shown as stopped."""
+    Machine.objects.filter(name=machine).update(running=False)
 
 
 @dataclass
@@ -121,6 +166,8 @@ class MachineState:
         checked_in: datetime | None = self.machine.checked_in
         if checked_in is None:
             return "never started"
+        if not self.machine.running:
+            return "stopped"
         if timezone.now() - checked_in > SILENT_AFTER:
             return "not reporting"
         if self.machine.applied_version != self.running:

@@ -25,6 +25,7 @@ class Machine(models.Model):
     joined = models.DateTimeField(auto_now_add=True)
     applied_version = models.PositiveIntegerField(null=True)
     checked_in = models.DateTimeField(null=True)
+    running = models.BooleanField(default=False)  # False once it stopped cleanly
 
     class Meta:
         ordering = ["name"]

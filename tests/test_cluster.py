@@ -2,7 +2,8 @@
 127.0.0.4, one PostgreSQL database of the test's own. A commit on one machine is served by all three
 (their HTTPS interfaces and their listeners); IP interfaces are each machine's own; a stopped machine
 catches up when it starts; with the database stopped every gateway goes on taking mail, the console
-says why it cannot answer, commits are refused, and all resumes when the database returns."""
+says why it cannot answer, commits are refused, and all resumes when the database returns; a machine
+that leaves runs on a database of its own with what it ran, certificates included."""
 
 from __future__ import annotations
 
@@ -198,3 +199,36 @@ def test_three_machines_serve_one_committed_configuration(cluster):
         for machine in ADDRESSES
     )
     sink.stop()
+
+    # esa3 stops and leaves; on a database of its own, with the file it left with, it serves as before.
+    assert esa3.stop() == 0
+    folder = esa1.data_dir.parent
+    (folder / "passphrase").write_text("Leave-It-Safe-7\n")
+    saved = folder / "esa3.xml"
+    ok(
+        esa1,
+        "clusterconfig",
+        "leave",
+        "--machine",
+        "esa3",
+        "--file",
+        str(saved),
+        "--passphrases",
+        "encrypt",
+        "--passphrase-file",
+        str(folder / "passphrase"),
+    )
+    assert "esa3" not in ok(esa1, "clusterconfig", "list").stdout
+    standalone = Appliance(
+        folder / "esa3-alone",
+        https_port,
+        environment={"APPLIANCE_LISTEN_ADDRESS": ADDRESSES["esa3"], "APPLIANCE_SMTP_PORT": str(smtp_port)},
+    )
+    try:
+        standalone.wait_for(r"^Appliance ready: ")
+        ok(standalone, "loadconfig", str(saved), "--passphrase-file", str(folder / "passphrase"))
+        ok(standalone, "commit", "--comment", "what esa3 ran in the cluster")
+        wait_until_served(https_name, "mail.example.com", [ADDRESSES["esa3"]], https_port)
+        wait_until_served(smtp_name, "back.example.com", [ADDRESSES["esa3"]], smtp_port)
+    finally:
+        standalone.stop()

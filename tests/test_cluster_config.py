@@ -11,8 +11,9 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from appliance import workflow
+from appliance import vault, workflow
 from appliance.config.sections import registry
+from appliance.config.xmlfile import SecretMode, parse
 from appliance.models import Interface
 from cluster import membership
 from cluster.models import Cluster, Machine
@@ -123,16 +124,25 @@ def test_the_page_shows_each_machines_version_and_report(login, admin):
     Cluster.objects.create(name="Mail")
     running = workflow.running_number()
     now = timezone.now()
-    Machine.objects.create(name="esa1", applied_version=running, checked_in=now)
-    Machine.objects.create(name="esa2", applied_version=running - 1 if running > 1 else None, checked_in=now)
-    Machine.objects.create(name="esa3", applied_version=running, checked_in=now - timedelta(minutes=5))
+    Machine.objects.create(name="esa1", applied_version=running, checked_in=now, running=True)
+    Machine.objects.create(name="esa2", applied_version=running - 1, checked_in=now, running=True)
+    Machine.objects.create(
+        name="esa3", applied_version=running, checked_in=now - timedelta(minutes=5), running=True
+    )
+    Machine.objects.create(name="esa5", applied_version=running, checked_in=now - timedelta(minutes=5))
     Machine.objects.create(name="esa4", group="Lab")
     page = login(admin).get(reverse("cluster:machines")).content.decode()
     rows = {
         name: status
         for name, status in [(state.machine.name, state.status) for state in membership.machine_states()]
     }
-    assert rows == {"esa1": "current", "esa2": "applying", "esa3": "not reporting", "esa4": "never started"}
+    assert rows == {
+        "esa1": "current",
+        "esa2": "applying",
+        "esa3": "not reporting",
+        "esa4": "never started",
+        "esa5": "stopped",
+    }
     for name, status in rows.items():
         assert f"<td>{name}</td>" in page and f"<td>{status}</td>" in page
     assert "<td>Lab</td>" in page
@@ -141,3 +151,54 @@ def test_the_page_shows_each_machines_version_and_report(login, admin):
 def test_the_page_without_a_cluster_says_how_to_make_one(login, admin):
     page = login(admin).get(reverse("cluster:machines")).content.decode()
     assert "This appliance is not in a cluster." in page and "clusterconfig create" in page
+
+
+def test_a_stopped_machine_leaves_with_what_it_ran_in_a_file(shared_database, admin, tmp_path):
+    run("clusterconfig", "create", "Mail", "--machine", "esa1")
+    run("clusterconfig", "join", "--machine", "esa2", "--address", "127.0.0.3")
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("Leave-It-Safe-7\n")
+    saved = tmp_path / "esa2.xml"
+    leave = ("clusterconfig", "leave", "--machine", "esa2", "--file", str(saved))
+    leave += ("--passphrases", "encrypt", "--passphrase-file", str(passphrase))
+    Machine.objects.filter(name="esa2").update(checked_in=timezone.now(), running=True)
+    assert refused(*leave).startswith("Error: Machine 'esa2' is running (it reported at ")
+    assert not saved.exists()
+
+    Machine.objects.filter(name="esa2").update(running=False)  # as its supervisor says when it stops
+    out, _ = run(*leave)
+    assert out.startswith(f"Machine 'esa2' left the cluster. What it ran is in {saved}")
+    assert list(Machine.objects.values_list("name", flat=True)) == ["esa1"]
+    assert [(i["machine"], i["ip"]) for i in workflow.running_config()["interfaces"]] == [
+        ("esa1", "127.0.0.1")
+    ]
+    assert saved.stat().st_mode & 0o777 == 0o600
+    text = saved.read_text(encoding="latin-1")
+    assert "machine=" not in text and "BEGIN PRIVATE KEY" not in text  # an appliance's own; keys encrypted
+    document = parse(saved.read_bytes(), SecretMode.PLAIN, "Leave-It-Safe-7")
+    assert [(i["machine"], i["interface_name"], i["ip"]) for i in document.config["interfaces"]] == [
+        ("", "Management", "127.0.0.3")
+    ]
+    demo = registry.item_named(document.config, "certificates", "Demo")
+    assert "PRIVATE KEY" in vault.unseal(demo["private_key"])  # read with the passphrase, sealed again
+
+
+def test_the_last_machine_to_leave_gives_the_configuration_back_to_an_appliance_of_its_own(
+    shared_database, admin, tmp_path
+):
+    run("clusterconfig", "create", "Mail", "--machine", "esa1")
+    run(
+        "clusterconfig",
+        "leave",
+        "--machine",
+        "esa1",
+        "--file",
+        str(tmp_path / "esa1.xml"),
+        "--passphrases",
+        "mask",
+    )
+    assert not Cluster.objects.exists() and not Machine.objects.exists()
+    assert [i["interface_name"] for i in workflow.machine_config()["interfaces"]] == ["Management"]
+    assert refused("clusterconfig", "leave", "--machine", "esa1", "--passphrases", "mask") == (
+        "Error: Machine 'esa1' is not in a cluster"
+    )

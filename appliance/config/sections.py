@@ -193,6 +193,15 @@ class Registry:
                 ]
         return seen
 
+    def on_its_own(self, config: Config, machine: str) -> Config:
+        """What ``machine`` runs, as the configuration of an appliance of its own (a machine leaving
+        its cluster): its machine-level items, no longer marked as its."""
+        seen = self.for_machine(config, machine)
+        for section in self.sections.values():
+            if section.scope and section.tag in seen:
+                seen[section.tag] = [{**item, section.scope: ""} for item in seen[section.tag]]
+        return seen
+
     def machines(self, config: Config) -> list[str]:
         """The machines ``config`` holds machine-level items of ("" for an appliance of its own)."""
         return sorted(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.utils import timezone
 
 from appliance import bootstrap
+from appliance.config.xmlfile import SecretMode
 from appliance.management.base import Refused, SubcommandCommand
+from appliance.management.commands.saveconfig import add_passphrase_arguments, passphrase_options
 from appliance.roles import Capability, require
 from appliance.validators import validate_hostname, validate_ip_address
 from cluster import membership
@@ -14,8 +18,8 @@ from cluster.models import MAIN_GROUP
 
 class Command(SubcommandCommand):
     help = (
-        "Create a cluster of the machines that share this PostgreSQL database, join a machine to it, "
-        "list its machines. Creating and joining commit at once."
+        "Create a cluster of the machines that share this PostgreSQL database, join a machine to it or "
+        "take one out, list its machines. Creating, joining and leaving commit at once."
     )
 
     def add_arguments(self, parser):
@@ -31,6 +35,10 @@ class Command(SubcommandCommand):
         )
         join.add_argument("--hostname", help="its host name (APPLIANCE_HOSTNAME)")
         join.add_argument("--https-port", type=int, help="its console's HTTPS port (APPLIANCE_HTTPS_PORT)")
+        leave = action("leave", "take a stopped machine out, its configuration saved to a file first")
+        leave.add_argument("--machine", required=True)
+        leave.add_argument("--file", help="where to save it (default: the configuration folder)")
+        add_passphrase_arguments(leave)
         action("list", "the cluster's machines: group, version applied, last report")
 
     def do_create(self, user, name, machine, **options):
@@ -57,6 +65,18 @@ class Command(SubcommandCommand):
         self.stdout.write(
             f"Machine '{machine}' joined (Management interface {address}, HTTPS port {port}). "
             f"Start it with runappliance --machine {machine}"
+        )
+
+    def do_leave(self, user, machine, file, passphrases, passphrase_file, **options):
+        mode, passphrase = passphrase_options(passphrases, passphrase_file)
+        path = membership.leave(
+            user, machine, mode, passphrase, Path(file).resolve() if file else None, "CLI"
+        )
+        if mode is SecretMode.PLAIN:
+            self.warn("the file holds private keys in plain text")
+        self.stdout.write(
+            f"Machine '{machine}' left the cluster. What it ran is in {path}: run it on a database of its "
+            f"own (without APPLIANCE_DATABASE_URL), then loadconfig that file and commit"
         )
 
     def do_list(self, user, **options):
