@@ -15,7 +15,9 @@ from django.conf import settings
 from django.db import transaction
 
 from appliance import dns, workflow
+from appliance.config.sections import Item
 from appliance.models import ConfigVersion, DnsServer, Interface, Role, SystemSettings, User
+from appliance.sections import INTERFACE_FIELDS
 from appliance.validators import validate_hostname, validate_ip_address
 
 _first_start_steps: list[Callable[[str], None]] = []
@@ -59,19 +61,26 @@ def _dns_servers() -> list[str]:
     return [s.strip() for s in os.environ.get("APPLIANCE_DNS_SERVER", "").split(",") if s.strip()]
 
 
+def management_interface(machine: str, hostname: str, address: str, port: int) -> Item:
+    """The interface every appliance, and every machine of a cluster, ships with, as an ``<interface>``."""
+    return {
+        "machine": machine,
+        "interface_name": MANAGEMENT_INTERFACE,
+        "ip": address,
+        "netmask": 32 if ":" not in address else 128,
+        "interface_hostname": hostname,
+        "httpd_port": None,
+        "https_redirect": False,
+        "httpsd_port": port,
+        "certificate_name": "Demo",
+    }
+
+
 def add_management_interface(machine: str, hostname: str, address: str, port: int) -> None:
-    """The interface every appliance, and every machine of a cluster, ships with (candidate)."""
-    Interface.every_machine.update_or_create(
-        machine=machine,
-        name=MANAGEMENT_INTERFACE,
-        defaults={
-            "ip_address": address,
-            "netmask": 32 if ":" not in address else 128,
-            "hostname": hostname,
-            "https_port": port,
-            "certificate_name": "Demo",
-        },
-    )
+    """The candidate's Management interface of ``machine``, made or replaced."""
+    item = management_interface(machine, hostname, address, port)
+    Interface.every_machine.filter(machine=machine, name=MANAGEMENT_INTERFACE).delete()
+    Interface.every_machine.create(**{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items()})
 
 
 def first_start() -> str | None:

@@ -17,6 +17,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from appliance import bootstrap, configfile, workflow
+from appliance.config.diff import diff
+from appliance.config.sections import Config, registry
 from appliance.config.xmlfile import SecretMode
 from appliance.models import Interface
 from appliance.validators import validate_object_name
@@ -106,6 +108,19 @@ def join(
         )
         workflow.commit(user, f"Machine '{machine}' joined cluster '{cluster}'", source=source)
     return joined
+
+
+def what_joining_changes(own: Config, machine: str, hostname: str, address: str, https_port: int):
+    """The settings a machine whose configuration is ``own`` would run differently were it to join
+    (``config.diff``, before → after): the cluster's in place of its own, and a Management interface
+    in place of its interfaces. Nothing is changed."""
+    require_shared_database()
+    if current() is None:
+        raise workflow.ChangeRefused("There is no cluster to join: create one first (clusterconfig create)")
+    running = workflow.running_config()
+    interface = bootstrap.management_interface(machine, hostname, address, https_port)
+    joined = {**running, "interfaces": [*running.get("interfaces", []), interface]}
+    return diff(registry.on_its_own(own, ""), registry.on_its_own(joined, machine))
 
 
 def leave(

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from appliance import vault, workflow
 from appliance.config.sections import registry
-from appliance.config.xmlfile import SecretMode, parse
+from appliance.config.xmlfile import SecretMode, parse, render
 from appliance.models import Interface
 from cluster import membership
 from cluster.models import Cluster, Machine
@@ -201,4 +201,46 @@ def test_the_last_machine_to_leave_gives_the_configuration_back_to_an_appliance_
     assert [i["interface_name"] for i in workflow.machine_config()["interfaces"]] == ["Management"]
     assert refused("clusterconfig", "leave", "--machine", "esa1", "--passphrases", "mask") == (
         "Error: Machine 'esa1' is not in a cluster"
+    )
+
+
+def test_join_preview_lists_what_the_cluster_would_change_and_changes_nothing(
+    shared_database, admin, tmp_path
+):
+    run("clusterconfig", "create", "Mail", "--machine", "esa1")
+    # The joining machine's own configuration, as its saveconfig wrote it: another host name, its own
+    # interface on 127.0.0.5.
+    own = registry.on_its_own(workflow.running_config(), "esa1")
+    own["hostname"] = [{"hostname": "esa4.example.com"}]
+    management = {**own["interfaces"][0], "ip": "127.0.0.5", "interface_hostname": "esa4.example.com"}
+    own["interfaces"] = [management, {**management, "interface_name": "Data", "httpsd_port": 9443}]
+    saved = tmp_path / "esa4.xml"
+    saved.write_text(render(own, SecretMode.PLAIN), encoding="latin-1")
+    version = workflow.running_number()
+
+    out, _ = run(
+        "clusterconfig",
+        "join",
+        "--machine",
+        "esa4",
+        "--address",
+        "127.0.0.5",
+        "--hostname",
+        "esa4.example.com",
+        "--preview",
+        str(saved),
+    )
+    assert out.splitlines() == [
+        "Joining would change on esa4:",
+        "System hostname: System hostname changed",
+        "  Hostname: esa4.example.com -> esa.example.com",
+        "IP Interfaces: interface 'Data' deleted",
+        "Nothing was changed: join without --preview to join.",
+    ]
+    assert workflow.running_number() == version and not Machine.objects.filter(name="esa4").exists()
+
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<config><hostname>", encoding="latin-1")
+    assert refused("clusterconfig", "join", "--machine", "esa4", "--preview", str(broken)).startswith(
+        "Error: Parsing failed: "
     )

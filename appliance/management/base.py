@@ -66,7 +66,11 @@ class ApplianceCommand(BaseCommand):
                     self.warn(warning)
             return
         self.stdout.write("Preview only (Read-Only Operator): nothing was stored.")
-        for section in result.changes:
+        self.write_changes(result.changes)
+
+    def write_changes(self, changes) -> None:
+        """Each change of a diff (``config.diff``), a line each, with its fields indented below."""
+        for section in changes:
             for change in section.objects:
                 self.stdout.write(f"{section.title}: {change.name} {change.action}")
                 for f in change.fields:

@@ -7,8 +7,8 @@ from pathlib import Path
 from django.utils import timezone
 
 from appliance import bootstrap
-from appliance.config.xmlfile import SecretMode
-from appliance.management.base import Refused, SubcommandCommand
+from appliance.config.xmlfile import SecretMode, parse
+from appliance.management.base import Refused, SubcommandCommand, read_passphrase_file
 from appliance.management.commands.saveconfig import add_passphrase_arguments, passphrase_options
 from appliance.roles import Capability, require
 from appliance.validators import validate_hostname, validate_ip_address
@@ -35,6 +35,12 @@ class Command(SubcommandCommand):
         )
         join.add_argument("--hostname", help="its host name (APPLIANCE_HOSTNAME)")
         join.add_argument("--https-port", type=int, help="its console's HTTPS port (APPLIANCE_HTTPS_PORT)")
+        join.add_argument(
+            "--preview",
+            metavar="FILE",
+            help="join nothing: list what the cluster would change on the machine whose saved configuration FILE is",
+        )
+        join.add_argument("--passphrase-file", help="for a FILE saved with encrypted passphrases")
         leave = action("leave", "take a stopped machine out, its configuration saved to a file first")
         leave.add_argument("--machine", required=True)
         leave.add_argument("--file", help="where to save it (default: the configuration folder)")
@@ -47,7 +53,9 @@ class Command(SubcommandCommand):
             f"Cluster '{cluster}' created; machine '{machine}' joined. Start it with runappliance --machine {machine}"
         )
 
-    def do_join(self, user, machine, group, address, hostname, https_port, **options):
+    def do_join(
+        self, user, machine, group, address, hostname, https_port, preview, passphrase_file, **options
+    ):
         try:
             default_hostname, default_address, default_port = bootstrap.environment()
         except bootstrap.BootstrapError as error:
@@ -61,6 +69,18 @@ class Command(SubcommandCommand):
         port = https_port or default_port
         if not 1 <= port <= 65535:
             raise Refused(f"--https-port must be between 1 and 65535, not {port}")
+        if preview:
+            require(user, Capability.VIEW_CONFIG)
+            own = parse(Path(preview).read_bytes(), SecretMode.PLAIN, read_passphrase_file(passphrase_file))
+            changes = membership.what_joining_changes(own.config, machine, hostname, address, port)
+            self.stdout.write(
+                f"Joining would change on {machine}:"
+                if changes
+                else f"Joining would change nothing on {machine}."
+            )
+            self.write_changes(changes)
+            self.stdout.write("Nothing was changed: join without --preview to join.")
+            return
         membership.join(user, machine, hostname, address, port, group, source="CLI")
         self.stdout.write(
             f"Machine '{machine}' joined (Management interface {address}, HTTPS port {port}). "
