@@ -106,8 +106,9 @@ def cluster(tmp_path):
             ok(first, "clusterconfig", "join", "--machine", machine, "--address", ADDRESSES[machine])
         yield server, start, https_port, smtp_port
     finally:
-        for appliance in machines.values():
+        for machine, appliance in machines.items():
             appliance.stop()
+            print(f"--- {machine}'s output (pytest shows it when the test fails)", *appliance.lines, sep="\n")
         server.remove()
 
 

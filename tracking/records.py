@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 
 from appliance.spool import Envelope
 from tracking.models import Connection, Direction, Event, Message, TlsPolicy, TlsResult
@@ -147,7 +147,7 @@ class Recorder:
                 self.pruned = moment
                 cutoff = moment - datetime.timedelta(days=RETENTION_DAYS)
                 await sync_to_async(self.prune, thread_sensitive=False)(cutoff)
-        except DatabaseError as error:
+        except (DatabaseError, InterfaceError) as error:  # the database failing, or gone
             logger.warning("Tracking records lost (%d rows): %s", sum(map(len, batch)), error)
 
     async def run(self, stop: asyncio.Event) -> None:
