@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from appliance import navigation, workflow
 from appliance.roles import Capability, can
 
@@ -15,6 +17,7 @@ def console(request):
     return {
         "menus": navigation.menus_for(user),
         "system_hostname": running["hostname"][0]["hostname"] if running else "",
+        "machine_name": settings.MACHINE_NAME,  # a machine of a cluster: whose interfaces the pages show
         # Guests see status only: not who changes what.
         "change_lock": lock if lock.owner_name and can(user, Capability.VIEW_CONFIG) else None,
         "may_commit": can(user, Capability.COMMIT),

@@ -244,3 +244,10 @@ def test_join_preview_lists_what_the_cluster_would_change_and_changes_nothing(
     assert refused("clusterconfig", "join", "--machine", "esa4", "--preview", str(broken)).startswith(
         "Error: Parsing failed: "
     )
+
+
+def test_every_page_of_a_machine_of_a_cluster_names_the_machine(login, admin, settings):
+    assert "Machine: " not in login(admin).get(reverse("interfaces")).content.decode()
+    settings.MACHINE_NAME = "esa2"
+    page = login(admin).get(reverse("interfaces")).content.decode()
+    assert "Machine: esa2</span>" in page
