@@ -6,6 +6,7 @@ configuration: a listener that is gone stops accepting, a new one starts, a
 changed one keeps its socket and hands the new settings to the next connection.
 Sessions in progress keep the settings they started with. ``run`` watches the
 running version (the file every commit rewrites) and applies each new one.
+``serve`` runs it on one process per core (``listeners.processes``).
 """
 
 from __future__ import annotations
