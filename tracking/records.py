@@ -123,7 +123,6 @@ class Recorder:
     @staticmethod
     def write(batch: tuple[list[Connection], list[Message], list[Event]]) -> None:
         connections, messages, events = batch
-        close_old_connections()  # a worker thread's connection a restarted database server broke
         with transaction.atomic():
             Connection.objects.bulk_create(connections)
             Message.objects.bulk_create(messages)
@@ -142,11 +141,11 @@ class Recorder:
         moment = now()
         try:
             if any(batch):
-                await sync_to_async(self.write, thread_sensitive=False)(batch)
+                await sync_to_async(_on_a_working_connection, thread_sensitive=False)(self.write, batch)
             if self.pruned is None or moment - self.pruned >= PRUNE_EVERY:
                 self.pruned = moment
                 cutoff = moment - datetime.timedelta(days=RETENTION_DAYS)
-                await sync_to_async(self.prune, thread_sensitive=False)(cutoff)
+                await sync_to_async(_on_a_working_connection, thread_sensitive=False)(self.prune, cutoff)
         except (DatabaseError, InterfaceError) as error:  # the database failing, or gone
             logger.warning("Tracking records lost (%d rows): %s", sum(map(len, batch)), error)
 
@@ -157,6 +156,13 @@ class Recorder:
             except TimeoutError:
                 pass
             await self.flush()
+
+
+def _on_a_working_connection(step, *arguments) -> None:
+    """``step`` in a worker thread, on that thread's connection, replaced first if a restarted
+    database server broke it (the gateway runs for months; Django checks only around requests)."""
+    close_old_connections()
+    step(*arguments)
 
 
 def incoming(icid: int, listener: str) -> ConnectionRecord:
