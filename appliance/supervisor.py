@@ -102,11 +102,22 @@ class Supervisor:
         if rolled_back:
             self.error(f"Warning: {rolled_back}")
 
-    def _database(self, step, *arguments):
-        """``step(*arguments)``; if the database cannot be reached, say so once: the services keep running the
-        version they run, and everything resumes when it returns."""
+    @staticmethod
+    def _database(step, *arguments):
+        """``step(*arguments)``, or None if the database cannot be reached (``_check_database`` says so)."""
         try:
-            result = step(*arguments)
+            return step(*arguments)
+        except workflow.DATABASE_UNREACHABLE:
+            return None
+
+    def _check_database(self) -> None:
+        """Each poll's database work: the rollback of an unconfirmed commit and, on a machine of a
+        cluster, the versions other machines commit. Says once that the database went, and once that it
+        returned; meanwhile the services keep running the version they run."""
+        try:
+            self._roll_back_unconfirmed()
+            if settings.MACHINE_NAME:
+                self._follow_cluster()
         except workflow.DATABASE_UNREACHABLE as error:
             if not self.database_down:
                 self.error(
@@ -114,16 +125,17 @@ class Supervisor:
                     f"the services keep running configuration version {self.number}"
                 )
                 self.database_down = True
-            return None
+            return
         if self.database_down:
             self.write("The database can be reached again")
             self.database_down = False
-        return result
 
     def _follow_cluster(self) -> None:
         """A machine of a cluster: announce a version committed on another machine; report in."""
         latest = workflow.running_number()
-        if latest is not None and latest != workflow.announced_in_file():
+        if latest is not None and (
+            latest != workflow.announced_in_file() or not workflow.kept_copy(latest).exists()
+        ):
             workflow.announce(latest)
         if time.monotonic() - self.reported >= membership.CHECK_IN_SECONDS:
             membership.check_in(settings.MACHINE_NAME, self.number)
@@ -158,10 +170,10 @@ class Supervisor:
                         f"Warning: the mail gateway exited with status {self.gateway.returncode}; starting it again"
                     )
                     self.gateway = self._start("rungateway")
-                self._database(self._roll_back_unconfirmed)
-                if settings.MACHINE_NAME:
-                    self._database(self._follow_cluster)
-                latest = self._database(workflow.announced_version)
+                self._check_database()
+                latest = workflow.announced_in_file()
+                if latest is None:
+                    latest = self._database(workflow.running_number)
                 if latest is not None and latest != number:
                     followed = self._database(self._follow, latest, endpoints)
                     if followed:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -74,7 +75,11 @@ def running_number() -> int | None:
 
 
 def version_config(version: ConfigVersion) -> Config:
-    return parse(version.xml.encode("latin-1"), SecretMode.SEALED).config
+    return _parsed(version.xml)
+
+
+def _parsed(xml: str) -> Config:
+    return parse(xml.encode("latin-1"), SecretMode.SEALED).config
 
 
 def running_config(number: int | None = None) -> Config:
@@ -88,7 +93,11 @@ def running_config(number: int | None = None) -> Config:
         return {}
     cached_number, config = _running_cache["version"]
     if cached_number != number:
-        config = version_config(ConfigVersion.objects.get(number=number))
+        try:
+            xml = ConfigVersion.objects.values_list("xml", flat=True).get(number=number)
+        except DATABASE_UNREACHABLE:
+            xml = _kept_copy_of(number)  # a service started while the database is down
+        config = _parsed(xml)
         _running_cache["version"] = (number, config)
     return config
 
@@ -154,9 +163,35 @@ DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 COMMIT_CHANNEL = "appliance_commit"  # PostgreSQL's LISTEN/NOTIFY channel of new running versions
 
 
+def kept_copy(number: int) -> Path:
+    """This machine's copy of version ``number``, kept when it was announced: a service that starts
+    while the database cannot be reached starts from it."""
+    return version_file().with_name(f"version-{number}.xml")
+
+
+def _kept_copy_of(number: int) -> str:
+    try:
+        return kept_copy(number).read_text(encoding="latin-1")
+    except FileNotFoundError:
+        raise OperationalError(
+            f"the database cannot be reached, and version {number} was never kept here"
+        ) from None
+
+
 def announce(number: int) -> None:
     """Tell this machine's services that version ``number`` runs now (after a commit here, or one
-    another machine of the cluster made)."""
+    another machine of the cluster made); keep a copy of it first."""
+    copy = kept_copy(number)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    partial = copy.with_suffix(".tmp")
+    partial.write_text(
+        ConfigVersion.objects.values_list("xml", flat=True).get(number=number), encoding="latin-1"
+    )
+    partial.chmod(0o600)  # its secrets are sealed; still, for this machine's services only
+    os.replace(partial, copy)
+    for older in copy.parent.glob("version-*.xml"):
+        if older != copy:
+            older.unlink(missing_ok=True)
     path = version_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")

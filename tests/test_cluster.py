@@ -1,12 +1,15 @@
 """Centralized Management: three machines (``runappliance --machine``) on 127.0.0.2, 127.0.0.3 and
 127.0.0.4, one PostgreSQL database of the test's own. A commit on one machine is served by all three
 (their HTTPS interfaces and their listeners); IP interfaces are each machine's own; a stopped machine
-catches up when it starts; with the database stopped every gateway goes on taking mail, the console
-says why it cannot answer, commits are refused, and all resumes when the database returns; a machine
+catches up when it starts; with the database stopped every gateway goes on taking mail (one that dies
+starts again from its machine's copy of the version), the console says why it cannot answer, commits
+are refused, and all resumes when the database returns; a machine
 that leaves runs on a database of its own with what it ran, certificates included."""
 
 from __future__ import annotations
 
+import os
+import signal
 import smtplib
 import ssl
 import time
@@ -18,6 +21,7 @@ from tests.appliance_process import PASSWORD, Appliance, free_port
 from tests.delivery_fixtures import PLAIN, Receiver
 from tests.postgres import PostgresServer
 from tests.test_runappliance import Browser, ok
+from tests.test_spool_crash import gateway_pid
 
 pytestmark = pytest.mark.slow
 
@@ -169,6 +173,11 @@ def test_three_machines_serve_one_committed_configuration(cluster):
         appliance.wait_for(
             r"^Warning: the database cannot be reached .*keep running configuration version", 30
         )
+    # A gateway that dies meanwhile starts again from the copy of the version its machine kept.
+    before = len(esa2.lines)
+    os.kill(gateway_pid(esa2.process.pid), signal.SIGKILL)
+    esa2.wait_for(r"^Warning: the mail gateway exited with status -9; starting it again", 20, before)
+    esa2.wait_for(r"^Gateway ready: IncomingMail .*\[configuration version 6\]", 30, before)
     for machine, address in ADDRESSES.items():
         assert accepted(address, smtp_port, f"while the database is down, to {machine}")
     administrator.connect()
@@ -180,10 +189,15 @@ def test_three_machines_serve_one_committed_configuration(cluster):
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("Error: the configuration database cannot be reached")
 
+    said = {appliance: len(appliance.lines) for appliance in (esa1, esa2, esa3)}
     server.start()
     server.wait_until_up()
     for appliance in (esa1, esa2, esa3):
-        appliance.wait_for(r"^The database can be reached again", 30)
+        appliance.wait_for(r"^The database can be reached again", 30, said[appliance])
+        warnings = [
+            line for line in appliance.lines if line.startswith("Warning: the database cannot be reached")
+        ]
+        assert len(warnings) == 1, "the outage is reported once"
     ok(esa1, "certconfig", "new", "Back", "--cn", "back.example.com", "--key", "ec256")
     ok(esa1, "listenerconfig", "edit", "IncomingMail", "--certificate", "Back")
     ok(esa1, "commit", "--comment", "after the database returned")
