@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cpu import machine_busy_seconds, own_cpu_seconds  # bench/cpu.py: the script's folder is on the path
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -118,20 +119,6 @@ def openssl_key_alone(key_type: str) -> float:
     started = time.perf_counter()
     subprocess.run(["openssl", "genpkey", *GENPKEY[key_type]], check=True, capture_output=True)
     return time.perf_counter() - started
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores have spent busy since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-
-
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process and of its finished children (the openssl commands)."""
-    return sum(
-        usage.ru_utime + usage.ru_stime
-        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
-    )
 
 
 def process_floor(runs: int = 20) -> float:

@@ -38,25 +38,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from cpu import machine_busy_seconds, own_cpu_seconds  # bench/cpu.py: the script's folder is on the path
+
 PROJECT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "bench passphrase 42"
 
 
 # --- one step, in a process of its own ------------------------------------------------------
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores have spent busy since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-
-
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process and of its finished children (the steps)."""
-    return sum(
-        usage.ru_utime + usage.ru_stime
-        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
-    )
 
 
 def peak_mib() -> float:

@@ -43,9 +43,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cpu import CLOCK_TICKS, machine_busy_seconds  # bench/cpu.py: the script's folder is on the path
+
 PROJECT = Path(__file__).resolve().parent.parent
 PASSWORD = "Bench-pass-42"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CEILING = ("Trivial view (ceiling)", "/bench/ceiling/")
 PAGES = [
     ("Network > Certificates", "/network/certificates/"),
@@ -129,12 +130,6 @@ def process_rss_mib(pid: int) -> float:
     except OSError:
         return 0.0
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores have spent busy since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS  # all but idle and iowait
 
 
 class Console:

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import postfix  # bench/postfix.py: the script's folder is on the path
 import smtp_load
+from cpu import machine_busy_seconds  # bench/cpu.py
 
 DOMAIN = "sink.example"
 RECIPIENT = f"user@{DOMAIN}"
@@ -288,7 +289,7 @@ def measure(name: str, sink, count: int, start, cpu_of, timeout: float) -> Run:
     base, sessions_before = sink.taken(), sink.sessions()
     sink_before = sink.cpu_seconds()
     began = start()
-    server_before, machine_before = cpu_of(), smtp_load.machine_busy_seconds()
+    server_before, machine_before = cpu_of(), machine_busy_seconds()
     first, seconds = wait_for_sink(sink, base, count, began, timeout)
     server_after = cpu_of()
     return Run(
@@ -298,7 +299,7 @@ def measure(name: str, sink, count: int, start, cpu_of, timeout: float) -> Run:
         first_seconds=first,
         server_cpu=None if server_before is None or server_after is None else server_after - server_before,
         sink_cpu=sink.cpu_seconds() - sink_before,
-        machine_cpu=smtp_load.machine_busy_seconds() - machine_before,
+        machine_cpu=machine_busy_seconds() - machine_before,
         tls_sessions=sink.sessions()[0] - sessions_before[0],
         plain=sink.sessions()[1] - sessions_before[1],
     )

@@ -51,10 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import postfix  # bench/postfix.py: the script's folder is on the path
+from cpu import machine_busy_seconds  # bench/cpu.py
 
 PROJECT = Path(__file__).resolve().parent.parent
 LISTENER = "IncomingMail"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BENCH_DOMAIN = "example.com"  # where the bench mail goes: dropped by both servers
 DEMO = "Demo"
 
@@ -172,12 +172,6 @@ def worker(host, port, count, start_at, stop_at, size, results) -> None:
 
 
 # --- what the server and the machine spent ------------------------------------------------
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores have spent busy since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS  # all but idle and iowait
 
 
 def load_average() -> str:
