@@ -137,9 +137,12 @@ class Gateway:
             open_counts=siblings.counts if siblings else ListenerCounts(),
         )
         self.config: Config = {}
-        self.delivery = Delivery(self.shared, lambda: self.config, write)
-        self.shared.accepted = self.delivery.enqueue if self.main else siblings.accepted.send
-        self.expiry_alerts = ExpiryAlerts(self.delivery, lambda: self.config)
+        if self.main:
+            self.delivery = Delivery(self.shared, lambda: self.config, write)
+            self.shared.accepted = self.delivery.enqueue
+            self.expiry_alerts = ExpiryAlerts(self.delivery, lambda: self.config)
+        else:
+            self.shared.accepted = siblings.accepted.send
         self.servers: dict[tuple[str, int], asyncio.Server] = {}
         self.current: dict[tuple[str, int], Inbound] = {}
         self.resolver = None

@@ -239,6 +239,10 @@ def test_join_preview_lists_what_the_cluster_would_change_and_changes_nothing(
     ]
     assert workflow.running_number() == version and not Machine.objects.filter(name="esa4").exists()
 
+    missing = tmp_path / "missing.xml"
+    assert refused("clusterconfig", "join", "--machine", "esa4", "--preview", str(missing)) == (
+        f'Error: the file "{missing}" does not exist'
+    )
     broken = tmp_path / "broken.xml"
     broken.write_text("<config><hostname>", encoding="latin-1")
     assert refused("clusterconfig", "join", "--machine", "esa4", "--preview", str(broken)).startswith(

@@ -71,7 +71,11 @@ class Command(SubcommandCommand):
             raise Refused(f"--https-port must be between 1 and 65535, not {port}")
         if preview:
             require(user, Capability.VIEW_CONFIG)
-            own = parse(Path(preview).read_bytes(), SecretMode.PLAIN, read_passphrase_file(passphrase_file))
+            try:
+                data = Path(preview).read_bytes()
+            except FileNotFoundError:
+                raise Refused(f'the file "{preview}" does not exist') from None
+            own = parse(data, SecretMode.PLAIN, read_passphrase_file(passphrase_file))
             changes = membership.what_joining_changes(own.config, machine, hostname, address, port)
             self.stdout.write(
                 f"Joining would change on {machine}:"
