@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from cluster.levels import AtLevel, level_field
+
 
 class Role(models.TextChoices):
     """The ESA's user roles (ESA-REFERENCE §8)."""
@@ -59,6 +61,7 @@ class SslSettings(models.Model):
     """The single row of System Administration > SSL Configuration (candidate): per service, TLS
     versions from lowest to highest and the OpenSSL cipher string (TLS 1.2 and below)."""
 
+    level = level_field("ssl_config")
     gui_tls_min = models.CharField(max_length=8, default="TLSv1.2")
     gui_tls_max = models.CharField(max_length=8, default="TLSv1.3")
     gui_ciphers = models.TextField()
@@ -69,8 +72,12 @@ class SslSettings(models.Model):
     outbound_tls_max = models.CharField(max_length=8, default="TLSv1.3")
     outbound_ciphers = models.TextField()
 
+    every_level = models.Manager()
+    objects = AtLevel("ssl_config")
+
     class Meta:
         verbose_name_plural = "SSL settings"
+        default_manager_name = "every_level"
 
     def __str__(self):
         return "SSL Configuration"
@@ -80,7 +87,7 @@ class SslSettings(models.Model):
         from appliance.tls import INTERMEDIATE_CIPHERS
 
         defaults = {f"{service}_ciphers": INTERMEDIATE_CIPHERS for service in ("gui", "inbound", "outbound")}
-        return cls.objects.get_or_create(pk=1, defaults=defaults)[0]
+        return cls.objects.get_or_create(defaults=defaults)[0]
 
 
 class DnsSettings(models.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from appliance import dns, tls
-from appliance.config import checks
+from appliance.config import checks, levels
 from appliance.config.sections import Config, Field, Kind, Section, registry
 from appliance.models import DnsServer, DnsSettings, Interface, SslSettings, SystemSettings
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
@@ -194,6 +194,7 @@ def register_sections():
             write=_write_dns,
         )
     )
+    registry.register_feature(levels.Feature("ssl_config", "SSL Configuration", ("ssl_config",)))
     checks.register(console_reachable)
     checks.register_sockets(interface_sockets)
 
@@ -228,7 +229,7 @@ def _tls_version(value: str) -> None:
 
 
 def _write_ssl(items):
-    SslSettings.objects.update_or_create(pk=1, defaults={f: items[0][f] for f in SSL_FIELDS})
+    SslSettings.objects.update_or_create(defaults={f: items[0][f] for f in SSL_FIELDS})
 
 
 def _clean_ssl(item):

@@ -25,12 +25,13 @@ from django.utils import timezone
 
 from appliance import audit
 from appliance.audit import Action
-from appliance.config import checks
+from appliance.config import checks, levels
 from appliance.config.diff import SectionChange, diff
 from appliance.config.sections import Config, registry
 from appliance.config.xmlfile import Document, SecretMode, parse, render
 from appliance.models import ChangeLock, ConfigVersion, PendingConfirmation, SystemSettings
 from appliance.roles import Capability, can, require
+from cluster import levels as cluster_levels
 
 
 class ChangeRefused(Exception):
@@ -213,7 +214,7 @@ def submit(user, description: str, apply: Callable[[], Any], source: str = "", a
         with transaction.atomic():
             before = registry.candidate()
             savepoint = transaction.savepoint()
-            apply()
+            _at_the_modes_level(apply)
             changes = diff(before, registry.candidate())
             transaction.savepoint_rollback(savepoint)
         return Preview(changes)
@@ -221,13 +222,30 @@ def submit(user, description: str, apply: Callable[[], Any], source: str = "", a
         lock = _locked()
         if lock.owner_name and lock.owner_name != user.username:
             raise ChangeRefused(_owner_text(lock))
-        result = apply()
+        result = _at_the_modes_level(apply)
         if not pending_changes():
             _release(lock)  # back where the running configuration is: nothing to commit
         elif not lock.owner_name:
             lock.owner, lock.owner_name, lock.since = user, user.username, timezone.now()
             lock.save()
         audit.record(user.username, action, description, source)
+    return result
+
+
+def _at_the_modes_level(apply: Callable[[], Any]):
+    """Run ``apply``, refusing a change to settings the mode's level inherits from another level (a
+    machine's view of the cluster's Certificates): they change at their own level, or are overridden."""
+    mode = cluster_levels.current()
+    before = {tag: registry.sections[tag].read() for tag in mode.inherited}
+    result = apply()
+    for tag, level in mode.inherited.items():
+        if registry.sections[tag].read() != before[tag]:
+            title = registry.feature_of(tag).title
+            here, there = levels.describe(mode.level), levels.describe(level)
+            raise ChangeRefused(
+                f"{title}: {here} uses the settings defined at {there}; change the mode to {there} "
+                f"to edit them, or override them for {here} first"
+            )
     return result
 
 
@@ -359,10 +377,13 @@ def commit_warnings(version: ConfigVersion) -> list[str]:
 
 
 def write_config(config: Config) -> None:
-    """Replace the candidate sections present in ``config``, each as a whole."""
+    """Replace the candidate sections present in ``config``, each as a whole: a feature's section with
+    its group and machine settings."""
     for section in registry.ordered():
         if section.tag in config:
             section.write(config[section.tag])
+            if section.tag in registry.levelled and registry.level_store:
+                registry.level_store.replace(section.tag, levels.overrides(config, section.tag))
 
 
 def _confirm_discard(target: Config, what: str, confirmed: bool) -> None:

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from certificates import pki
+from cluster.levels import AtLevel, level_field
 
 
 class Certificate(models.Model):
@@ -25,7 +26,8 @@ class Certificate(models.Model):
         PENDING = "pending", "Signing request pending"
         SELF_SIGNED = "self_signed", "Self-signed"
 
-    name = models.CharField(max_length=64, unique=True)
+    level = level_field("certificates")
+    name = models.CharField(max_length=64)
     certificate_pem = models.TextField()
     intermediates = models.JSONField(default=list)  # PEM texts, leaf → root-ward
     csr_pem = models.TextField(blank=True)
@@ -40,8 +42,13 @@ class Certificate(models.Model):
     not_after = models.DateTimeField()
     self_signed = models.BooleanField(default=False)
 
+    every_level = models.Manager()
+    objects = AtLevel("certificates")
+
     class Meta:
         ordering = ["name"]
+        default_manager_name = "every_level"
+        constraints = [models.UniqueConstraint(fields=["level", "name"], name="certificate_name_per_level")]
 
     def __str__(self):
         return self.name

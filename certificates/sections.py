@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from appliance.config import checks
+from appliance.config import checks, levels
 from appliance.config.sections import Field, Kind, Section, registry
 from appliance.validators import validate_object_name
 from certificates import downloads, pki, selectors
@@ -207,6 +207,7 @@ def register_sections():
             clean_item=_clean_authorities,
         )
     )
+    registry.register_feature(levels.Feature("certificates", "Certificates", ("certificates",)))
     checks.register_warning(demo_in_use)
     checks.register_warning(selectors.configuration_warnings)
     checks.register_discard_warning(downloads.destroyed_keys)

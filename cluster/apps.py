@@ -6,7 +6,12 @@ class ClusterConfig(AppConfig):
     verbose_name = "Centralized Management"
 
     def ready(self):
+        from appliance.config.sections import registry
         from appliance.navigation import register
+        from cluster import levels, sections
+
+        sections.register_sections()
+        registry.level_store = levels.CandidateLevels()
 
         register(
             "System Administration",

@@ -17,12 +17,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from appliance import bootstrap, configfile, workflow
+from appliance.config import levels
 from appliance.config.diff import diff
 from appliance.config.sections import Config, registry
 from appliance.config.xmlfile import SecretMode
 from appliance.models import Interface
 from appliance.validators import validate_object_name
-from cluster.models import MAIN_GROUP, Cluster, Machine
+from cluster.models import MAIN_GROUP, Cluster, Group, Machine
 
 CHECK_IN_SECONDS = 5.0  # how often a running machine reports its version
 SILENT_AFTER = timedelta(seconds=30)  # a machine not heard from for longer is shown as not reporting
@@ -71,8 +72,14 @@ def create(user, name: str, machine: str, source: str = "") -> Cluster:
 
         def own_interfaces():
             Interface.every_machine.filter(machine="").update(machine=machine)
+            put_in_group(machine, MAIN_GROUP)
 
-        workflow.submit(user, f"IP interfaces given to machine '{machine}'", own_interfaces, source)
+        workflow.submit(
+            user,
+            f"IP interfaces given to machine '{machine}', in group '{MAIN_GROUP}'",
+            own_interfaces,
+            source,
+        )
         workflow.commit(user, f"Cluster '{name}' created; machine '{machine}' joined", source=source)
     return cluster
 
@@ -99,11 +106,16 @@ def join(
         if Machine.objects.filter(name=machine).exists():
             raise workflow.ChangeRefused(f"Machine '{machine}' is already in cluster '{cluster}'")
         _refuse_over_uncommitted_changes("Joining")
-        joined = Machine.objects.create(name=machine, group=group)
+        joined = Machine.objects.create(name=machine)
+
+        def management_interface_and_group():
+            bootstrap.add_management_interface(machine, hostname, address, https_port)
+            put_in_group(machine, group)
+
         workflow.submit(
             user,
-            f"Management interface of machine '{machine}'",
-            lambda: bootstrap.add_management_interface(machine, hostname, address, https_port),
+            f"Management interface of machine '{machine}', in group '{group}'",
+            management_interface_and_group,
             source,
         )
         workflow.commit(user, f"Machine '{machine}' joined cluster '{cluster}'", source=source)
@@ -145,11 +157,12 @@ def leave(
         document = configfile.running_document(user, mode, passphrase, source, machine=machine)
         leaving.delete()
         if Machine.objects.exists():
-            change, what = Interface.every_machine.filter(machine=machine).delete, "removed"
-        else:  # the last machine: the database's configuration is an appliance's of its own again
+            change, what = lambda: _remove_machine(machine), "removed"
+        else:  # the last machine: the database's configuration is what it ran, an appliance's of its own
             cluster.delete()
-            change, what = lambda: Interface.every_machine.update(machine=""), "no longer a machine's"
-        workflow.submit(user, f"IP interfaces of machine '{machine}' {what}", change, source)
+            change = lambda: workflow.write_config(registry.on_its_own(registry.candidate(), machine))  # noqa: E731
+            what = "no longer a machine's"
+        workflow.submit(user, f"IP interfaces and settings of machine '{machine}' {what}", change, source)
         workflow.commit(user, f"Machine '{machine}' left cluster '{cluster}'", source=source)
         path = (
             path
@@ -157,6 +170,30 @@ def leave(
         )
         configfile.write_private(path, document)  # a file that cannot be written undoes the leave
     return path
+
+
+def put_in_group(machine: str, group: str) -> None:
+    """Make ``machine`` (in the candidate) a member of ``group`` alone, creating the group if need be."""
+    take_out_of_groups(machine)
+    row, _ = Group.objects.get_or_create(name=group)
+    row.machines = [*row.machines, machine]
+    row.save()
+
+
+def take_out_of_groups(machine: str) -> None:
+    for row in Group.objects.all():
+        if machine in row.machines:
+            row.machines = [name for name in row.machines if name != machine]
+            row.save()
+
+
+def _remove_machine(machine: str) -> None:
+    """The candidate without ``machine``: its interfaces, its group membership, its own settings."""
+    Interface.every_machine.filter(machine=machine).delete()
+    take_out_of_groups(machine)
+    for tag, level in registry.level_store.defined():
+        if level == levels.machine(machine):
+            registry.level_store.remove(tag, level)
 
 
 def check_in(machine: str, version: int | None) -> None:
@@ -175,6 +212,7 @@ def stopped(machine: str) -> None:
 class MachineState:
     machine: Machine
     running: int | None  # the cluster's running version
+    group: str | None  # in the running configuration
 
     @property
     def status(self) -> str:
@@ -192,4 +230,8 @@ class MachineState:
 
 def machine_states() -> list[MachineState]:
     running = workflow.running_number()
-    return [MachineState(machine, running) for machine in Machine.objects.all()]
+    config = workflow.running_config(running)
+    return [
+        MachineState(machine, running, levels.group_of(config, machine.name))
+        for machine in Machine.objects.all()
+    ]

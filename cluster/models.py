@@ -18,10 +18,10 @@ class Cluster(models.Model):
 
 
 class Machine(models.Model):
-    """A machine of the cluster, and what it last reported: the version it runs, and when."""
+    """A machine of the cluster, and what it last reported: the version it runs, and when. Its group is
+    configuration (``Group``), committed like the settings it decides."""
 
     name = models.CharField(max_length=64, unique=True)
-    group = models.CharField(max_length=64, default=MAIN_GROUP)
     joined = models.DateTimeField(auto_now_add=True)
     applied_version = models.PositiveIntegerField(null=True)
     checked_in = models.DateTimeField(null=True)
@@ -32,3 +32,32 @@ class Machine(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Group(models.Model):
+    """A group of machines (candidate configuration, the ``<cluster_groups>`` section): settings defined
+    for the group apply to each of its machines that has none of its own."""
+
+    name = models.CharField(max_length=64, unique=True)
+    machines = models.JSONField(default=list)  # machine names
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Override(models.Model):
+    """A feature's section defined at a group or machine level in the candidate ("Override Settings");
+    its rows at that level are the section's own rows, marked with the level."""
+
+    section = models.CharField(max_length=64)
+    level = models.CharField(max_length=140)
+
+    class Meta:
+        ordering = ["section", "level"]
+        constraints = [models.UniqueConstraint(fields=["section", "level"], name="override_once_per_level")]
+
+    def __str__(self):
+        return f"{self.section} at {self.level}"

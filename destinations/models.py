@@ -13,6 +13,8 @@ import ipaddress
 from django.db import models, transaction
 from django.utils import timezone
 
+from cluster.levels import AtLevel, level_field
+
 
 class DestinationControls(models.Model):
     """Mail Policies > Destination Controls > Edit Global Settings: the single row.
@@ -21,11 +23,16 @@ class DestinationControls(models.Model):
     settings are global on the ESA, "not a per-domain setting".
     """
 
+    level = level_field("destination_controls")
     # The certificate presented on every outgoing TLS connection; empty: none.
     certificate_name = models.CharField(max_length=64, blank=True)
     send_tls_required_alert = models.BooleanField(default=False)
 
+    every_level = models.Manager()
+    objects = AtLevel("destination_controls")
+
     class Meta:
+        default_manager_name = "every_level"
         verbose_name = "destination controls global settings"
         verbose_name_plural = "destination controls global settings"
 
@@ -34,7 +41,7 @@ class DestinationControls(models.Model):
 
     @classmethod
     def load(cls) -> DestinationControls:
-        return cls.objects.get_or_create(pk=1)[0]
+        return cls.objects.get_or_create()[0]
 
 
 # Network > Mail Delivery: the ranges of its numbers (the configuration file's as well) and the
@@ -138,7 +145,8 @@ class Destination(models.Model):
     entries an empty (null) setting and ``tls == "default"`` take the Default entry's.
     """
 
-    name = models.CharField(max_length=255, unique=True)  # unique: the index behind the lookup
+    level = level_field("destination_controls")
+    name = models.CharField(max_length=255)  # unique at its level: the index behind the lookup
     tls = models.CharField(max_length=20, choices=TlsSupport.choices, default=TlsSupport.DEFAULT)
     # Null, as for the numbers: the Default entry's setting (one meaning of "inherited" for every column).
     ip_preference = models.CharField(  # noqa: DJ001
@@ -152,11 +160,16 @@ class Destination(models.Model):
         max_length=10, choices=LimitsApplyTo.choices, null=True, blank=True
     )
 
+    every_level = models.Manager()
+    objects = AtLevel("destination_controls")
+
     class Meta:
         ordering = ["name"]
         verbose_name = "destination controls entry"
         verbose_name_plural = "destination controls entries"
+        default_manager_name = "every_level"
         constraints = [
+            models.UniqueConstraint(fields=["level", "name"], name="destination_name_per_level"),
             models.CheckConstraint(
                 condition=~models.Q(name=DEFAULT_DESTINATION, tls=TlsSupport.DEFAULT),
                 name="destination_default_tls_not_default",
@@ -220,10 +233,15 @@ LIMITS = {
 class LdapSettings(models.Model):
     """System Administration > LDAP > LDAP Global Settings: the single row."""
 
+    level = level_field("ldap")
     # The client certificate presented on every LDAPS connection; empty: none.
     certificate_name = models.CharField(max_length=64, blank=True)
 
+    every_level = models.Manager()
+    objects = AtLevel("ldap")
+
     class Meta:
+        default_manager_name = "every_level"
         verbose_name = "LDAP global settings"
         verbose_name_plural = "LDAP global settings"
 
@@ -232,7 +250,7 @@ class LdapSettings(models.Model):
 
     @classmethod
     def load(cls) -> LdapSettings:
-        return cls.objects.get_or_create(pk=1)[0]
+        return cls.objects.get_or_create()[0]
 
 
 LDAPS_PORT = 636
@@ -242,7 +260,8 @@ LDAP_PORT = 389
 class LdapServer(models.Model):
     """An LDAP server profile: where the appliance binds, as whom, and below which base DN."""
 
-    name = models.CharField(max_length=64, unique=True)
+    level = level_field("ldap_servers")
+    name = models.CharField(max_length=64)
     host = models.CharField(max_length=253)
     port = models.PositiveIntegerField(default=LDAPS_PORT)
     use_ssl = models.BooleanField(default=True)
@@ -251,10 +270,15 @@ class LdapServer(models.Model):
     bind_password_sealed = models.TextField(blank=True)
     base_dn = models.CharField(max_length=1024, blank=True)
 
+    every_level = models.Manager()
+    objects = AtLevel("ldap_servers")
+
     class Meta:
         ordering = ["name"]
         verbose_name = "LDAP server profile"
+        default_manager_name = "every_level"
         constraints = [
+            models.UniqueConstraint(fields=["level", "name"], name="ldap_server_name_per_level"),
             models.CheckConstraint(
                 condition=models.Q(port__gte=1, port__lte=65535), name="ldap_server_port_range"
             ),

@@ -11,7 +11,7 @@ runs each child element's validator, and the diff shows each entry as an object.
 
 from __future__ import annotations
 
-from appliance.config import checks
+from appliance.config import checks, levels
 from appliance.config.sections import Config, Field, Kind, Section, registry
 from appliance.validators import choice_validator, validate_object_name
 from destinations import delivery_settings, entries
@@ -126,9 +126,8 @@ def _read_singleton(model, fields: dict[str, str]):
 def _writer(model, fields: dict[str, str]):
     def write(items):
         [item] = items
-        model.objects.update_or_create(
-            pk=1, defaults={attribute: item[tag] for tag, attribute in fields.items()}
-        )
+        # The row of the level being written, for a feature that has levels (``cluster.levels``).
+        model.objects.update_or_create(defaults={attribute: item[tag] for tag, attribute in fields.items()})
 
     return write
 
@@ -305,4 +304,8 @@ def register_sections():
         )
     )
     registry.register(_delivery_section())
+    registry.register_feature(
+        levels.Feature("destination_controls", "Destination Controls", ("destination_controls",))
+    )
+    registry.register_feature(levels.Feature("ldap", "LDAP", ("ldap", "ldap_servers")))
     checks.register(url_filtering_endpoint)

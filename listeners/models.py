@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from cluster.levels import AtLevel, level_field
+
 PORT_MIN, PORT_MAX = 1, 65535
 # Ranges of the limits a listener and its mail flow policies set (the configuration file's as well).
 LIMITS = {
@@ -54,7 +56,8 @@ class Listener(models.Model):
         PUBLIC = "public", "Public"  # accepts mail from the internet
         PRIVATE = "private", "Private"  # relays mail from the organisation's own hosts
 
-    name = models.CharField(max_length=64, unique=True)
+    level = level_field("listeners")
+    name = models.CharField(max_length=64)
     listener_type = models.CharField(max_length=10, choices=Type.choices, default=Type.PUBLIC)
     interface_name = models.CharField(max_length=64)
     port = models.PositiveIntegerField(default=25)
@@ -69,9 +72,14 @@ class Listener(models.Model):
     max_concurrency = models.PositiveIntegerField(default=DEFAULT_LIMITS["max_concurrency"])
     max_tls_concurrency = models.PositiveIntegerField(default=DEFAULT_LIMITS["max_tls_concurrency"])
 
+    every_level = models.Manager()
+    objects = AtLevel("listeners")
+
     class Meta:
         ordering = ["name"]
+        default_manager_name = "every_level"
         constraints = [
+            models.UniqueConstraint(fields=["level", "name"], name="listener_name_per_level"),
             models.CheckConstraint(
                 condition=models.Q(port__gte=PORT_MIN, port__lte=PORT_MAX),
                 name="listener_port_in_range",

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from django.db.models import Prefetch
 
-from appliance.config import checks
+from appliance.config import checks, levels
 from appliance.config.sections import Config, Field, Item, Kind, Section, registry
 from appliance.validators import choice_validator, validate_object_name
 from listeners import hat, rat, senders, store
@@ -230,5 +230,7 @@ def register_sections() -> None:
             clean_item=lambda item: hat.listener_problems(item) + rat.problems(item),
         )
     )
+    # A listener's HAT (mail flow policies, sender groups) and RAT are its own: they move with it.
+    registry.register_feature(levels.Feature("listeners", "Listeners", ("listeners",)))
     checks.register_sockets(store.listener_sockets)
     checks.register_warning(hat.required_tls_without_certificate)

@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from appliance import vault, workflow
+from appliance import bootstrap, vault, workflow
 from appliance.config.sections import registry
 from appliance.config.xmlfile import SecretMode, parse, render
 from appliance.models import Interface
@@ -122,6 +122,13 @@ def test_a_port_two_services_share_on_one_machine_names_the_machine(shared_datab
 
 def test_the_page_shows_each_machines_version_and_report(login, admin):
     Cluster.objects.create(name="Mail")
+
+    def esa4_in_lab():
+        bootstrap.add_management_interface("esa4", "esa4.example.com", "127.0.0.9", 443)
+        membership.put_in_group("esa4", "Lab")
+
+    workflow.submit(admin, "esa4 in Lab", esa4_in_lab)
+    workflow.commit(admin)
     running = workflow.running_number()
     now = timezone.now()
     Machine.objects.create(name="esa1", applied_version=running, checked_in=now, running=True)
@@ -130,7 +137,7 @@ def test_the_page_shows_each_machines_version_and_report(login, admin):
         name="esa3", applied_version=running, checked_in=now - timedelta(minutes=5), running=True
     )
     Machine.objects.create(name="esa5", applied_version=running, checked_in=now - timedelta(minutes=5))
-    Machine.objects.create(name="esa4", group="Lab")
+    Machine.objects.create(name="esa4")
     page = login(admin).get(reverse("cluster:machines")).content.decode()
     rows = {
         name: status

@@ -9,17 +9,26 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
+from appliance.config import levels
 from appliance.config.sections import Config, references_in, registry
 from appliance.config.xmlfile import Document
 
 Check = Callable[[Config], list[str]]
 _checks: list[Check] = []
+_cluster_checks: list[Check] = []
 _warnings: list[Check] = []
 
 
 def register(check: Check) -> Check:
-    """Register a rule on the whole configuration; it returns its problems in the admin's words."""
+    """Register a rule on the configuration as each machine runs it; it returns its problems in the
+    admin's words."""
     _checks.append(check)
+    return check
+
+
+def register_for_cluster(check: Check) -> Check:
+    """Register a rule on the cluster's configuration as a whole: every level, every machine."""
+    _cluster_checks.append(check)
     return check
 
 
@@ -101,8 +110,10 @@ def new_socket_conflicts(before: list[str]) -> list[str]:
 
 
 def run_registered(config: Config) -> list[str]:
-    return socket_conflicts(config) + per_machine(
-        lambda seen: [problem for check in _checks for problem in check(seen)], config
+    return (
+        [problem for check in _cluster_checks for problem in check(config)]
+        + socket_conflicts(config)
+        + per_machine(lambda seen: [problem for check in _checks for problem in check(seen)], config)
     )
 
 
@@ -113,8 +124,17 @@ def warnings(config: Config) -> list[str]:
 def reference_problems(config: Config, document: Document | None = None) -> list[str]:
     """Every field naming an item that ``config`` does not hold, entries within entries included.
 
-    Values that came from ``document`` are reported by line and element.
+    Values that came from ``document`` are reported by line and element. The cluster's settings must
+    hold together on their own; with group and machine settings, so must what each machine runs.
     """
+    problems = _level_reference_problems(config, document)
+    if any(levels.split(config_key)[1] for config_key in config):
+        found = per_machine(_level_reference_problems, config)
+        problems += [problem for problem in found if problem not in problems]
+    return problems
+
+
+def _level_reference_problems(config: Config, document: Document | None = None) -> list[str]:
     problems = []
     names = {
         section.tag: {item[section.key] for item in config[section.tag]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from appliance import vault
+from appliance.config import levels
 from appliance.config.sections import Config, Field, Item, Kind, Section, registry
 
 
@@ -26,10 +27,16 @@ class ObjectChange:
 class SectionChange:
     section: Section
     objects: list[ObjectChange]
+    level: str = levels.CLUSTER  # whose settings of the section change: the cluster's, a group's, a machine's
 
     @property
     def title(self) -> str:
-        return self.section.title
+        return f"{self.section.title} ({levels.describe(self.level)})" if self.level else self.section.title
+
+    @property
+    def level_label(self) -> str:
+        """The level, for sections that have levels ("Cluster", "Machine: esa2"); "" for the others."""
+        return levels.describe(self.level) if self.section.tag in registry.levelled else ""
 
 
 SHOWN_VALUES = 20  # of a repeated setting: a sender group of thousands stays one readable line
@@ -152,15 +159,27 @@ def diff(before: Config, after: Config) -> list[SectionChange]:
     for section in registry.ordered():
         if section.tag not in before or section.tag not in after:
             continue
-        old, new = before[section.tag], after[section.tag]
-        if old == new:
-            continue
-        if section.is_list:
-            objects = _list_changes(section, old, new)
-        else:
-            fields = _field_changes(section, old[0], new[0])
-            objects = [ObjectChange("changed", section.title, fields)] if fields else []
-            objects += _nested_changes(section, old[0], new[0], section.title)
-        if objects:
-            result.append(SectionChange(section, objects))
+        defined = {**levels.overrides(before, section.tag), **levels.overrides(after, section.tag)}
+        for level in [levels.CLUSTER, *sorted(defined, key=levels.kind_and_name)]:
+            config_key = levels.key(section.tag, level)
+            objects = _section_changes(section, before.get(config_key), after.get(config_key), level)
+            if objects:
+                result.append(SectionChange(section, objects, level))
     return result
+
+
+def _section_changes(section: Section, old: list[Item] | None, new: list[Item] | None, level: str):
+    """The changes of one level's settings of ``section``; None: not defined at that level."""
+    if old == new:
+        return []
+    definition = f"settings for {levels.describe(level)}"
+    if new is None:
+        return [ObjectChange("deleted", definition)]
+    if old is None:
+        defined = ObjectChange("added", definition, [] if section.is_list else _all_fields(section, new[0]))
+        return [defined, *(_list_changes(section, [], new) if section.is_list else [])]
+    if section.is_list:
+        return _list_changes(section, old, new)
+    fields = _field_changes(section, old[0], new[0])
+    objects = [ObjectChange("changed", section.title, fields)] if fields else []
+    return objects + _nested_changes(section, old[0], new[0], section.title)

@@ -16,9 +16,12 @@ A section's data is a list of items, each a dict of field tag to Python value:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+
+from appliance.config import levels
 
 Item = dict[str, Any]
 Config = dict[str, list[Item]]
@@ -133,6 +136,9 @@ class Section:
     # Machine-level list sections (IP interfaces): the field naming the machine an item belongs to.
     # Each machine sees only its own items (``Registry.for_machine``); names repeat across machines.
     scope: str | None = None
+    # List sections left out of a file when they have no items (the groups of a cluster, on an
+    # appliance of its own); a committed version without it has none.
+    optional: bool = False
 
     def read_top_level(self) -> list[Item]:
         return self.read_top() if self.read_top else self.read()
@@ -164,14 +170,41 @@ class Section:
         return self.title
 
 
+class LevelStore(Protocol):
+    """Where the candidate keeps the group and machine definitions of features (the cluster app)."""
+
+    def defined(self) -> list[tuple[str, str]]:
+        """(section tag, level) of every group and machine definition in the candidate."""
+
+    def rows_at(self, level: str) -> AbstractContextManager:
+        """Within it, sections read and write their rows of ``level``."""
+
+
 @dataclass
 class Registry:
     sections: dict[str, Section] = field(default_factory=dict)
+    features: dict[str, levels.Feature] = field(default_factory=dict)
+    level_store: LevelStore | None = None
 
     def register(self, section: Section) -> None:
         if section.tag in self.sections:
             raise ValueError(f"section <{section.tag}> is registered twice")
         self.sections[section.tag] = section
+
+    def register_feature(self, feature: levels.Feature) -> None:
+        """Let ``feature``'s sections be defined at the Group and Machine levels as well."""
+        for tag in feature.sections:
+            if tag not in self.sections:
+                raise ValueError(f"feature {feature.name!r} names section <{tag}>, which is not registered")
+        self.features[feature.name] = feature
+
+    def feature_of(self, tag: str) -> levels.Feature | None:
+        return next((feature for feature in self.features.values() if tag in feature.sections), None)
+
+    @property
+    def levelled(self) -> list[str]:
+        """The tags of the sections that may be defined at any level."""
+        return [tag for feature in self.features.values() for tag in feature.sections]
 
     def ordered(self) -> list[Section]:
         return sorted(self.sections.values(), key=lambda s: (s.position, s.tag))
@@ -180,30 +213,43 @@ class Registry:
         return self.sections.get(tag)
 
     def candidate(self) -> Config:
-        """The whole candidate configuration, as section data."""
-        return {section.tag: section.read() for section in self.ordered()}
+        """The whole candidate configuration, as section data: each group's and machine's definitions
+        of a feature under ``levels.key``."""
+        config = {section.tag: section.read() for section in self.ordered()}
+        for tag, level in self.level_store.defined() if self.level_store else ():
+            with self.level_store.rows_at(level):
+                config[levels.key(tag, level)] = self.sections[tag].read()
+        return config
 
     def for_machine(self, config: Config, machine: str) -> Config:
-        """``config`` as ``machine`` runs it: of each machine-level section, that machine's items only."""
-        seen = dict(config)
+        """``config`` as ``machine`` runs it: of each machine-level section, that machine's items only;
+        of each feature, the most specific level's settings."""
+        seen = {tag: items for tag, items in config.items() if not levels.split(tag)[1]}
         for section in self.sections.values():
             if section.scope and section.tag in config:
                 seen[section.tag] = [
                     item for item in config[section.tag] if (item.get(section.scope) or "") == machine
                 ]
+        for tag in self.levelled:
+            if tag in config:
+                seen[tag] = config[levels.key(tag, levels.winning(config, tag, machine))]
         return seen
 
     def on_its_own(self, config: Config, machine: str) -> Config:
         """What ``machine`` runs, as the configuration of an appliance of its own (a machine leaving
-        its cluster): its machine-level items, no longer marked as its."""
+        its cluster): its machine-level items, no longer marked as its; its group's and its own settings
+        of each feature as the appliance's."""
         seen = self.for_machine(config, machine)
         for section in self.sections.values():
             if section.scope and section.tag in seen:
                 seen[section.tag] = [{**item, section.scope: ""} for item in seen[section.tag]]
+        if levels.GROUPS in seen:
+            seen[levels.GROUPS] = []
         return seen
 
     def machines(self, config: Config) -> list[str]:
-        """The machines ``config`` holds machine-level items of ("" for an appliance of its own)."""
+        """The machines ``config`` holds machine-level items of, or puts in a group ("" for an appliance
+        of its own)."""
         return sorted(
             {
                 item.get(section.scope) or ""
@@ -211,6 +257,7 @@ class Registry:
                 if section.scope
                 for item in config.get(section.tag, [])
             }
+            | {name for item in config.get(levels.GROUPS, []) for name in item["machine"]}
             or {""}
         )
 

@@ -17,7 +17,9 @@ from django.utils import timezone
 from lxml import etree
 
 from appliance import vault
+from appliance.config import levels
 from appliance.config.sections import REQUIRED, Config, Field, Item, Kind, Section, registry
+from appliance.validators import validate_object_name
 
 PRODUCT = "Mail Gateway TLS Console"
 DTD_REFUSED = "the document declares its own DTD: declarations such as entities are not allowed"
@@ -82,6 +84,19 @@ def _append_fields(parent, section: Section, item: Item, mode, cipher) -> None:
             etree.SubElement(parent, f.tag).text = _text(f, one, mode, cipher)
 
 
+def _append_section(parent, section: Section, items: list[Item], mode, cipher) -> None:
+    if section.is_scalar:
+        etree.SubElement(parent, section.tag).text = _text(
+            section.fields[0], items[0][section.tag], mode, cipher
+        )
+    elif section.is_list:
+        element = etree.SubElement(parent, section.tag)
+        for item in items:
+            _append_fields(etree.SubElement(element, section.item_tag), section, item, mode, cipher)
+    else:
+        _append_fields(etree.SubElement(parent, section.tag), section, items[0], mode, cipher)
+
+
 def _heading_comment(heading: str) -> etree._Comment:
     rule = "*" * 78
     return etree.Comment(f"\n{rule}\n*{heading.center(76)}*\n{rule}\n")
@@ -98,22 +113,25 @@ def render(
     root = etree.Element("config")
     heading = None
     for section in registry.ordered():
-        if section.tag not in config:
+        if section.tag not in config or (section.optional and not config[section.tag]):
             continue
         if section.heading != heading:
             heading = section.heading
             root.append(_heading_comment(heading))
-        items = config[section.tag]
-        if section.is_scalar:
-            etree.SubElement(root, section.tag).text = _text(
-                section.fields[0], items[0][section.tag], mode, cipher
-            )
-        elif section.is_list:
-            element = etree.SubElement(root, section.tag)
-            for item in items:
-                _append_fields(etree.SubElement(element, section.item_tag), section, item, mode, cipher)
-        else:
-            _append_fields(etree.SubElement(root, section.tag), section, items[0], mode, cipher)
+        _append_section(root, section, config[section.tag], mode, cipher)
+    by_level: dict[str, list[str]] = {}
+    for config_key in config:
+        tag, level = levels.split(config_key)
+        if level:
+            by_level.setdefault(level, []).append(tag)
+    if by_level:
+        root.append(_heading_comment("Group and Machine Levels"))
+    for level in sorted(by_level, key=levels.kind_and_name):
+        kind, name = levels.kind_and_name(level)
+        container = etree.SubElement(root, f"{kind}_level", name=name)
+        for section in registry.ordered():
+            if section.tag in by_level[level]:
+                _append_section(container, section, config[levels.key(section.tag, level)], mode, cipher)
     etree.indent(root, space="  ")
     body = etree.tostring(root, encoding="ISO-8859-1", xml_declaration=False).decode("latin-1")
     header = (
@@ -158,6 +176,11 @@ class _Parser:
         self.cipher = vault.PassphraseCipher(passphrase) if passphrase else None
         self.problems: list[str] = []
         self.document = Document()
+        self.level = levels.CLUSTER  # of the sections being read: inside <group_level>, <machine_level>
+
+    def where(self, section: Section) -> str:
+        """The key of ``section``'s lines and data at the level being read."""
+        return levels.key(section.tag, self.level)
 
     def problem(self, element, message: str, what: str = "") -> None:
         self.problems.append(f"line {element.sourceline}: {what or f'<{element.tag}>'} {message}")
@@ -239,7 +262,7 @@ class _Parser:
             return None
 
     def item(self, section: Section, element, index: int) -> Item:
-        self.document.lines[(section.tag, index, None)] = element.sourceline
+        self.document.lines[(self.where(section), index, None)] = element.sourceline
         item: Item = {}
         self.attributes_and_text(section, element, item)
         containers: dict[str, dict[str, Field]] = {}
@@ -276,7 +299,7 @@ class _Parser:
             if f.tag in item and not f.repeated:
                 self.problem(child, "appears twice")
                 continue
-            self.document.lines.setdefault((section.tag, index, f.tag), child.sourceline)
+            self.document.lines.setdefault((self.where(section), index, f.tag), child.sourceline)
             if f.nested:
                 self.nested(f, child, item, entry_lines)
                 continue
@@ -310,9 +333,12 @@ class _Parser:
             for where, message in section.clean_item(item):
                 # ``where``: a field's tag, (tag, index) of an entry of a nested field, or None: the item.
                 if isinstance(where, tuple):
-                    tag, line = where[0], entry_lines.get(where) or self.document.line(section.tag, index)
+                    tag, line = (
+                        where[0],
+                        entry_lines.get(where) or self.document.line(self.where(section), index),
+                    )
                 else:
-                    tag, line = where or element.tag, self.document.line(section.tag, index, where)
+                    tag, line = where or element.tag, self.document.line(self.where(section), index, where)
                 self.problems.append(f"line {line}: <{tag}> {message}")
         return item
 
@@ -339,7 +365,7 @@ class _Parser:
 
     def section(self, section: Section, element) -> list[Item]:
         if section.is_scalar:
-            self.document.lines[(section.tag, 0, section.tag)] = element.sourceline
+            self.document.lines[(self.where(section), 0, section.tag)] = element.sourceline
             value = self.value(section.fields[0], element)
             if value is not None and section.fields[0].validate and self.mode is not SecretMode.SEALED:
                 try:
@@ -366,13 +392,56 @@ class _Parser:
             items.append(item)
         return items
 
+    def top_section(self, element) -> None:
+        """A section element: a child of ``<config>``, or of a level's container."""
+        section = registry.get(element.tag)
+        if section is None:
+            self.problem(element, "is not a configuration section of this appliance")
+            return
+        if self.level and section.tag not in registry.levelled:
+            self.problem(element, "is defined at the Cluster level only, not for a group or a machine")
+            return
+        if self.where(section) in self.document.config:
+            self.problem(
+                element, "appears twice: each section may appear once" + (" at a level" if self.level else "")
+            )
+            return
+        self.document.config[self.where(section)] = self.section(section, element)
+
+    def level_container(self, element) -> None:
+        """``<group_level name="G">`` or ``<machine_level name="M">``: that level's own settings."""
+        kind = LEVEL_CONTAINERS[element.tag]
+        name = (element.get("name") or "").strip()
+        unknown = [attribute for attribute in element.attrib if attribute != "name"]
+        if unknown:
+            self.problem(element, f"has no attribute {unknown[0]!r}")
+            return
+        try:
+            validate_object_name(name)
+        except ValueError as error:
+            self.problem(element, f"needs the name of a {kind}: the name {error}")
+            return
+        level = f"{kind}:{name}"
+        if any(levels.split(config_key)[1] == level for config_key in self.document.config):
+            self.problem(element, f"appears twice for {levels.describe(level)}")
+            return
+        self.level = level
+        for child in element:
+            if isinstance(child.tag, str):
+                self.top_section(child)
+        self.level = levels.CLUSTER
+
     def seal_secrets(self) -> None:
-        for tag, items in self.document.config.items():
-            secret_fields = [f.tag for f in registry.get(tag).fields if f.kind is Kind.SECRET]
+        for config_key, items in self.document.config.items():
+            section = registry.get(levels.split(config_key)[0])
+            secret_fields = [f.tag for f in section.fields if f.kind is Kind.SECRET]
             for item in items:
                 for name in secret_fields:
                     if item.get(name):
                         item[name] = vault.seal(item[name])
+
+
+LEVEL_CONTAINERS = {f"{levels.GROUP}_level": levels.GROUP, f"{levels.MACHINE}_level": levels.MACHINE}
 
 
 def size_limit_text() -> str:
@@ -421,18 +490,16 @@ def parse(data: bytes, mode: SecretMode = SecretMode.PLAIN, passphrase: str | No
 
     parser = _Parser(mode, passphrase)
     for element in root:
-        if not isinstance(element.tag, str):
-            continue
-        section = registry.get(element.tag)
-        if section is None:
-            parser.problem(element, "is not a configuration section of this appliance")
-            continue
-        if section.tag in parser.document.config:
-            parser.problem(element, "appears twice: each section may appear once")
-            continue
-        parser.document.config[section.tag] = parser.section(section, element)
+        if isinstance(element.tag, str) and element.tag in LEVEL_CONTAINERS:
+            parser.level_container(element)
+        elif isinstance(element.tag, str):
+            parser.top_section(element)
     if parser.problems:
         raise ConfigFileError(parser.problems)
-    if mode is not SecretMode.SEALED:
+    if mode is SecretMode.SEALED:  # a committed version: whole, so a section left out has no items
+        for section in registry.ordered():
+            if section.optional:
+                parser.document.config.setdefault(section.tag, [])
+    else:
         parser.seal_secrets()
     return parser.document

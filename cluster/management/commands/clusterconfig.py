@@ -118,6 +118,6 @@ class Command(SubcommandCommand):
                 else "-"
             )
             self.stdout.write(
-                f"{machine.name}\t{machine.group}\tversion {machine.applied_version or '-'}\t"
+                f"{machine.name}\t{state.group or '-'}\tversion {machine.applied_version or '-'}\t"
                 f"last report {reported}\t{state.status}"
             )

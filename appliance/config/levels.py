@@ -1,0 +1,105 @@
+"""Centralized Management's levels: where a feature's settings are defined, and which level wins.
+
+A feature (Certificates, Listeners, SSL Configuration, …) is defined at the Cluster level, and may
+be defined again (overridden) for a group of machines or for one machine. A machine runs the most
+specific definition: its own, else its group's, else the cluster's. A feature moves between levels
+as a whole, as on the ESA: the machine-level Certificates replace the cluster's, they are not merged.
+
+Levels are strings: "" (the cluster, and an appliance of its own), "group:NAME", "machine:NAME".
+In a configuration (``Config``) the cluster's settings of a section stay under its tag; a group's or
+a machine's under ``"TAG@LEVEL"`` (``levels.key``). Which machines form which group is itself a
+section (``GROUPS``), so moving a machine to another group is a change committed like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLUSTER = ""
+GROUP, MACHINE = "group", "machine"
+GROUPS = "cluster_groups"  # the section naming each group's machines
+
+
+@dataclass(frozen=True)
+class Feature:
+    """What the mode selector of a page moves between levels: one or more sections, as a whole."""
+
+    name: str  # as the console commands name it: "ssl_config"
+    title: str  # as the pages do: "SSL Configuration"
+    sections: tuple[str, ...]
+
+
+def group(name: str) -> str:
+    return f"{GROUP}:{name}"
+
+
+def machine(name: str) -> str:
+    return f"{MACHINE}:{name}"
+
+
+def kind_and_name(level: str) -> tuple[str, str]:
+    """("", "") for the cluster, ("group", "G") or ("machine", "M")."""
+    kind, _, name = level.partition(":")
+    return (kind, name) if name else ("", "")
+
+
+def describe(level: str, cluster_name: str = "") -> str:
+    """A level as the ESA's mode selector writes it: "Cluster: Mail", "Group: Main_Group", "Machine: esa2"."""
+    kind, name = kind_and_name(level)
+    if not kind:
+        return f"Cluster: {cluster_name}" if cluster_name else "Cluster"
+    return f"{kind.capitalize()}: {name}"
+
+
+def parse(text: str) -> str:
+    """A level as an administrator types it ("cluster", "group:G", "machine:M"); ValueError if none."""
+    text = text.strip()
+    if text.lower() == "cluster":
+        return CLUSTER
+    kind, _, name = text.partition(":")
+    if kind.lower() not in (GROUP, MACHINE) or not name.strip():
+        raise ValueError(f"{text!r} is not a mode: say cluster, group:NAME or machine:NAME")
+    return f"{kind.lower()}:{name.strip()}"
+
+
+def key(tag: str, level: str) -> str:
+    """Where a level's settings of section ``tag`` stand in a ``Config``."""
+    return f"{tag}@{level}" if level else tag
+
+
+def split(config_key: str) -> tuple[str, str]:
+    """(section tag, level) of a ``Config`` key."""
+    tag, _, level = config_key.partition("@")
+    return tag, level
+
+
+def overrides(config: dict, tag: str) -> dict[str, list]:
+    """Level → items of every group and machine definition of section ``tag`` in ``config``."""
+    found = {}
+    for config_key, items in config.items():
+        section, level = split(config_key)
+        if level and section == tag:
+            found[level] = items
+    return found
+
+
+def group_of(config: dict, machine_name: str) -> str | None:
+    """The group ``machine_name`` is in, by the configuration's ``GROUPS`` section; None if none."""
+    for item in config.get(GROUPS, []):
+        if machine_name in item["machine"]:
+            return item["group_name"]
+    return None
+
+
+def precedence(config: dict, machine_name: str) -> list[str]:
+    """The levels that apply to ``machine_name``, the most specific first."""
+    if not machine_name:
+        return [CLUSTER]
+    group_name = group_of(config, machine_name)
+    return [machine(machine_name), *([group(group_name)] if group_name else []), CLUSTER]
+
+
+def winning(config: dict, tag: str, machine_name: str) -> str:
+    """The level whose settings of section ``tag`` ``machine_name`` runs."""
+    defined = overrides(config, tag)
+    return next(level for level in precedence(config, machine_name) if not level or level in defined)
