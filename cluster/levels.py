@@ -132,9 +132,15 @@ class CandidateLevels:
             if level not in definitions:
                 self.remove(tag, level)
         for level, items in definitions.items():
-            Override.objects.get_or_create(section=tag, level=level)
-            with rows_at(level):
-                registry.sections[tag].write(items)
+            self.define(tag, level, items)
+
+    def define(self, tag: str, level: str, items: list[Item]) -> None:
+        """Make ``items`` section ``tag``'s settings at ``level``."""
+        from cluster.models import Override
+
+        Override.objects.get_or_create(section=tag, level=level)
+        with rows_at(level):
+            registry.sections[tag].write(items)
 
     def remove(self, tag: str, level: str) -> None:
         from cluster.models import Override

@@ -179,6 +179,15 @@ class LevelStore(Protocol):
     def rows_at(self, level: str) -> AbstractContextManager:
         """Within it, sections read and write their rows of ``level``."""
 
+    def define(self, tag: str, level: str, items: list[Item]) -> None:
+        """Make ``items`` the settings of section ``tag`` at ``level``."""
+
+    def remove(self, tag: str, level: str) -> None:
+        """Remove ``level``'s settings of section ``tag``."""
+
+    def replace(self, tag: str, definitions: dict[str, list[Item]]) -> None:
+        """Make ``definitions`` (level → items) the group and machine settings of section ``tag``."""
+
 
 @dataclass
 class Registry:

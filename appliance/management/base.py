@@ -17,8 +17,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from appliance import workflow
+from appliance.config import levels
 from appliance.config.xmlfile import ConfigFileError
 from appliance.models import User
+from cluster import levels as candidate_levels
+from cluster import overrides
 
 
 class Refused(Exception):
@@ -39,6 +42,13 @@ def add_common_options(parser, defaults: bool = True) -> None:
         action="store_true",
         help="accept what would otherwise be refused, as a warning",
         **keep,
+    )
+    parser.add_argument(
+        "--mode",
+        metavar="LEVEL",
+        help="Centralized Management: the level to see and change, cluster (the default), "
+        "group:NAME or machine:NAME",
+        **(keep or {"default": "cluster"}),
     )
 
 
@@ -116,7 +126,14 @@ class ApplianceCommand(BaseCommand):
 
     def handle(self, *args, **options):
         user = self.acting_user(options["username"])
-        return self.run(user, **options)  # each command defines run(user, **options)
+        with candidate_levels.editing(self.chosen_level(options["mode"])):
+            return self.run(user, **options)  # each command defines run(user, **options)
+
+    def chosen_level(self, text: str) -> str:
+        try:
+            return overrides.checked_level(levels.parse(text))
+        except ValueError as error:
+            raise Refused(f"--mode: {error}") from None
 
 
 class SubcommandCommand(ApplianceCommand):

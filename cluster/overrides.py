@@ -1,0 +1,88 @@
+"""Override Settings and Manage Settings: defining a feature for a group or a machine, and removing
+that definition. Both are staged changes (``workflow.submit``), committed like any other."""
+
+from __future__ import annotations
+
+from appliance import workflow
+from appliance.config import levels
+from appliance.config.sections import registry
+from cluster import levels as candidate_levels
+from cluster.models import Cluster, Group, Machine
+
+
+def feature(name: str) -> levels.Feature:
+    found = registry.features.get(name)
+    if found is None:
+        raise workflow.ChangeRefused(
+            f"There is no feature '{name}' with levels (features: {', '.join(registry.features)})"
+        )
+    return found
+
+
+def known_levels() -> list[str]:
+    """The levels an administrator may choose: the cluster, its groups (candidate), its machines."""
+    if not Cluster.objects.exists():
+        return [levels.CLUSTER]
+    return [
+        levels.CLUSTER,
+        *(levels.group(name) for name in Group.objects.values_list("name", flat=True)),
+        *(levels.machine(name) for name in Machine.objects.values_list("name", flat=True)),
+    ]
+
+
+def checked_level(level: str) -> str:
+    """``level`` if this cluster has it; else ChangeRefused naming what there is."""
+    if level in known_levels():
+        return level
+    if not Cluster.objects.exists():
+        raise workflow.ChangeRefused(
+            f"This appliance is not in a cluster: {levels.describe(level)} does not exist "
+            "(every setting is the appliance's own)"
+        )
+    there = ", ".join(levels.describe(known) for known in known_levels())
+    raise workflow.ChangeRefused(f"{levels.describe(level)} is not in the cluster (there are: {there})")
+
+
+def override(user, feature_name: str, level: str, source: str = ""):
+    """Define ``feature_name`` for ``level`` (a group or machine), starting from the settings it has there
+    now (those of the level it inherits from)."""
+    chosen = feature(feature_name)
+    checked_level(level)
+    if not level:
+        raise workflow.ChangeRefused(f"{chosen.title} are always defined at the Cluster level")
+    inherited_from = candidate_levels.mode_for(level).seen(chosen.sections[0])
+    if inherited_from == level:
+        raise workflow.ChangeRefused(f"{chosen.title} are already defined for {levels.describe(level)}")
+
+    def copy():
+        for tag in chosen.sections:
+            with candidate_levels.rows_at(inherited_from):
+                items = registry.sections[tag].read()
+            registry.level_store.define(tag, level, items)
+
+    return workflow.submit(
+        user,
+        f"{chosen.title}: defined for {levels.describe(level)}, copied from {levels.describe(inherited_from)}",
+        copy,
+        source,
+    )
+
+
+def remove(user, feature_name: str, level: str, source: str = ""):
+    """Remove ``level``'s own settings of ``feature_name``: it takes those of the level above again."""
+    chosen = feature(feature_name)
+    checked_level(level)
+    if not level:
+        raise workflow.ChangeRefused(
+            f"{chosen.title} of the Cluster level cannot be removed: every machine falls back to them"
+        )
+    if candidate_levels.mode_for(level).seen(chosen.sections[0]) != level:
+        raise workflow.ChangeRefused(f"{chosen.title} are not defined for {levels.describe(level)}")
+
+    def delete():
+        for tag in chosen.sections:
+            registry.level_store.remove(tag, level)
+
+    return workflow.submit(
+        user, f"{chosen.title}: settings for {levels.describe(level)} removed", delete, source
+    )
