@@ -28,6 +28,9 @@ class Page:
     capability: Capability
     position: int
     help: str = ""  # "doc#anchor"
+    # The feature with levels the page edits (Centralized Management's mode selector); "" none, for a
+    # page below another's URL that does not share its feature (Address Lists below Listeners).
+    feature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,20 @@ def register(
     capability=Capability.VIEW_CONFIG,
     position=100,
     help: str = "",
+    feature: str | None = None,
 ):
     if menu not in MENUS:
         raise ValueError(f"unknown menu {menu!r}")
-    _pages.append(Page(menu, label, url_name, capability, position, _checked(help) if help else ""))
+    _pages.append(Page(menu, label, url_name, capability, position, _checked(help) if help else "", feature))
     help_links.cache_clear()
+    features_by_url.cache_clear()
 
 
 def register_help(url_name: str, help: str) -> None:
     """Give a page outside the menus a help section of its own; the pages below its URL take it too."""
     _extra_help[url_name] = _checked(help)
     help_links.cache_clear()
+    features_by_url.cache_clear()
 
 
 def menus_for(user) -> MenuBar:
@@ -110,25 +116,45 @@ def _routes(patterns, prefix: str = "", namespace: str = ""):
             yield f"{namespace}{pattern.name}", route
 
 
-@cache
-def help_links() -> list[HelpLink]:
-    """Every named page of the URLconf, grouped by the help section its Help link leads to."""
+def _below_pages(own: dict[str, str]) -> dict[str, str | None]:
+    """Every named URL → its own value in ``own``, else that of the page whose route is the longest
+    start of its route (network/listeners/hat/ before network/listeners/); None if no page's is. The
+    root (Monitor > Overview) starts no other route."""
     routes: dict[str, str] = {}
     for name, route in _routes(get_resolver().url_patterns):
         routes.setdefault(name, route)
-    own = {page.url_name: page.help for page in _pages if page.help} | _extra_help
-    # The longest route first, so network/listeners/hat/ wins over network/listeners/. The root
-    # (Monitor > Overview) is no prefix: only the page itself takes its help.
     prefixes = sorted(
-        ((routes[name], help) for name, help in own.items() if routes.get(name)),
+        ((routes[name], value) for name, value in own.items() if routes.get(name)),
         key=lambda pair: len(pair[0]),
         reverse=True,
     )
+    return {
+        name: own[name]
+        if name in own
+        else next((v for start, v in prefixes if route.startswith(start)), None)
+        for name, route in routes.items()
+    }
+
+
+@cache
+def help_links() -> list[HelpLink]:
+    """Every named page of the URLconf, grouped by the help section its Help link leads to."""
+    own = {page.url_name: page.help for page in _pages if page.help} | _extra_help
     targets: dict[str, set[str]] = {}
-    for name, route in routes.items():
-        target = own.get(name) or next((help for start, help in prefixes if route.startswith(start)), GUIDE)
-        targets.setdefault(target, set()).add(name)
+    for name, target in _below_pages(own).items():
+        targets.setdefault(target or GUIDE, set()).add(name)
     return [HelpLink(target, frozenset(names)) for target, names in targets.items()]
+
+
+@cache
+def features_by_url() -> dict[str, str | None]:
+    """Every named page → the feature with levels it edits (its own page's, or that of the page it is
+    below), for the mode selector; None or "" for a page of none."""
+    return _below_pages({page.url_name: page.feature for page in _pages if page.feature is not None})
+
+
+def feature_for(url_name: str) -> str:
+    return features_by_url().get(url_name) or ""
 
 
 def help_for(url_name: str) -> str:
@@ -165,6 +191,7 @@ def register_core_pages():
         "ssl_configuration",
         position=25,
         help="guide#system-administration-ssl-configuration",
+        feature="ssl_config",
     )
     register(
         "System Administration",

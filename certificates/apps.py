@@ -12,7 +12,12 @@ class CertificatesConfig(AppConfig):
         sections.register_sections()
         bootstrap.register_first_start(store.create_demo_certificate)
         navigation.register(
-            "Network", "Certificates", "certificates:list", position=20, help="guide#network-certificates"
+            "Network",
+            "Certificates",
+            "certificates:list",
+            position=20,
+            help="guide#network-certificates",
+            feature="certificates",
         )
         navigation.register_help("certificates:detail", "guide#certificate-page-and-diagnostics")
         navigation.register(
@@ -21,4 +26,5 @@ class CertificatesConfig(AppConfig):
             "certificates:authorities",
             position=21,
             help="guide#network-certificate-authorities",
+            feature="",
         )

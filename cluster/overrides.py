@@ -34,12 +34,13 @@ def checked_level(level: str) -> str:
     """``level`` if this cluster has it; else ChangeRefused naming what there is."""
     if level in known_levels():
         return level
-    if not Cluster.objects.exists():
+    cluster = Cluster.objects.first()
+    if cluster is None:
         raise workflow.ChangeRefused(
             f"This appliance is not in a cluster: {levels.describe(level)} does not exist "
             "(every setting is the appliance's own)"
         )
-    there = ", ".join(levels.describe(known) for known in known_levels())
+    there = ", ".join(levels.describe(known, cluster.name) for known in known_levels())
     raise workflow.ChangeRefused(f"{levels.describe(level)} is not in the cluster (there are: {there})")
 
 

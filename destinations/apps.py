@@ -21,6 +21,7 @@ class DestinationsConfig(AppConfig):
             "destinations:destination_controls",
             position=40,
             help="guide#mail-policies-destination-controls",
+            feature="destination_controls",
         )
         navigation.register_help("destinations:tls_test", "guide#test-tls")
         navigation.register(
@@ -36,6 +37,7 @@ class DestinationsConfig(AppConfig):
             "destinations:ldap",
             position=25,
             help="guide#system-administration-ldap",
+            feature="ldap",
         )
         navigation.register(
             "System Administration",

@@ -193,7 +193,7 @@ def edit(
         MailFlowPolicy.objects.filter(tls_mandatory_address_list=name).update(
             tls_mandatory_address_list=new_name
         )
-        Listener.objects.filter(default_tls_mandatory_address_list=name).update(
+        Listener.every_level.filter(default_tls_mandatory_address_list=name).update(
             default_tls_mandatory_address_list=new_name
         )
     if description is not None:

@@ -15,7 +15,12 @@ class ListenersConfig(AppConfig):
         address_lists.register_section()
         bootstrap.register_first_start(store.create_default_listener)
         navigation.register(
-            "Network", "Listeners", "listeners:list", position=15, help="guide#network-listeners"
+            "Network",
+            "Listeners",
+            "listeners:list",
+            position=15,
+            help="guide#network-listeners",
+            feature="listeners",
         )
         navigation.register(
             "Mail Policies",
@@ -23,6 +28,7 @@ class ListenersConfig(AppConfig):
             "listeners:hat",
             position=30,
             help="guide#mail-policies-hat-overview",
+            feature="listeners",
         )
         navigation.register(
             "Mail Policies",
@@ -30,6 +36,7 @@ class ListenersConfig(AppConfig):
             "listeners:policies",
             position=31,
             help="guide#mail-policies-mail-flow-policies",
+            feature="listeners",
         )
         navigation.register(
             "Mail Policies",
@@ -37,6 +44,7 @@ class ListenersConfig(AppConfig):
             "listeners:rat",
             position=32,
             help="guide#mail-policies-recipient-access-table",
+            feature="listeners",
         )
         navigation.register(
             "Mail Policies",
@@ -44,4 +52,5 @@ class ListenersConfig(AppConfig):
             "listeners:address_lists",
             position=50,
             help="guide#mail-policies-address-lists",
+            feature="",
         )

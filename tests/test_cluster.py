@@ -3,8 +3,9 @@
 (their HTTPS interfaces and their listeners); IP interfaces are each machine's own; a stopped machine
 catches up when it starts; with the database stopped every gateway goes on taking mail (one that dies
 starts again from its machine's copy of the version), the console says why it cannot answer, commits
-are refused, and all resumes when the database returns; a machine
-that leaves runs on a database of its own with what it ran, certificates included."""
+are refused, and all resumes when the database returns; a group's and a machine's own settings win
+over the cluster's, the machine's over its group's; a machine that leaves runs on a database of its
+own with what it ran, certificates and its group's settings included."""
 
 from __future__ import annotations
 
@@ -68,6 +69,18 @@ def wait_until_served(check, wanted: str, addresses, port: int, timeout: float =
         if time.monotonic() - start > timeout:
             raise AssertionError(f"after {timeout} s, wanted {wanted!r}: {seen}")
         time.sleep(0.2)
+
+
+def starttls_with_tls12(address: str, port: int) -> str:
+    """Whether the listener at ``address`` lets a client that speaks TLS 1.2 at most start TLS."""
+    context = unverified()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with smtplib.SMTP(address, port, local_hostname="client.test", timeout=10) as client:
+        try:
+            client.starttls(context=context)
+        except ssl.SSLError:
+            return "refused"
+    return "accepted"
 
 
 def accepted(address: str, port: int, subject: str) -> bool:
@@ -215,6 +228,29 @@ def test_three_machines_serve_one_committed_configuration(cluster):
     )
     sink.stop()
 
+    # Levels: Main_Group (every machine) asks inbound TLS 1.3, but esa1 defines TLS 1.2 for itself, the
+    # most specific level winning; esa2 defines its own listeners, with a certificate of its own.
+    ok(esa1, "clusterconfig", "override", "ssl_config", "--mode", "group:Main_Group")
+    ok(esa1, "sslconfig", "set", "inbound", "--min", "TLSv1.3", "--mode", "group:Main_Group")
+    ok(esa1, "clusterconfig", "override", "ssl_config", "--mode", "machine:esa1")
+    ok(esa1, "sslconfig", "set", "inbound", "--min", "TLSv1.2", "--mode", "machine:esa1")
+    ok(esa1, "certconfig", "new", "Esa2Mail", "--cn", "mx2.example.com", "--key", "ec256")
+    ok(esa1, "clusterconfig", "override", "listeners", "--mode", "machine:esa2")
+    ok(esa1, "listenerconfig", "edit", "IncomingMail", "--certificate", "Esa2Mail", "--mode", "machine:esa2")
+    ok(esa1, "commit", "--comment", "a group's and two machines' own settings")
+    for appliance in (esa1, esa2, esa3):
+        appliance.wait_for(r"^Gateway ready: IncomingMail .*\[configuration version 8\]", WAIT)
+    assert {machine: smtp_name(address, smtp_port) for machine, address in ADDRESSES.items()} == {
+        "esa1": "back.example.com",
+        "esa2": "mx2.example.com",
+        "esa3": "back.example.com",
+    }
+    assert {machine: starttls_with_tls12(address, smtp_port) for machine, address in ADDRESSES.items()} == {
+        "esa1": "accepted",
+        "esa2": "refused",
+        "esa3": "refused",
+    }
+
     # esa3 stops and leaves; on a database of its own, with the file it left with, it serves as before.
     assert esa3.stop() == 0
     folder = esa1.data_dir.parent
@@ -245,5 +281,6 @@ def test_three_machines_serve_one_committed_configuration(cluster):
         ok(standalone, "commit", "--comment", "what esa3 ran in the cluster")
         wait_until_served(https_name, "mail.example.com", [ADDRESSES["esa3"]], https_port)
         wait_until_served(smtp_name, "back.example.com", [ADDRESSES["esa3"]], smtp_port)
+        assert starttls_with_tls12(ADDRESSES["esa3"], smtp_port) == "refused"  # its group's, kept
     finally:
         standalone.stop()

@@ -28,15 +28,14 @@ class SectionChange:
     section: Section
     objects: list[ObjectChange]
     level: str = levels.CLUSTER  # whose settings of the section change: the cluster's, a group's, a machine's
+    clustered: bool = False  # the configuration is a cluster's: its features' changes name their level
 
     @property
     def title(self) -> str:
-        return f"{self.section.title} ({levels.describe(self.level)})" if self.level else self.section.title
-
-    @property
-    def level_label(self) -> str:
-        """The level, for sections that have levels ("Cluster", "Machine: esa2"); "" for the others."""
-        return levels.describe(self.level) if self.section.tag in registry.levelled else ""
+        """"Certificates", or with its level in a cluster: "Certificates (Machine: esa2)"."""
+        if self.level or (self.clustered and self.section.tag in registry.levelled):
+            return f"{self.section.title} ({levels.describe(self.level)})"
+        return self.section.title
 
 
 SHOWN_VALUES = 20  # of a repeated setting: a sender group of thousands stays one readable line
@@ -156,6 +155,7 @@ def _list_changes(section: Section, before: list[Item], after: list[Item]) -> li
 def diff(before: Config, after: Config) -> list[SectionChange]:
     """What changes from ``before`` to ``after``, in file order; sections absent on either side are skipped."""
     result = []
+    clustered = bool(before.get(levels.GROUPS) or after.get(levels.GROUPS))
     for section in registry.ordered():
         if section.tag not in before or section.tag not in after:
             continue
@@ -164,7 +164,7 @@ def diff(before: Config, after: Config) -> list[SectionChange]:
             config_key = levels.key(section.tag, level)
             objects = _section_changes(section, before.get(config_key), after.get(config_key), level)
             if objects:
-                result.append(SectionChange(section, objects, level))
+                result.append(SectionChange(section, objects, level, clustered))
     return result
 
 

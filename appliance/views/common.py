@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -20,6 +21,14 @@ FIELD_TEMPLATE = "appliance/_field.html"
 
 class ConsoleRequest(HttpRequest):
     htmx: HtmxDetails
+
+
+def back_to_next(request: HttpRequest, fallback: str) -> HttpResponse:
+    """Redirect to the form's ``next`` (a page of this console only), else to ``fallback``."""
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=True):
+        next_url = fallback
+    return redirect(next_url)
 
 
 def source_of(request: HttpRequest) -> str:

@@ -7,7 +7,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from appliance import interfaces, workflow
@@ -16,7 +15,7 @@ from appliance.config.diff import diff
 from appliance.config.sections import registry
 from appliance.models import ConfigVersion
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, source_of
+from appliance.views.common import ConsoleRequest, back_to_next, source_of
 
 
 class CommitForm(forms.Form):
@@ -163,7 +162,4 @@ def confirm_commit(request: ConsoleRequest):
         messages.info(request, "No commit is waiting for confirmation.")
     else:
         messages.success(request, f"Version {pending.number} is confirmed and stays.")
-    next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=True):
-        next_url = "overview"
-    return redirect(next_url)
+    return back_to_next(request, "overview")
