@@ -380,10 +380,12 @@ def write_config(config: Config) -> None:
     """Replace the candidate sections present in ``config``, each as a whole: a feature's section with
     its group and machine settings."""
     for section in registry.ordered():
-        if section.tag in config:
+        if section.tag not in config:
+            continue
+        with cluster_levels.rows_at(levels.CLUSTER):
             section.write(config[section.tag])
-            if section.tag in registry.levelled and registry.level_store:
-                registry.level_store.replace(section.tag, levels.overrides(config, section.tag))
+        if section.tag in registry.levelled:
+            registry.level_store.replace(section.tag, levels.overrides(config, section.tag))
 
 
 def _confirm_discard(target: Config, what: str, confirmed: bool) -> None:

@@ -122,16 +122,25 @@ def join(
     return joined
 
 
-def what_joining_changes(own: Config, machine: str, hostname: str, address: str, https_port: int):
+def what_joining_changes(
+    own: Config, machine: str, hostname: str, address: str, https_port: int, group: str = MAIN_GROUP
+):
     """The settings a machine whose configuration is ``own`` would run differently were it to join
-    (``config.diff``, before → after): the cluster's in place of its own, and a Management interface
-    in place of its interfaces. Nothing is changed."""
+    ``group`` (``config.diff``, before → after): the cluster's and the group's in place of its own, and
+    a Management interface in place of its interfaces. Nothing is changed."""
     require_shared_database()
     if current() is None:
         raise workflow.ChangeRefused("There is no cluster to join: create one first (clusterconfig create)")
     running = workflow.running_config()
     interface = bootstrap.management_interface(machine, hostname, address, https_port)
-    joined = {**running, "interfaces": [*running.get("interfaces", []), interface]}
+    groups = [item for item in running.get(levels.GROUPS, []) if item["group_name"] != group]
+    joining = next((item for item in running.get(levels.GROUPS, []) if item["group_name"] == group), None)
+    members = [*(joining["machine"] if joining else []), machine]
+    joined = {
+        **running,
+        "interfaces": [*running.get("interfaces", []), interface],
+        levels.GROUPS: [*groups, {"group_name": group, "machine": members}],
+    }
     return diff(registry.on_its_own(own, ""), registry.on_its_own(joined, machine))
 
 

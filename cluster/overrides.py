@@ -50,10 +50,14 @@ def override(user, feature_name: str, level: str, source: str = ""):
     chosen = feature(feature_name)
     checked_level(level)
     if not level:
-        raise workflow.ChangeRefused(f"{chosen.title} are always defined at the Cluster level")
+        raise workflow.ChangeRefused(
+            f"{chosen.title}: the Cluster level always defines these settings; choose a group or a machine to override them for"
+        )
     inherited_from = candidate_levels.mode_for(level).seen(chosen.sections[0])
     if inherited_from == level:
-        raise workflow.ChangeRefused(f"{chosen.title} are already defined for {levels.describe(level)}")
+        raise workflow.ChangeRefused(
+            f"{chosen.title}: {levels.describe(level)} already has settings of its own"
+        )
 
     def copy():
         for tag in chosen.sections:
@@ -75,10 +79,12 @@ def remove(user, feature_name: str, level: str, source: str = ""):
     checked_level(level)
     if not level:
         raise workflow.ChangeRefused(
-            f"{chosen.title} of the Cluster level cannot be removed: every machine falls back to them"
+            f"{chosen.title}: the Cluster level's settings cannot be removed; every machine falls back to them"
         )
     if candidate_levels.mode_for(level).seen(chosen.sections[0]) != level:
-        raise workflow.ChangeRefused(f"{chosen.title} are not defined for {levels.describe(level)}")
+        raise workflow.ChangeRefused(
+            f"{chosen.title}: {levels.describe(level)} has no settings of its own to remove"
+        )
 
     def delete():
         for tag in chosen.sections:

@@ -87,7 +87,7 @@ def test_a_machine_overrides_ssl_configuration_and_only_it_runs_them(login, admi
     )
     assert "The settings are now defined for Machine: esa2." in text
     assert (
-        "SSL Configuration are defined for <strong>Machine: esa2</strong>: they override those of Cluster: Mail."
+        "SSL Configuration: <strong>Machine: esa2</strong> has settings of its own, which override those of Cluster: Mail."
         in text
     )
 
@@ -134,7 +134,7 @@ def test_a_group_overrides_for_its_machines_and_a_machine_of_its_own_wins(login,
 
     # Manage Settings > Remove: esa1 falls back to its group's.
     text = page(client.get(url))
-    assert "they override those of Group: Main_Group" in text
+    assert "which override those of Group: Main_Group" in text
     text = page(
         client.post(reverse("cluster:remove_settings"), {"feature": "ssl_config", "next": url}, follow=True)
     )
@@ -176,7 +176,10 @@ def test_bad_modes_and_overrides_are_refused_in_words(login, admin, cluster):
     text = page(
         client.post(reverse("cluster:override_settings"), {"feature": "ssl_config", "next": url}, follow=True)
     )
-    assert "SSL Configuration are always defined at the Cluster level. Nothing was changed." in text
+    assert (
+        "SSL Configuration: the Cluster level always defines these settings; choose a group or a machine to override them for. Nothing was changed."
+        in text
+    )
     text = page(
         client.post(reverse("cluster:override_settings"), {"feature": "dns", "next": url}, follow=True)
     )
@@ -185,7 +188,9 @@ def test_bad_modes_and_overrides_are_refused_in_words(login, admin, cluster):
     text = page(
         client.post(reverse("cluster:remove_settings"), {"feature": "ssl_config", "next": url}, follow=True)
     )
-    assert "SSL Configuration are not defined for Machine: esa2. Nothing was changed." in text
+    assert (
+        "SSL Configuration: Machine: esa2 has no settings of its own to remove. Nothing was changed." in text
+    )
     assert not workflow.has_uncommitted_changes()
 
 

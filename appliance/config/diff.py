@@ -32,7 +32,7 @@ class SectionChange:
 
     @property
     def title(self) -> str:
-        """"Certificates", or with its level in a cluster: "Certificates (Machine: esa2)"."""
+        """The section's title, with its level in a cluster: "Certificates (Machine: esa2)"."""
         if self.level or (self.clustered and self.section.tag in registry.levelled):
             return f"{self.section.title} ({levels.describe(self.level)})"
         return self.section.title

@@ -16,7 +16,7 @@ A section's data is a list of items, each a dict of field tag to Python value:
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -224,7 +224,8 @@ class Registry:
     def candidate(self) -> Config:
         """The whole candidate configuration, as section data: each group's and machine's definitions
         of a feature under ``levels.key``."""
-        config = {section.tag: section.read() for section in self.ordered()}
+        with self.level_store.rows_at(levels.CLUSTER) if self.level_store else nullcontext():
+            config = {section.tag: section.read() for section in self.ordered()}
         for tag, level in self.level_store.defined() if self.level_store else ():
             with self.level_store.rows_at(level):
                 config[levels.key(tag, level)] = self.sections[tag].read()
