@@ -241,7 +241,7 @@ def _at_the_modes_level(apply: Callable[[], Any]):
     for tag, level in mode.inherited.items():
         if registry.sections[tag].read() != before[tag]:
             title = registry.feature_of(tag).title
-            here, there = levels.describe(mode.level), levels.describe(level)
+            here, there = levels.describe(mode.level), levels.describe(level, cluster_levels.cluster_name())
             raise ChangeRefused(
                 f"{title}: {here} uses the settings defined at {there}; change the mode to {there} "
                 f"to edit them, or override them for {here} first"

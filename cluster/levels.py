@@ -89,6 +89,14 @@ def editing(level: str):
     return _using(mode_for(level))
 
 
+def cluster_name() -> str:
+    """The cluster's name ("" on an appliance of its own), as the levels are described to the admin."""
+    from cluster.models import Cluster
+
+    cluster = Cluster.objects.first()
+    return cluster.name if cluster else ""
+
+
 def group_of(machine: str) -> str | None:
     """The candidate's group of ``machine``."""
     from cluster.models import Group

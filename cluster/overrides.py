@@ -67,7 +67,8 @@ def override(user, feature_name: str, level: str, source: str = ""):
 
     return workflow.submit(
         user,
-        f"{chosen.title}: defined for {levels.describe(level)}, copied from {levels.describe(inherited_from)}",
+        f"{chosen.title}: defined for {levels.describe(level)}, copied from "
+        f"{levels.describe(inherited_from, candidate_levels.cluster_name())}",
         copy,
         source,
     )

@@ -194,8 +194,8 @@ def test_a_read_only_operator_sees_the_override_and_nothing_is_stored(cluster, r
 
 def test_an_inherited_feature_is_refused_naming_the_level_it_is_defined_at(cluster):
     assert refused("sslconfig", "set", "gui", "--min", "TLSv1.3", "--mode", "machine:esa1") == (
-        "Error: SSL Configuration: Machine: esa1 uses the settings defined at Cluster; change the mode to "
-        "Cluster to edit them, or override them for Machine: esa1 first"
+        "Error: SSL Configuration: Machine: esa1 uses the settings defined at Cluster: Mail; change the mode to "
+        "Cluster: Mail to edit them, or override them for Machine: esa1 first"
     )
     run("clusterconfig", "override", "ssl_config", "--mode", "group:Main_Group")
     run("commit")
@@ -204,8 +204,8 @@ def test_an_inherited_feature_is_refused_naming_the_level_it_is_defined_at(clust
         "the mode to Group: Main_Group to edit them, or override them for Machine: esa1 first"
     )
     assert refused("sslconfig", "set", "gui", "--min", "TLSv1.3", "--mode", "group:Lab") == (
-        "Error: SSL Configuration: Group: Lab uses the settings defined at Cluster; change the mode to "
-        "Cluster to edit them, or override them for Group: Lab first"
+        "Error: SSL Configuration: Group: Lab uses the settings defined at Cluster: Mail; change the mode to "
+        "Cluster: Mail to edit them, or override them for Group: Lab first"
     )
     assert refused("clusterconfig", "override", "ssl_config", "--mode", "group:Main_Group") == (
         "Error: SSL Configuration: Group: Main_Group already has settings of its own"

@@ -77,8 +77,8 @@ def test_a_machine_overrides_ssl_configuration_and_only_it_runs_them(login, admi
     refused = client.post(url, {**FORM, "gui_tls_min": "TLSv1.3"})
     assert refused.status_code == 409
     assert (
-        "SSL Configuration: Machine: esa2 uses the settings defined at Cluster; change the mode to "
-        "Cluster to edit them, or override them for Machine: esa2 first. Nothing was changed."
+        "SSL Configuration: Machine: esa2 uses the settings defined at Cluster: Mail; change the mode to "
+        "Cluster: Mail to edit them, or override them for Machine: esa2 first. Nothing was changed."
     ) in page(refused)
     assert not workflow.has_uncommitted_changes()
 

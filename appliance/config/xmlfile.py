@@ -177,6 +177,8 @@ class _Parser:
         self.problems: list[str] = []
         self.document = Document()
         self.level = levels.CLUSTER  # of the sections being read: inside <group_level>, <machine_level>
+        self.levels_seen: set[str] = set()
+        self.section_lines: dict[str, int] = {}  # config key → line of the section's element
 
     def where(self, section: Section) -> str:
         """The key of ``section``'s lines and data at the level being read."""
@@ -406,7 +408,19 @@ class _Parser:
                 element, "appears twice: each section may appear once" + (" at a level" if self.level else "")
             )
             return
+        self.section_lines[self.where(section)] = element.sourceline
         self.document.config[self.where(section)] = self.section(section, element)
+
+    def levels_without_their_section(self) -> None:
+        """A group's or machine's settings of a section the file does not hold: loading replaces a section
+        at every level, so the file must hold the cluster's as well."""
+        for config_key, line in self.section_lines.items():
+            tag, level = levels.split(config_key)
+            if level and tag not in self.document.config:
+                self.problems.append(
+                    f"line {line}: <{tag}> is defined for {levels.describe(level)} but not at the top of the "
+                    "file: a file holding a section holds the cluster's settings of it too"
+                )
 
     def level_container(self, element) -> None:
         """``<group_level name="G">`` or ``<machine_level name="M">``: that level's own settings."""
@@ -422,9 +436,10 @@ class _Parser:
             self.problem(element, f"needs the name of a {kind}: the name {error}")
             return
         level = f"{kind}:{name}"
-        if any(levels.split(config_key)[1] == level for config_key in self.document.config):
+        if level in self.levels_seen:
             self.problem(element, f"appears twice for {levels.describe(level)}")
             return
+        self.levels_seen.add(level)
         self.level = level
         for child in element:
             if isinstance(child.tag, str):
@@ -494,6 +509,8 @@ def parse(data: bytes, mode: SecretMode = SecretMode.PLAIN, passphrase: str | No
             parser.level_container(element)
         elif isinstance(element.tag, str):
             parser.top_section(element)
+    if not parser.problems:
+        parser.levels_without_their_section()
     if parser.problems:
         raise ConfigFileError(parser.problems)
     if mode is SecretMode.SEALED:  # a committed version: whole, so a section left out has no items
