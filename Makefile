@@ -38,7 +38,8 @@ run: venv
 # PostgreSQL, as the machines of a cluster share it.
 POSTGRES_TESTS = tests/test_database.py tests/test_workflow.py tests/test_configfile.py \
 	tests/test_web_configfile.py tests/test_certificate_store.py tests/test_console.py tests/test_hat.py \
-	tests/test_destination_table.py tests/test_tracking.py tests/test_cluster_config.py
+	tests/test_destination_table.py tests/test_tracking.py tests/test_cluster_config.py \
+	tests/test_levels.py tests/test_levels_console.py tests/test_levels_web.py
 test: venv system-packages
 	@data=$$(mktemp -d); APPLIANCE_DATA_DIR=$$data $(PY) -m pytest \
 	&& APPLIANCE_DATA_DIR=$$data APPLIANCE_TEST_DATABASE=postgres $(PY) -m pytest -m "not browser" $(POSTGRES_TESTS); \
