@@ -376,16 +376,20 @@ def test_machines_are_those_with_interfaces_or_in_a_group(levelled):
 # --- the diff -----------------------------------------------------------------------------
 
 
-def test_an_override_added_lists_its_settings(cluster):
+def test_an_override_added_shows_what_the_level_runs_differently(cluster):
     before = workflow.running_config()
     overrides.override(cluster, "ssl_config", ESA2)
     [section_change] = workflow.pending_changes()
     assert (section_change.level, section_change.title) == (ESA2, "SSL Configuration (Machine: esa2)")
-    [added] = section_change.objects
+    [added] = section_change.objects  # a copy of what it inherits: nothing runs differently yet
+    assert (added.action, added.name, added.fields) == ("added", "settings for Machine: esa2", [])
+    change(cluster, ESA2, ssl_set(gui_tls_min="TLSv1.3"))
+    [section_change] = workflow.pending_changes()
+    added, changed = section_change.objects
     assert (added.action, added.name) == ("added", "settings for Machine: esa2")
-    labels = {f.label: f.after for f in added.fields}
-    assert labels["GUI HTTPS: lowest TLS version"] == "TLSv1.2"
-    assert len(added.fields) == len(SSL_FIELDS)
+    assert [(f.label, f.before, f.after) for f in changed.fields] == [
+        ("GUI HTTPS: lowest TLS version", "TLSv1.2", "TLSv1.3")
+    ]
     assert diff(before, registry.candidate()) == workflow.pending_changes()
 
 
@@ -393,10 +397,7 @@ def test_a_list_override_added_lists_its_items(cluster):
     overrides.override(cluster, "certificates", ESA2)
     [section_change] = workflow.pending_changes()
     assert section_change.title == "Certificates (Machine: esa2)"
-    assert [(o.action, o.name) for o in section_change.objects] == [
-        ("added", "settings for Machine: esa2"),
-        ("added", "certificate 'Demo'"),
-    ]
+    assert [(o.action, o.name) for o in section_change.objects] == [("added", "settings for Machine: esa2")]
 
 
 def test_a_change_within_an_override_names_its_level(levelled):
@@ -426,14 +427,15 @@ def test_an_override_removed_is_deleted(levelled):
     overrides.remove(levelled, "ssl_config", ESA2)
     [section_change] = workflow.pending_changes()
     assert section_change.title == "SSL Configuration (Machine: esa2)"
-    assert [(o.action, o.name, o.fields) for o in section_change.objects] == [
-        ("deleted", "settings for Machine: esa2", [])
-    ]
+    # What esa2 then runs differently follows: its group's settings in place of its own.
+    deleted, changed = section_change.objects
+    assert (deleted.action, deleted.name, deleted.fields) == ("deleted", "settings for Machine: esa2", [])
+    assert changed.action == "changed" and changed.fields
     overrides.remove(levelled, "ldap", ESA2)
-    assert [(c.title, [(o.action, o.name) for o in c.objects]) for c in workflow.pending_changes()] == [
-        ("LDAP Global Settings (Machine: esa2)", [("deleted", "settings for Machine: esa2")]),
-        ("LDAP Server Profiles (Machine: esa2)", [("deleted", "settings for Machine: esa2")]),
-        ("SSL Configuration (Machine: esa2)", [("deleted", "settings for Machine: esa2")]),
+    assert [(c.title, [(o.action, o.name) for o in c.objects][0]) for c in workflow.pending_changes()] == [
+        ("LDAP Global Settings (Machine: esa2)", ("deleted", "settings for Machine: esa2")),
+        ("LDAP Server Profiles (Machine: esa2)", ("deleted", "settings for Machine: esa2")),
+        ("SSL Configuration (Machine: esa2)", ("deleted", "settings for Machine: esa2")),
     ]
 
 
@@ -540,11 +542,7 @@ def test_a_certificate_created_in_a_machine_mode_with_its_own_certificates_is_th
     assert [(c.title, [(o.action, o.name) for o in c.objects]) for c in workflow.pending_changes()] == [
         (
             "Certificates (Machine: esa2)",
-            [
-                ("added", "settings for Machine: esa2"),
-                ("added", "certificate 'Demo'"),
-                ("added", "certificate 'Esa2'"),
-            ],
+            [("added", "settings for Machine: esa2"), ("added", "certificate 'Esa2'")],
         )
     ]
     workflow.commit(cluster)

@@ -157,13 +157,16 @@ def test_a_machines_override_changes_that_machine_only(cluster):
 
     changes = {change.title: change for change in workflow.pending_changes()}
     assert list(changes) == ["SSL Configuration (Machine: esa2)"]
-    [defined] = changes["SSL Configuration (Machine: esa2)"].objects
+    defined, changed = changes["SSL Configuration (Machine: esa2)"].objects
     assert (defined.name, defined.action) == ("settings for Machine: esa2", "added")
+    assert [(f.label, f.before, f.after) for f in changed.fields] == [
+        ("GUI HTTPS: lowest TLS version", "TLSv1.2", "TLSv1.3")  # against what esa2 ran
+    ]
 
     out, _ = run("commit", "--comment", "esa2 on TLS 1.3")
     assert out.startswith("Changes committed: version ")
     commit_line = AuditEvent.objects.filter(action=AuditEvent.Action.COMMIT).latest("pk").detail
-    assert "SSL Configuration (Machine: esa2): 1 change(s)" in commit_line
+    assert "SSL Configuration (Machine: esa2): 2 change(s)" in commit_line
     assert (running_ssl("esa1"), running_ssl("esa2"), running_ssl("esa3")) == (
         "TLSv1.2",
         "TLSv1.3",
@@ -230,7 +233,10 @@ def test_removeoverride_brings_back_the_clusters_settings(cluster):
     assert running_ssl("esa2") == "TLSv1.3"  # until the commit
     [change] = workflow.pending_changes()
     assert change.title == "SSL Configuration (Machine: esa2)"
-    assert [(o.name, o.action) for o in change.objects] == [("settings for Machine: esa2", "deleted")]
+    assert [(o.name, o.action) for o in change.objects] == [
+        ("settings for Machine: esa2", "deleted"),
+        ("SSL Configuration", "changed"),  # what esa2 then runs differently: the cluster's TLS 1.2
+    ]
 
     run("commit")
     assert running_ssl("esa2") == running_ssl("esa1") == "TLSv1.2"

@@ -162,22 +162,31 @@ def diff(before: Config, after: Config) -> list[SectionChange]:
         defined = {**levels.overrides(before, section.tag), **levels.overrides(after, section.tag)}
         for level in [levels.CLUSTER, *sorted(defined, key=levels.kind_and_name)]:
             config_key = levels.key(section.tag, level)
-            objects = _section_changes(section, before.get(config_key), after.get(config_key), level)
+            old, new = before.get(config_key), after.get(config_key)
+            if old is None and new is not None:  # defined at the level now: compared with what it ran
+                objects = [ObjectChange("added", f"settings for {levels.describe(level)}")]
+                objects += _section_changes(section, _inherited(before, section.tag, level), new)
+            elif new is None and old is not None:  # back to what the level inherits
+                objects = [ObjectChange("deleted", f"settings for {levels.describe(level)}")]
+                objects += _section_changes(section, old, _inherited(after, section.tag, level))
+            else:
+                objects = _section_changes(section, old, new)
             if objects:
                 result.append(SectionChange(section, objects, level, clustered))
     return result
 
 
-def _section_changes(section: Section, old: list[Item] | None, new: list[Item] | None, level: str):
-    """The changes of one level's settings of ``section``; None: not defined at that level."""
+def _inherited(config: Config, tag: str, level: str) -> list[Item]:
+    """The settings of section ``tag`` that ``level`` runs when it defines none of its own."""
+    kind, name = levels.kind_and_name(level)
+    above = levels.precedence(config, name)[1:] if kind == levels.MACHINE else [levels.CLUSTER]
+    defined = levels.overrides(config, tag)
+    return config[levels.key(tag, next(at for at in above if not at or at in defined))]
+
+
+def _section_changes(section: Section, old: list[Item], new: list[Item]) -> list[ObjectChange]:
     if old == new:
         return []
-    definition = f"settings for {levels.describe(level)}"
-    if new is None:
-        return [ObjectChange("deleted", definition)]
-    if old is None:
-        defined = ObjectChange("added", definition, [] if section.is_list else _all_fields(section, new[0]))
-        return [defined, *(_list_changes(section, [], new) if section.is_list else [])]
     if section.is_list:
         return _list_changes(section, old, new)
     fields = _field_changes(section, old[0], new[0])
