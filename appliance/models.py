@@ -10,7 +10,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from appliance.config import levels
 from cluster.levels import AtLevel, level_field
+from cluster.levels import current as current_mode
 
 
 class Role(models.TextChoices):
@@ -121,14 +123,17 @@ class DnsServer(models.Model):
 
 
 def this_machine() -> str:
-    return settings.MACHINE_NAME
+    """The machine whose machine-level settings (IP interfaces) are seen and changed: the one the
+    administrator's mode names (Change Mode…, ``--mode machine:esa2``), else this process's."""
+    kind, name = levels.kind_and_name(current_mode().level)
+    return name if kind == levels.MACHINE else settings.MACHINE_NAME
 
 
 class ThisMachine(models.Manager):
     """The rows of this machine only: machine-level settings, as the console and the services see them."""
 
     def get_queryset(self):
-        return super().get_queryset().filter(machine=settings.MACHINE_NAME)
+        return super().get_queryset().filter(machine=this_machine())
 
 
 class Interface(models.Model):

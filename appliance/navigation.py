@@ -14,6 +14,7 @@ from functools import cache
 
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from appliance.config import levels
 from appliance.roles import Capability, can
 
 MENUS = ("Monitor", "Mail Policies", "Security Services", "Network", "System Administration")
@@ -28,8 +29,9 @@ class Page:
     capability: Capability
     position: int
     help: str = ""  # "doc#anchor"
-    # The feature with levels the page edits (Centralized Management's mode selector); "" none, for a
-    # page below another's URL that does not share its feature (Address Lists below Listeners).
+    # What the page edits, for Centralized Management's mode selector: a feature with levels, the
+    # cluster's settings alone (levels.CLUSTER_ONLY), or each machine's (levels.EACH_MACHINE); "" or
+    # None: no settings (for a page below another's URL, "" says it does not share the other's).
     feature: str | None = None
 
 
@@ -168,8 +170,15 @@ def register_core_pages():
     register("Monitor", "Queue", "queue", position=20, help="guide#monitor-queue")
     register("Monitor", "Mail Logs", "mail_logs", position=30, help="guide#monitor-mail-logs")
     register("Monitor", "Alerts", "alerts", position=40, help="guide#monitor-alerts")
-    register("Network", "IP Interfaces", "interfaces", position=10, help="guide#network-ip-interfaces")
-    register("Network", "DNS", "dns", position=12, help="guide#network-dns")
+    register(
+        "Network",
+        "IP Interfaces",
+        "interfaces",
+        position=10,
+        help="guide#network-ip-interfaces",
+        feature=levels.EACH_MACHINE,
+    )
+    register("Network", "DNS", "dns", position=12, help="guide#network-dns", feature=levels.CLUSTER_ONLY)
     register(
         "System Administration",
         "Users",
@@ -184,6 +193,7 @@ def register_core_pages():
         "system_settings",
         position=20,
         help="guide#system-administration-system-settings",
+        feature=levels.CLUSTER_ONLY,
     )
     register(
         "System Administration",

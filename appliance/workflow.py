@@ -233,20 +233,34 @@ def submit(user, description: str, apply: Callable[[], Any], source: str = "", a
 
 
 def _at_the_modes_level(apply: Callable[[], Any]):
-    """Run ``apply``, refusing a change to settings the mode's level inherits from another level (a
-    machine's view of the cluster's Certificates): they change at their own level, or are overridden."""
+    """Run ``apply``, refusing a change to settings the mode's level does not define: a feature it
+    inherits from another level (a machine's view of the cluster's Certificates), which changes at its
+    own level or is overridden first, and, in a group's or machine's mode, the cluster's settings
+    without levels (Address Lists). Each machine's own (IP interfaces) change in any mode."""
     mode = cluster_levels.current()
-    before = {tag: registry.sections[tag].read() for tag in mode.inherited}
+    cluster_only = [
+        tag
+        for tag, section in registry.sections.items()
+        if mode.level and tag not in registry.levelled and not section.scope
+    ]
+    watched = [*mode.inherited, *cluster_only]
+    before = {tag: registry.sections[tag].read() for tag in watched}
     result = apply()
-    for tag, level in mode.inherited.items():
-        if registry.sections[tag].read() != before[tag]:
-            title = registry.feature_of(tag).title
-            here, there = levels.describe(mode.level), levels.describe(level, cluster_levels.cluster_name())
-            raise ChangeRefused(
-                f"{title}: {here} uses the settings defined at {there}; change the mode to {there} "
-                f"to edit them, or override them for {here} first"
-            )
-    return result
+    changed = [tag for tag in watched if registry.sections[tag].read() != before[tag]]
+    if not changed:
+        return result
+    [tag, *_] = changed
+    here = levels.describe(mode.level)
+    there = levels.describe(mode.inherited.get(tag, levels.CLUSTER), cluster_levels.cluster_name())
+    if tag in mode.inherited:
+        raise ChangeRefused(
+            f"{registry.feature_of(tag).title}: {here} uses the settings defined at {there}; change the "
+            f"mode to {there} to edit them, or override them for {here} first"
+        )
+    raise ChangeRefused(
+        f"{registry.sections[tag].title}: these settings are defined at the Cluster level only; change the "
+        f"mode to {there} to edit them"
+    )
 
 
 def validate(config: Config, document: Document | None = None) -> list[str]:

@@ -7,6 +7,7 @@ class CertificatesConfig(AppConfig):
 
     def ready(self):
         from appliance import bootstrap, navigation
+        from appliance.config import levels
         from certificates import sections, store
 
         sections.register_sections()
@@ -26,5 +27,5 @@ class CertificatesConfig(AppConfig):
             "certificates:authorities",
             position=21,
             help="guide#network-certificate-authorities",
-            feature="",
+            feature=levels.CLUSTER_ONLY,
         )

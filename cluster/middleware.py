@@ -27,5 +27,5 @@ class ModeMiddleware:
             level = chosen_level(request)
         except workflow.DATABASE_UNREACHABLE:
             level = ""  # the page answers 503 itself if it needs the database
-        with levels.editing(level) if level else levels.rows_at(""):
+        with levels.editing(level):
             return self.get_response(request)

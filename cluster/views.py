@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from appliance import navigation, workflow
 from appliance.config import levels
 from appliance.config.sections import registry
+from appliance.models import this_machine
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, back_to_next, source_of
 from cluster import levels as candidate_levels
@@ -37,14 +38,41 @@ def machines(request: ConsoleRequest):
 
 @dataclass
 class ModeBar:
-    """What the mode selector above a feature's page shows."""
+    """What the mode selector above a page of settings shows."""
 
     cluster: str
-    feature: levels.Feature
+    page: str  # a feature's name, levels.CLUSTER_ONLY or levels.EACH_MACHINE
     level: str  # the mode's
-    defined_at: str  # the level whose settings the mode sees
     choices: list[tuple[str, str]]  # (level, label)
-    defined_below: list[str]  # in Cluster mode: the groups and machines with settings of their own
+
+    @property
+    def feature(self) -> levels.Feature | None:
+        return registry.features.get(self.page)
+
+    @property
+    def cluster_only(self) -> bool:
+        return self.page == levels.CLUSTER_ONLY
+
+    @property
+    def each_machine(self) -> bool:
+        return self.page == levels.EACH_MACHINE
+
+    @property
+    def machine_shown(self) -> str:
+        """Of each machine's settings: whose the page shows (the mode's machine, else this one)."""
+        return this_machine()
+
+    @property
+    def defined_at(self) -> str:
+        """The level whose settings the mode sees."""
+        if self.feature:
+            return candidate_levels.current().seen(self.feature.sections[0])
+        return self.level if self.each_machine else levels.CLUSTER
+
+    @property
+    def inherited(self) -> bool:
+        """The page shows settings the mode's level does not define: they are not changed here."""
+        return self.defined_at != self.level
 
     @property
     def mode_label(self) -> str:
@@ -55,41 +83,37 @@ class ModeBar:
         return levels.describe(self.defined_at, self.cluster)
 
     @property
-    def inherited(self) -> bool:
-        return self.defined_at != self.level
-
-    @property
     def falls_back_to(self) -> str:
         """Where the mode's level takes the feature from once its own settings are removed."""
         kind, name = levels.kind_and_name(self.level)
         group = candidate_levels.group_of(name) if kind == levels.MACHINE else None
-        defined = registry.level_store.defined()
-        if group and (self.feature.sections[0], levels.group(group)) in defined:
+        if group and (self.feature.sections[0], levels.group(group)) in registry.level_store.defined():
             return levels.describe(levels.group(group))
         return levels.describe(levels.CLUSTER, self.cluster)
 
-
-def mode_bar(request) -> ModeBar | None:
-    """The mode selector for the page of ``request``, if the page edits a feature with levels and this
-    appliance is a machine of a cluster."""
-    match = request.resolver_match
-    feature_name = navigation.feature_for(match.view_name) if match else ""
-    cluster = Cluster.objects.first() if feature_name else None
-    if cluster is None:
-        return None
-    feature = registry.features[feature_name]
-    mode = candidate_levels.current()
-    return ModeBar(
-        cluster=cluster.name,
-        feature=feature,
-        level=mode.level,
-        defined_at=mode.seen(feature.sections[0]),
-        choices=[(level, levels.describe(level, cluster.name)) for level in overrides.known_levels()],
-        defined_below=[
+    @property
+    def defined_below(self) -> list[str]:
+        """In Cluster mode: the groups and machines that define the feature themselves."""
+        return [
             levels.describe(level)
             for tag, level in registry.level_store.defined()
-            if tag == feature.sections[0]
-        ],
+            if tag == self.feature.sections[0]
+        ]
+
+
+def mode_bar(request) -> ModeBar | None:
+    """The mode selector for the page of ``request``, if the page edits settings and this appliance
+    is a machine of a cluster."""
+    match = request.resolver_match
+    page = navigation.feature_for(match.view_name) if match else ""
+    cluster = Cluster.objects.first() if page else None
+    if cluster is None:
+        return None
+    return ModeBar(
+        cluster=cluster.name,
+        page=page,
+        level=candidate_levels.current().level,
+        choices=[(level, levels.describe(level, cluster.name)) for level in overrides.known_levels()],
     )
 
 

@@ -10,6 +10,7 @@ class DestinationsConfig(AppConfig):
 
     def ready(self):
         from appliance import navigation
+        from appliance.config import levels
         from destinations import alerts, routes, sections
 
         sections.register_sections()
@@ -30,6 +31,7 @@ class DestinationsConfig(AppConfig):
             "destinations:url_filtering",
             position=30,
             help="guide#security-services-url-filtering",
+            feature=levels.CLUSTER_ONLY,
         )
         navigation.register(
             "System Administration",
@@ -45,6 +47,7 @@ class DestinationsConfig(AppConfig):
             "destinations:alerts",
             position=15,
             help="guide#system-administration-alerts",
+            feature=levels.CLUSTER_ONLY,
         )
         navigation.register(
             "Network",
@@ -52,6 +55,7 @@ class DestinationsConfig(AppConfig):
             "destinations:smtp_routes",
             position=20,
             help="guide#network-smtp-routes",
+            feature=levels.CLUSTER_ONLY,
         )
         navigation.register(
             "Network",
@@ -59,4 +63,5 @@ class DestinationsConfig(AppConfig):
             "destinations:mail_delivery",
             position=20,
             help="guide#network-mail-delivery",
+            feature=levels.CLUSTER_ONLY,
         )

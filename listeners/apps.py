@@ -9,6 +9,7 @@ class ListenersConfig(AppConfig):
 
     def ready(self):
         from appliance import bootstrap, navigation
+        from appliance.config import levels
         from listeners import address_lists, sections, store
 
         sections.register_sections()
@@ -52,5 +53,5 @@ class ListenersConfig(AppConfig):
             "listeners:address_lists",
             position=50,
             help="guide#mail-policies-address-lists",
-            feature="",
+            feature=levels.CLUSTER_ONLY,
         )

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 
-from django.conf import settings
-
 from appliance.bootstrap import MANAGEMENT_INTERFACE, BootstrapError
 from appliance.config import checks
 from appliance.config.sections import Config, Item, registry
+from appliance.models import this_machine
 from appliance.validators import validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
 from certificates import selectors
@@ -43,7 +42,7 @@ class ListenerRefused(ChangeRefused):
 
 def interfaces() -> list[Item]:
     """This machine's candidate IP interfaces, as ``<interface>`` items."""
-    return registry.for_machine({"interfaces": registry.get("interfaces").read()}, settings.MACHINE_NAME)[
+    return registry.for_machine({"interfaces": registry.get("interfaces").read()}, this_machine())[
         "interfaces"
     ]
 

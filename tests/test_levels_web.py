@@ -62,9 +62,10 @@ def test_cluster_mode_shows_where_the_settings_are_defined(login, admin, cluster
     assert "Settings are defined at <strong>Cluster: Mail</strong>." in text
     for choice in ("Group: Lab", "Group: Main_Group", "Machine: esa1", "Machine: esa2", "Machine: esa3"):
         assert f">{choice}</option>" in text
-    # A page of no feature with levels has no selector, even below a feature's URL.
-    assert 'id="mode-bar"' not in page(client.get(reverse("listeners:address_lists")))
-    assert 'id="mode-bar"' in page(client.get(reverse("listeners:hat")))
+    # Below a feature's URL, a page of the cluster's settings alone says so; one of no settings has none.
+    assert "defined at the Cluster level only" in page(client.get(reverse("listeners:address_lists")))
+    assert "Settings are defined at" in page(client.get(reverse("listeners:hat")))
+    assert 'id="mode-bar"' not in page(client.get(reverse("audit_log")))
 
 
 def test_a_machine_overrides_ssl_configuration_and_only_it_runs_them(login, admin, cluster):
@@ -200,3 +201,41 @@ def test_a_read_only_operator_sees_no_override_button(login, read_only, cluster)
     change_mode(client, "machine:esa2", url)
     text = page(client.get(url))
     assert "currently defined at" in text and "Override Settings" not in text
+
+
+def test_the_clusters_settings_without_levels_are_changed_in_cluster_mode_only(login, admin, cluster):
+    client = login(admin)
+    url = reverse("system_settings")
+    assert "These settings are defined at the Cluster level only." in page(client.get(url))
+    text = page(change_mode(client, "machine:esa2", url))
+    assert "These settings are defined at the Cluster level only (<strong>Cluster: Mail</strong>)" in text
+    assert "data-inherited" in text  # the page's forms are greyed out
+    refused = client.post(url, {"hostname": "esa2.example.org", "rollback_versions_kept": 10})
+    assert (
+        "System hostname: these settings are defined at the Cluster level only; change the mode to "
+        "Cluster: Mail to edit them. Nothing was changed."
+    ) in page(refused)
+    assert not workflow.has_uncommitted_changes()
+
+
+def test_ip_interfaces_are_those_of_the_machine_the_mode_names(login, admin, cluster):
+    client = login(admin)
+    url = reverse("interfaces")
+    text = page(change_mode(client, "machine:esa3", url))
+    assert "shown are those of <strong>Machine: esa3</strong>" in text and "127.0.0.4" in text
+    assert "127.0.0.3" not in text and "data-inherited" not in text
+    form = {
+        "intname": "Data",
+        "ip": "127.0.0.4",
+        "netmask": "32",
+        "hostname": "data.esa3.example.com",
+        "httpsd_port": "8443",
+        "certificate": "Demo",
+    }
+    client.post(reverse("interface_add"), form)
+    added = [
+        (item["machine"], item["interface_name"])
+        for item in registry.candidate()["interfaces"]
+        if item["interface_name"] == "Data"
+    ]
+    assert added == [("esa3", "Data")]

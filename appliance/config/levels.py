@@ -18,6 +18,9 @@ from dataclasses import dataclass
 CLUSTER = ""
 GROUP, MACHINE = "group", "machine"
 GROUPS = "cluster_groups"  # the section naming each group's machines
+# What a page of settings without levels edits (``navigation.register(feature=…)``): the cluster's
+# settings alone (Address Lists), or each machine's own (IP Interfaces).
+CLUSTER_ONLY, EACH_MACHINE = "cluster-only", "each-machine"
 
 
 @dataclass(frozen=True)
