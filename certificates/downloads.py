@@ -12,6 +12,7 @@ from cryptography import x509
 from django.utils import timezone
 
 from appliance import workflow
+from appliance.config import levels
 from appliance.config.sections import Config
 from certificates import pki
 from certificates.models import Certificate, CsrDownload
@@ -48,9 +49,11 @@ def record(entry: Certificate, user) -> bool:
 
 
 def _key_ids(config: Config) -> set[str]:
-    """Public keys a configuration holds, seen through its CSRs and certificates (no key is unsealed)."""
+    """Public keys a configuration holds, at every level, seen through its CSRs and certificates (no key
+    is unsealed)."""
     ids = set()
-    for item in config.get("certificates", []):
+    every_level = [config.get("certificates", []), *levels.overrides(config, "certificates").values()]
+    for item in (item for items in every_level for item in items):
         ids.add(_key_id(item["certificate_pem"], x509.load_pem_x509_certificate))
         if item["csr_pem"]:
             ids.add(request_key_id(item["csr_pem"]))

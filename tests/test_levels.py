@@ -18,7 +18,7 @@ from appliance.config.diff import diff
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render, without_header
 from appliance.models import Interface, SslSettings, SystemSettings
-from certificates import pki
+from certificates import downloads, pki
 from certificates import store as certificate_store
 from certificates.models import Certificate
 from cluster import levels as cluster_levels
@@ -763,3 +763,16 @@ def test_abandon_in_a_machines_mode_restores_the_clusters_settings(levelled):
     assert SslSettings.load().gui_tls_min == "TLSv1.2"
     with cluster_levels.rows_at(ESA2):
         assert SslSettings.load().gui_tls_min == "TLSv1.1"
+
+
+def test_abandon_asks_before_destroying_a_machines_key_whose_request_was_downloaded(cluster):
+    overrides.override(cluster, "certificates", ESA2)
+    subject = pki.Subject(common_name="esa2.example.com")
+    change(cluster, ESA2, lambda: certificate_store.create_self_signed("Esa2", subject, 30, [], "ec256"))
+    downloads.record(Certificate.every_level.get(name="Esa2", level=ESA2), cluster)
+    with pytest.raises(workflow.ConfirmationNeeded) as asked:
+        workflow.abandon(cluster)
+    assert "The signing request of 'Esa2' was downloaded by admin" in asked.value.problems[0]
+    assert Certificate.every_level.filter(name="Esa2", level=ESA2).exists()
+    workflow.abandon(cluster, confirmed=True)
+    assert not Certificate.every_level.filter(name="Esa2").exists()
