@@ -18,13 +18,14 @@ from django.db import connections  # noqa: E402
 from appliance import https, workflow  # noqa: E402
 from appliance.config.sections import registry  # noqa: E402
 
-_endpoints = https.endpoints(workflow.machine_config())
+_config = workflow.machine_config()
+_endpoints = https.endpoints(_config)
 connections.close_all()  # never share the master's database connection with forked workers
 
 bind = [endpoint.bind for endpoint in _endpoints]
 # gunicorn serves TLS only when these are set; the context below replaces what it would build.
 certfile, keyfile = https.certificate_files(
-    registry.item_named(workflow.running_config(), "certificates", _endpoints[0].certificate)
+    registry.item_named(_config, "certificates", _endpoints[0].certificate)
 )
 wsgi_app = "appliance.wsgi:application"
 # Threads keep TLS connections alive: the sync worker closes each one after a request.

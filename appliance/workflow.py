@@ -246,7 +246,7 @@ def _at_the_modes_level(apply: Callable[[], Any]):
     watched = [*mode.inherited, *cluster_only]
     before = {tag: registry.sections[tag].read() for tag in watched}
     result = apply()
-    changed = [tag for tag in watched if registry.sections[tag].read() != before[tag]]
+    changed = [tag for tag in watched if diff({tag: before[tag]}, {tag: registry.sections[tag].read()})]
     if not changed:
         return result
     [tag, *_] = changed
@@ -450,19 +450,23 @@ def rollback_to(user, number: int, source: str = "", confirmed: bool = False):
         if lock.owner_name and lock.owner_name != user.username:
             raise ChangeRefused(_owner_text(lock))
         _confirm_discard(config, f"Rolling back to version {number}", confirmed)
-    return submit(
-        user,
-        f"staged version {number} for rollback",
-        lambda: write_config(config),
-        source,
-        action=Action.ROLLBACK,
-    )
+    with cluster_levels.editing(levels.CLUSTER):  # a whole version: every level, whatever the mode
+        return submit(
+            user,
+            f"staged version {number} for rollback",
+            lambda: write_config(config),
+            source,
+            action=Action.ROLLBACK,
+        )
 
 
 def load_document(user, document: Document, description: str, source: str = ""):
     """Stage a parsed configuration file: the sections it contains replace the candidate's."""
-    merged = {**registry.candidate(), **document.config}
-    problems = checks.reference_problems(merged, document)
+    # As write_config will: a section the document holds replaces the candidate's at every level.
+    replaced = {levels.split(config_key)[0] for config_key in document.config}
+    kept = {key: items for key, items in registry.candidate().items() if levels.split(key)[0] not in replaced}
+    problems = checks.reference_problems({**kept, **document.config}, document)
     if problems:
         raise ChangeRefused("The configuration cannot be loaded", problems)
-    return submit(user, description, lambda: write_config(document.config), source, action=Action.LOAD)
+    with cluster_levels.editing(levels.CLUSTER):  # sections as a whole: every level, whatever the mode
+        return submit(user, description, lambda: write_config(document.config), source, action=Action.LOAD)

@@ -28,7 +28,8 @@ def request_key_id(csr_pem: str) -> str:
 
 def is_committed(entry: Certificate) -> bool:
     """Whether the running configuration holds this entry with this signing request (or certificate)."""
-    running = {item["certificate_name"]: item for item in workflow.running_config().get("certificates", [])}
+    committed = workflow.running_config().get(levels.key("certificates", entry.level), [])
+    running = {item["certificate_name"]: item for item in committed}
     item = running.get(entry.name)
     if item is None:
         return False

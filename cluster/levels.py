@@ -97,11 +97,11 @@ def cluster_name() -> str:
     return cluster.name if cluster else ""
 
 
-def group_of(machine: str) -> str | None:
-    """The candidate's group of ``machine``."""
+def groups() -> dict:
+    """The candidate's groups, as a configuration's ``GROUPS`` section (for ``levels.chain``)."""
     from cluster.models import Group
 
-    return next((group.name for group in Group.objects.all() if machine in group.machines), None)
+    return {levels.GROUPS: [{"group_name": g.name, "machine": g.machines} for g in Group.objects.all()]}
 
 
 def mode_for(level: str) -> Mode:
@@ -109,16 +109,27 @@ def mode_for(level: str) -> Mode:
         return Mode()
     from cluster.models import Override
 
-    defined = set(Override.objects.values_list("section", "level"))
-    kind, name = levels.kind_and_name(level)
-    group_name = group_of(name) if kind == levels.MACHINE else None
-    chain = [level, *([levels.group(group_name)] if group_name else []), levels.CLUSTER]
+    defined: dict[str, set[str]] = {}
+    for tag, at in Override.objects.values_list("section", "level"):
+        defined.setdefault(tag, set()).add(at)
+    chain = levels.chain(groups(), level)
     inherited = {}
     for tag in registry.levelled:
-        winner = next(at for at in chain if not at or (tag, at) in defined)
+        winner = levels.first_defined(chain, defined.get(tag, ()))
         if winner != level:
             inherited[tag] = winner
     return Mode(level, inherited)
+
+
+def seen_candidate() -> dict:
+    """The candidate as the current mode sees it: of each feature, the settings of the level the mode
+    sees (what the pages show); for a test run from a page (Test Server) with what that level runs."""
+    config = registry.candidate()
+    mode = current()
+    seen = {config_key: items for config_key, items in config.items() if not levels.split(config_key)[1]}
+    for tag in registry.levelled:
+        seen[tag] = config.get(levels.key(tag, mode.seen(tag)), seen[tag])
+    return seen
 
 
 class CandidateLevels:

@@ -53,15 +53,18 @@ def override(user, feature_name: str, level: str, source: str = ""):
         raise workflow.ChangeRefused(
             f"{chosen.title}: the Cluster level always defines these settings; choose a group or a machine to override them for"
         )
-    inherited_from = candidate_levels.mode_for(level).seen(chosen.sections[0])
-    if inherited_from == level:
+    # A feature of several sections (LDAP) that a file gave the level only some of is completed.
+    seen = {tag: candidate_levels.mode_for(level).seen(tag) for tag in chosen.sections}
+    inherited = {tag: at for tag, at in seen.items() if at != level}
+    if not inherited:
         raise workflow.ChangeRefused(
             f"{chosen.title}: {levels.describe(level)} already has settings of its own"
         )
+    inherited_from = next(iter(inherited.values()))
 
     def copy():
-        for tag in chosen.sections:
-            with candidate_levels.rows_at(inherited_from):
+        for tag, at in inherited.items():
+            with candidate_levels.rows_at(at):
                 items = registry.sections[tag].read()
             registry.level_store.define(tag, level, items)
 
@@ -82,13 +85,14 @@ def remove(user, feature_name: str, level: str, source: str = ""):
         raise workflow.ChangeRefused(
             f"{chosen.title}: the Cluster level's settings cannot be removed; every machine falls back to them"
         )
-    if candidate_levels.mode_for(level).seen(chosen.sections[0]) != level:
+    own = [tag for tag in chosen.sections if candidate_levels.mode_for(level).seen(tag) == level]
+    if not own:
         raise workflow.ChangeRefused(
             f"{chosen.title}: {levels.describe(level)} has no settings of its own to remove"
         )
 
     def delete():
-        for tag in chosen.sections:
+        for tag in own:
             registry.level_store.remove(tag, level)
 
     return workflow.submit(

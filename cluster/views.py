@@ -64,9 +64,11 @@ class ModeBar:
 
     @property
     def defined_at(self) -> str:
-        """The level whose settings the mode sees."""
+        """The level whose settings the mode sees (of a feature of several sections, one the mode's
+        level does not define, if any: the page then offers to complete it)."""
         if self.feature:
-            return candidate_levels.current().seen(self.feature.sections[0])
+            seen = [candidate_levels.current().seen(tag) for tag in self.feature.sections]
+            return next((at for at in seen if at != self.level), self.level)
         return self.level if self.each_machine else levels.CLUSTER
 
     @property
@@ -85,11 +87,9 @@ class ModeBar:
     @property
     def falls_back_to(self) -> str:
         """Where the mode's level takes the feature from once its own settings are removed."""
-        kind, name = levels.kind_and_name(self.level)
-        group = candidate_levels.group_of(name) if kind == levels.MACHINE else None
-        if group and (self.feature.sections[0], levels.group(group)) in registry.level_store.defined():
-            return levels.describe(levels.group(group))
-        return levels.describe(levels.CLUSTER, self.cluster)
+        defined = {at for tag, at in registry.level_store.defined() if tag == self.feature.sections[0]}
+        above = levels.chain(candidate_levels.groups(), self.level)[1:]
+        return levels.describe(levels.first_defined(above, defined), self.cluster)
 
     @property
     def defined_below(self) -> list[str]:
@@ -120,10 +120,9 @@ def mode_bar(request) -> ModeBar | None:
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def change_mode(request: ConsoleRequest):
-    level = request.POST.get("level", "")
     try:
-        overrides.checked_level(level)
-    except workflow.ChangeRefused as refusal:
+        level = overrides.checked_level(levels.parse(request.POST.get("level") or "cluster"))
+    except (ValueError, workflow.ChangeRefused) as refusal:
         messages.error(request, f"{refusal}. The mode was not changed.")
         return back_to_next(request, "overview")
     request.session[middleware.SESSION_KEY] = level

@@ -22,6 +22,7 @@ from appliance import https, vault
 from appliance.config.sections import Config, registry
 from appliance.workflow import ChangeRefused
 from certificates import trust
+from cluster import levels as candidate_levels
 from destinations import probe
 
 
@@ -70,7 +71,7 @@ def test_server(server: Profile, config: Config | None = None) -> probe.Report:
     ``config``: the configuration whose certificates, trusted lists and LDAP
     certificate apply (default: the candidate, so a change can be tried before commit).
     """
-    config = registry.candidate() if config is None else config
+    config = candidate_levels.seen_candidate() if config is None else config
     report = probe.Report(
         f"Test Server: LDAP server profile '{server.name}' ({server.host} port {server.port})"
     )

@@ -21,9 +21,9 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from appliance import workflow
-from appliance.config.sections import registry
 from appliance.roles import Capability, can, require, requires
 from appliance.views.common import ConsoleRequest, field_check, staged_form_page, submit_change
+from cluster import levels as candidate_levels
 from destinations import (
     delivery_settings,
     entries,
@@ -383,7 +383,7 @@ def ldap_settings(request: ConsoleRequest):
 @require_POST
 def ldap_test(request: ConsoleRequest, name: str):
     """Test Server of a staged profile, with the candidate's certificates and trusted lists."""
-    config = registry.candidate()
+    config = candidate_levels.seen_candidate()
     if not any(item["ldap_server_name"] == name for item in config.get("ldap_servers", [])):
         raise Http404(f"There is no LDAP server profile named '{name}'.")
     report = ldap.test_server(ldap.profile(name, config), config)
@@ -457,7 +457,7 @@ def ldap_server(request: ConsoleRequest, name: str | None = None):
 def _ldap_test_typed(form: forms.LdapServerForm, server: LdapServer | None):
     """Test Server with the values in the form; an empty password field uses the stored password."""
     data = form.cleaned_data
-    config = registry.candidate()
+    config = candidate_levels.seen_candidate()
     password = form.new_password
     if password is None and server is not None and server.bind_password_sealed and data["bind_dn"]:
         password = ldap.profile(server.name, config).bind_password

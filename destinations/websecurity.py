@@ -7,7 +7,8 @@ and reports it step by step.
 
 from __future__ import annotations
 
-from appliance.config.sections import Config, registry
+from appliance.config.sections import Config
+from cluster import levels as candidate_levels
 from destinations import probe
 from destinations.validators import parse_endpoint
 
@@ -25,7 +26,7 @@ def test_connection(endpoint: str, certificate_name: str, config: Config | None 
 
     ``config``: whose certificates and trusted lists apply (default: the candidate).
     """
-    config = registry.candidate() if config is None else config
+    config = candidate_levels.seen_candidate() if config is None else config
     report = probe.Report(f"Test Connection: Web Security Services endpoint {endpoint or '(none)'}")
     return probe.guarded(report, lambda: _test(report, endpoint, certificate_name, config))
 

@@ -776,3 +776,92 @@ def test_abandon_asks_before_destroying_a_machines_key_whose_request_was_downloa
     assert Certificate.every_level.filter(name="Esa2", level=ESA2).exists()
     workflow.abandon(cluster, confirmed=True)
     assert not Certificate.every_level.filter(name="Esa2").exists()
+
+
+# --- found in review ----------------------------------------------------------------------
+
+
+def esa2_certificate(user, name: str = "Esa2Only"):
+    """esa2 defines its Certificates, with ``name`` of its own."""
+    overrides.override(user, "certificates", ESA2)
+    subject = pki.Subject(common_name="esa2.example.com")
+    change(user, ESA2, lambda: certificate_store.create_self_signed(name, subject, 30, [], "ec256"))
+
+
+def test_a_machines_interface_may_use_a_certificate_of_its_own_level(cluster):
+    esa2_certificate(cluster)
+
+    def interface_certificate():
+        Interface.every_machine.filter(machine="esa2").update(certificate_name="Esa2Only")
+
+    change(cluster, ESA2, interface_certificate)
+    workflow.commit(cluster, "esa2's console on its own certificate")
+    [interface] = registry.for_machine(workflow.running_config(), "esa2")["interfaces"]
+    assert interface["certificate_name"] == "Esa2Only"
+
+
+def test_a_committed_machine_certificate_counts_as_committed(cluster):
+    esa2_certificate(cluster)
+    entry = Certificate.every_level.get(name="Esa2Only", level=ESA2)
+    assert not downloads.is_committed(entry)
+    workflow.commit(cluster, "esa2's certificate")
+    assert downloads.is_committed(entry)
+
+
+def test_an_address_list_a_machines_listener_uses_cannot_be_deleted(cluster):
+    from listeners import address_lists
+
+    workflow.submit(cluster, "list", lambda: address_lists.create("Strict", ["partner.example"]))
+    overrides.override(cluster, "listeners", ESA2)
+
+    def use_it():
+        Listener.objects.filter(name="IncomingMail").update(default_tls_mandatory_address_list="Strict")
+
+    change(cluster, ESA2, use_it)
+    with pytest.raises(address_lists.AddressListRefused) as refused:
+        workflow.submit(cluster, "delete", lambda: address_lists.delete("Strict"))
+    assert "of Machine: esa2" in str(refused.value) and "listener 'IncomingMail'" in str(refused.value)
+
+
+def test_loading_certificates_checks_them_against_what_every_level_then_holds(cluster):
+    esa2_certificate(cluster)
+    overrides.override(cluster, "listeners", ESA2)
+    change(cluster, ESA2, lambda: Listener.objects.update(certificate_name="Esa2Only"))
+    workflow.commit(cluster, "esa2's listener on its own certificate")
+    # A file of the cluster's certificates alone replaces esa2's too: its listener's would be gone.
+    document = parse(
+        render({"certificates": workflow.running_config()["certificates"]}, SecretMode.PLAIN).encode(
+            "latin-1"
+        )
+    )
+    with pytest.raises(workflow.ChangeRefused) as refused:
+        workflow.load_document(cluster, document, "cluster's certificates")
+    assert "machine 'esa2': listener 'IncomingMail' uses certificate 'Esa2Only'" in " ".join(
+        refused.value.problems
+    )
+
+
+def test_rollback_and_load_in_a_machines_mode_change_every_level(levelled):
+    first = workflow.running_number()
+    change(levelled, ESA2, ssl_set(gui_tls_min="TLSv1.3"))
+    workflow.commit(levelled, "esa2 on TLS 1.3")
+    with cluster_levels.editing(ESA2):
+        workflow.rollback_to(levelled, first)
+    assert gui_tls_min(registry.candidate(), "ssl_config@machine:esa2") == "TLSv1.1"
+    workflow.commit(levelled, "back")
+    saved = render(workflow.running_config(), SecretMode.PLAIN).encode("latin-1")
+    with cluster_levels.editing(ESA2):
+        workflow.load_document(levelled, parse(saved), "the same file")
+    assert not workflow.pending_changes()
+
+
+def test_a_feature_given_only_some_of_its_sections_at_a_level_is_completed_by_override(cluster):
+    running = render(workflow.running_config(), SecretMode.PLAIN)
+    with_esa2 = running.replace("</config>", '<machine_level name="esa2"><ldap/></machine_level></config>')
+    workflow.load_document(cluster, parse(with_esa2.encode("latin-1")), "esa2's LDAP Global Settings alone")
+    assert ("ldap", ESA2) in cluster_levels.CandidateLevels().defined()
+    assert ("ldap_servers", ESA2) not in cluster_levels.CandidateLevels().defined()
+    overrides.override(cluster, "ldap", ESA2)  # completes it: the server profiles are copied
+    assert ("ldap_servers", ESA2) in cluster_levels.CandidateLevels().defined()
+    with pytest.raises(workflow.ChangeRefused, match="already has settings of its own"):
+        overrides.override(cluster, "ldap", ESA2)

@@ -239,3 +239,30 @@ def test_ip_interfaces_are_those_of_the_machine_the_mode_names(login, admin, clu
         if item["interface_name"] == "Data"
     ]
     assert added == [("esa3", "Data")]
+
+
+def test_junk_modes_and_next_addresses_are_refused_in_words(login, admin, cluster):
+    client = login(admin)
+    for junk in ("junk", "machine:", "group: "):
+        response = client.post(reverse("cluster:change_mode"), {"level": junk, "next": "junk"})
+        assert response.status_code == 302 and response["Location"] == reverse("overview")
+        text = page(client.get(reverse("overview")))
+        assert f"{junk.strip()!r} is not a mode: say cluster, group:NAME or machine:NAME" in text
+    response = client.post(
+        reverse("cluster:change_mode"), {"level": "machine:esa2", "next": "//evil.example/"}
+    )
+    assert response["Location"] == reverse("overview")
+
+
+def test_test_server_in_a_machines_mode_tests_that_machines_profile(login, admin, cluster):
+    client = login(admin)
+    url = reverse("destinations:ldap")
+    change_mode(client, "machine:esa2", url)
+    client.post(reverse("cluster:override_settings"), {"feature": "ldap", "next": url})
+    client.post(
+        reverse("destinations:ldap_add"),
+        {"name": "Esa2Ldap", "host": "127.0.0.1", "port": "1", "bind_dn": "", "base_dn": ""},
+    )
+    response = client.post(reverse("destinations:ldap_test", args=["Esa2Ldap"]))
+    assert response.status_code == 200
+    assert "Test Server: LDAP server profile 'Esa2Ldap' (127.0.0.1 port 1)" in page(response)

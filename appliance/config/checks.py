@@ -127,11 +127,15 @@ def reference_problems(config: Config, document: Document | None = None) -> list
     Values that came from ``document`` are reported by line and element. The cluster's settings must
     hold together on their own; with group and machine settings, so must what each machine runs.
     """
-    problems = _level_reference_problems(config, document)
-    if any(levels.split(config_key)[1] for config_key in config):
-        found = per_machine(_level_reference_problems, config)
-        problems += [problem for problem in found if problem not in problems]
-    return problems
+    if not any(levels.split(config_key)[1] for config_key in config):
+        return _level_reference_problems(config, document)
+    # Each machine's own items (IP interfaces) may name what only their machine's level holds.
+    cluster_level = {
+        key: items for key, items in config.items() if not registry.sections[levels.split(key)[0]].scope
+    }
+    problems = _level_reference_problems(cluster_level, document)
+    found = per_machine(_level_reference_problems, config)
+    return problems + [problem for problem in found if problem not in problems]
 
 
 def _level_reference_problems(config: Config, document: Document | None = None) -> list[str]:

@@ -178,10 +178,8 @@ def diff(before: Config, after: Config) -> list[SectionChange]:
 
 def _inherited(config: Config, tag: str, level: str) -> list[Item]:
     """The settings of section ``tag`` that ``level`` runs when it defines none of its own."""
-    kind, name = levels.kind_and_name(level)
-    above = levels.precedence(config, name)[1:] if kind == levels.MACHINE else [levels.CLUSTER]
-    defined = levels.overrides(config, tag)
-    return config[levels.key(tag, next(at for at in above if not at or at in defined))]
+    above = levels.chain(config, level)[1:]
+    return config[levels.key(tag, levels.first_defined(above, levels.overrides(config, tag)))]
 
 
 def _section_changes(section: Section, old: list[Item], new: list[Item]) -> list[ObjectChange]:

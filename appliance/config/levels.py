@@ -94,15 +94,27 @@ def group_of(config: dict, machine_name: str) -> str | None:
     return None
 
 
+def chain(config: dict, level: str) -> list[str]:
+    """``level`` and the levels it inherits from, the most specific first: a machine's, its group's (by
+    ``config``'s ``GROUPS``), the cluster's."""
+    kind, name = kind_and_name(level)
+    if kind == MACHINE:
+        group_name = group_of(config, name)
+        return [level, *([group(group_name)] if group_name else []), CLUSTER]
+    return [level, CLUSTER] if level else [CLUSTER]
+
+
 def precedence(config: dict, machine_name: str) -> list[str]:
-    """The levels that apply to ``machine_name``, the most specific first."""
-    if not machine_name:
-        return [CLUSTER]
-    group_name = group_of(config, machine_name)
-    return [machine(machine_name), *([group(group_name)] if group_name else []), CLUSTER]
+    """The levels that apply to ``machine_name`` ("" an appliance of its own), the most specific first."""
+    return chain(config, machine(machine_name) if machine_name else CLUSTER)
+
+
+def first_defined(levels_in_order: list[str], defined) -> str:
+    """The first of ``levels_in_order`` that defines a section (its levels: ``defined``); the cluster's
+    always does."""
+    return next(level for level in levels_in_order if not level or level in defined)
 
 
 def winning(config: dict, tag: str, machine_name: str) -> str:
     """The level whose settings of section ``tag`` ``machine_name`` runs."""
-    defined = overrides(config, tag)
-    return next(level for level in precedence(config, machine_name) if not level or level in defined)
+    return first_defined(precedence(config, machine_name), overrides(config, tag))

@@ -277,23 +277,35 @@ class Registry:
         return next((item for item in config.get(tag, []) if item[key] == name), None)
 
     def where_used(self, target: str, config: Config | None = None) -> dict[str, list[str]]:
-        """Name of each ``target`` item → what uses it in ``config`` (default: the candidate), e.g.
-        "interface 'X' (HTTPS Certificate)"."""
+        """Name of each ``target`` item → what uses it in ``config`` (default: the candidate, as the mode
+        sees it), e.g. "interface 'X' (HTTPS Certificate)". An item of the cluster's alone (an address
+        list) is used by the group's and machine's settings as well: "… of Machine: esa2"."""
         used: dict[str, list[str]] = {}
         for section in self.ordered():
             if any(f.references == target for f in _all_fields(section.fields)):
                 nested = any(
                     f.references == target for f in _all_fields(section.fields) if f not in section.fields
                 )
+                read = section.read if nested else section.read_top_level
                 if config is not None:
-                    items = config.get(section.tag, [])
-                elif nested:
-                    items = section.read()
+                    at_levels = [("", config.get(section.tag, []))]
+                elif target in self.levelled or section.tag not in self.levelled or not self.level_store:
+                    at_levels = [("", read())]
                 else:
-                    items = section.read_top_level()
-                for owner, f, name in references_in(section, items, target):
-                    used.setdefault(name, []).append(f"{owner} ({f.label})")
+                    at_levels = [(levels.CLUSTER, self._read_at(read, levels.CLUSTER))] + [
+                        (level, self._read_at(read, level))
+                        for tag, level in self.level_store.defined()
+                        if tag == section.tag
+                    ]
+                for level, items in at_levels:
+                    where = f" of {levels.describe(level)}" if level else ""
+                    for owner, f, name in references_in(section, items, target):
+                        used.setdefault(name, []).append(f"{owner}{where} ({f.label})")
         return used
+
+    def _read_at(self, read: Callable[[], list[Item]], level: str) -> list[Item]:
+        with self.level_store.rows_at(level):
+            return read()
 
     def references_to(self, target: str) -> list[tuple[Section, Field]]:
         """Fields of every section that name items of ``target`` ("where used")."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,9 +26,11 @@ class ConsoleRequest(HttpRequest):
 def back_to_next(request: HttpRequest, fallback: str) -> HttpResponse:
     """Redirect to the form's ``next`` (a page of this console only), else to ``fallback``."""
     next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=True):
-        next_url = fallback
-    return redirect(next_url)
+    if next_url.startswith("/") and url_has_allowed_host_and_scheme(
+        next_url, {request.get_host()}, require_https=True
+    ):
+        return HttpResponseRedirect(next_url)
+    return redirect(fallback)
 
 
 def source_of(request: HttpRequest) -> str:

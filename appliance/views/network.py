@@ -9,12 +9,14 @@ from django.views.decorators.http import require_POST
 
 from appliance import dns
 from appliance import interfaces as store
+from appliance.config import levels
 from appliance.config.sections import registry
 from appliance.forms import DnsForm, DnsLookupForm, InterfaceForm
-from appliance.models import Interface
+from appliance.models import Interface, this_machine
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, field_check, submit_change
 from certificates import selectors
+from cluster import levels as candidate_levels
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -32,7 +34,11 @@ def interface_edit(request: ConsoleRequest, name: str | None = None):
         if interface is None:
             raise Http404(f"There is no IP interface named '{name}'.")
         original = store.item_of(interface)
-    choices = selectors.certificate_choices(blank="— none —")
+    # The certificates the interface's machine runs (its own, its group's or the cluster's), whatever
+    # level the mode shows of the other features.
+    machine = this_machine()
+    with candidate_levels.editing(levels.machine(machine) if machine else levels.CLUSTER):
+        choices = selectors.certificate_choices(blank="— none —")
     form = InterfaceForm(
         request.POST or None,
         certificate_choices=choices,

@@ -3,13 +3,9 @@
 from django.db import migrations, models
 
 
-def groups_from_machines(apps, schema_editor):
-    """A machine's group was a column of its own; it is configuration now."""
-    Machine, Group = apps.get_model("cluster", "Machine"), apps.get_model("cluster", "Group")
-    members = {}
-    for machine in Machine.objects.all():
-        members.setdefault(machine.group, []).append(machine.name)
-    Group.objects.bulk_create(Group(name=name, machines=names) for name, names in members.items())
+# A machine's group was a column of its own; it is configuration now (<cluster_groups>). The machines
+# of a cluster made before are in no group (they run the cluster's settings) until ``clusterconfig
+# setgroup`` puts them in one: groups made here would be uncommitted changes nobody holds.
 
 
 class Migration(migrations.Migration):
@@ -30,7 +26,6 @@ class Migration(migrations.Migration):
                 'ordering': ['name'],
             },
         ),
-        migrations.RunPython(groups_from_machines, migrations.RunPython.noop),
         migrations.RemoveField(
             model_name='machine',
             name='group',

@@ -163,7 +163,7 @@ class Command(SubcommandCommand):
             validate_object_name(group)
         except ValueError as error:
             raise Refused(f"Group name: {error}") from None
-        if candidate_levels.group_of(machine) == group:
+        if levels.group_of(candidate_levels.groups(), machine) == group:
             raise Refused(f"Machine '{machine}' is in group '{group}' already")
         self.stage(
             user,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from appliance.config.sections import registry
 from appliance.management.base import Refused, read_passphrase_file
 from appliance.roles import Capability, require
+from cluster import levels as candidate_levels
 from destinations import ldap, store
 from destinations.management.console import TestingCommand, add_certificate_options, yes_no
 from destinations.models import LDAP_PORT, LDAPS_PORT, LdapServer, LdapSettings
@@ -77,7 +77,7 @@ class Command(TestingCommand):
         self.stdout.write("\n".join(lines))
 
     def do_test(self, user, name, **options):
-        config = registry.candidate()
+        config = candidate_levels.seen_candidate()
         self.print_report(user, lambda: ldap.test_server(ldap.profile(name, config), config))
 
     # --- changing --------------------------------------------------------

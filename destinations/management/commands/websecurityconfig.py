@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.config.sections import registry
 from appliance.management.base import Refused
 from appliance.roles import Capability, require
+from cluster import levels as candidate_levels
 from destinations import store, websecurity
 from destinations.management.console import TestingCommand, add_certificate_options
 from destinations.models import UrlFiltering
@@ -59,7 +59,7 @@ class Command(TestingCommand):
         )
 
     def do_test(self, user, endpoint=None, certificate=None, **options):
-        config = registry.candidate()
+        config = candidate_levels.seen_candidate()
         configured = websecurity.settings(config)
         endpoint = configured["endpoint"] if endpoint is None else endpoint
         certificate = configured["client_certificate_name"] if certificate is None else certificate
