@@ -80,6 +80,7 @@ class SslSettings(models.Model):
     class Meta:
         verbose_name_plural = "SSL settings"
         default_manager_name = "every_level"
+        constraints = [models.UniqueConstraint(fields=["level"], name="ssl_settings_once_per_level")]
 
     def __str__(self):
         return "SSL Configuration"

@@ -33,6 +33,7 @@ class DestinationControls(models.Model):
 
     class Meta:
         default_manager_name = "every_level"
+        constraints = [models.UniqueConstraint(fields=["level"], name="destination_controls_once_per_level")]
         verbose_name = "destination controls global settings"
         verbose_name_plural = "destination controls global settings"
 
@@ -242,6 +243,7 @@ class LdapSettings(models.Model):
 
     class Meta:
         default_manager_name = "every_level"
+        constraints = [models.UniqueConstraint(fields=["level"], name="ldap_settings_once_per_level")]
         verbose_name = "LDAP global settings"
         verbose_name_plural = "LDAP global settings"
 

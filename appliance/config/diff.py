@@ -155,7 +155,11 @@ def _list_changes(section: Section, before: list[Item], after: list[Item]) -> li
 def diff(before: Config, after: Config) -> list[SectionChange]:
     """What changes from ``before`` to ``after``, in file order; sections absent on either side are skipped."""
     result = []
-    clustered = bool(before.get(levels.GROUPS) or after.get(levels.GROUPS))
+    clustered = any(
+        levels.split(key)[1] or (levels.split(key)[0] == levels.GROUPS and config[key])
+        for config in (before, after)
+        for key in config
+    )
     for section in registry.ordered():
         if section.tag not in before or section.tag not in after:
             continue
