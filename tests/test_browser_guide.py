@@ -137,6 +137,9 @@ def test_the_guide_from_login_to_logout(console, live_appliance, tmp_path):
     page.get_by_role("link", name="Edit Default Policy Parameters...").click()
     page.get_by_role("group", name="TLS").get_by_role("radio", name=re.compile("^Required")).check()
     submit(page)
+    # The form is posted by htmx, which then sends the browser on: the next click waits for that page.
+    expect(page).to_have_url(re.compile(r"/mail-flow-policies/\?listener=IncomingMail$"))
+    expect(page.get_by_text("Your changes have been submitted")).to_be_visible()
     menu(page, "Mail Policies", "Destination Controls")
     page.get_by_role("link", name="Add Destination...").click()
     page.get_by_label("Destination", exact=True).fill(PARTNER)
