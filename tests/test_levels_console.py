@@ -385,3 +385,15 @@ def test_a_preview_in_a_machines_mode_lists_that_machines_change_only(cluster, r
         "SSL Configuration (Machine: esa2): SSL Configuration changed",
         "  GUI HTTPS: lowest TLS version: TLSv1.2 -> TLSv1.3",
     ]
+
+
+def test_interfaceconfig_in_a_machines_mode_shows_and_changes_that_machines_interfaces(cluster):
+    listed, _ = run("interfaceconfig", "list", "--mode", "machine:esa3")
+    assert "127.0.0.3" in listed and "127.0.0.2" not in listed
+    run("interfaceconfig", "edit", "Management", "--hostname", "mx3.example.com", "--mode", "machine:esa3")
+    hostnames = {
+        item["machine"]: item["interface_hostname"]
+        for item in registry.candidate()["interfaces"]
+        if item["interface_name"] == "Management"
+    }
+    assert hostnames["esa3"] == "mx3.example.com" and hostnames["esa2"] == "esa2.example.com"
