@@ -12,6 +12,7 @@ name, so no update is ever lost. Commit and abandon release it.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -184,20 +185,26 @@ def announce(number: int) -> None:
     another machine of the cluster made); keep a copy of it first."""
     copy = kept_copy(number)
     copy.parent.mkdir(parents=True, exist_ok=True)
-    partial = copy.with_suffix(".tmp")
-    partial.write_text(
-        ConfigVersion.objects.values_list("xml", flat=True).get(number=number), encoding="latin-1"
-    )
-    partial.chmod(0o600)  # its secrets are sealed; still, for this machine's services only
-    os.replace(partial, copy)
+    # Its secrets are sealed; still, for this machine's services only (mkstemp makes it 0600).
+    xml = ConfigVersion.objects.values_list("xml", flat=True).get(number=number)
+    _replace_atomically(copy, xml.encode("latin-1"))
     for older in copy.parent.glob("version-*.xml"):
         if older != copy:
             older.unlink(missing_ok=True)
-    path = version_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(f"{number}\n")
-    os.replace(temporary, path)
+    _replace_atomically(version_file(), f"{number}\n".encode())
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file of its own: the commit's worker and the supervisor may
+    announce the same version at the same moment."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 # --- the verbs ---------------------------------------------------------------

@@ -46,6 +46,7 @@ def test_two_processes_share_the_port_the_connection_limit_and_the_queue(tmp_pat
     appliance = Appliance(tmp_path / "data", free_port())
     try:
         appliance.wait_for(r"^Appliance ready: ")
+        appliance.wait_for(r"^Gateway ready: ")  # printed once every process serves the version
         gateway = gateway_processes(appliance.process.pid)
         assert len(gateway) == 2, f"gateway processes: {gateway}"
 

@@ -175,3 +175,17 @@ def test_a_submit_that_changes_nothing_leaves_no_changes_pending(admin):
 def test_rolling_back_to_the_running_version_stages_nothing(admin):
     workflow.rollback_to(admin, 1)
     assert not workflow.has_uncommitted_changes()
+
+
+def test_announcing_one_version_twice_at_once_is_safe(tmp_path):
+    # The commit's worker and the supervisor (told by NOTIFY) announce a new version at the same moment.
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "version-4.xml"
+    contents = [f"<config>{n}</config>".encode() for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(50):
+            list(pool.map(lambda data: workflow._replace_atomically(target, data), contents))
+    assert target.read_bytes() in contents
+    assert [p.name for p in tmp_path.iterdir()] == ["version-4.xml"]  # no temporary file left
+    assert target.stat().st_mode & 0o777 == 0o600
