@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
@@ -129,36 +130,32 @@ def change_mode(request: ConsoleRequest):
     return back_to_next(request, "overview")
 
 
-def _staged(request, result, done: str):
-    if isinstance(result, workflow.Preview):
-        messages.warning(request, "Read-Only Operator: nothing was stored.")
+def _stage(request: ConsoleRequest, change, done: str) -> HttpResponse:
+    """Stage ``change(user, feature, level, source)`` (override or remove) for the mode's level;
+    ``done``: what the administrator reads, with ``{level}`` for the level."""
+    level = candidate_levels.current().level
+    try:
+        result = change(request.user, request.POST.get("feature", ""), level, source_of(request))
+    except workflow.ChangeRefused as refusal:
+        messages.error(request, f"{str(refusal).rstrip('.')}. Nothing was changed.")
     else:
-        messages.success(request, f"{done} Commit the changes to make them take effect.")
+        if isinstance(result, workflow.Preview):
+            messages.warning(request, "Read-Only Operator: nothing was stored.")
+        else:
+            done = done.format(level=levels.describe(level))
+            messages.success(request, f"{done} Commit the changes to make them take effect.")
+    return back_to_next(request, "overview")
 
 
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def override_settings(request: ConsoleRequest):
     """Override Settings: the mode's level gets settings of its own, a copy of those it inherited."""
-    level = candidate_levels.current().level
-    try:
-        result = overrides.override(request.user, request.POST.get("feature", ""), level, source_of(request))
-    except workflow.ChangeRefused as refusal:
-        messages.error(request, f"{str(refusal).rstrip('.')}. Nothing was changed.")
-    else:
-        _staged(request, result, f"The settings are now defined for {levels.describe(level)}.")
-    return back_to_next(request, "overview")
+    return _stage(request, overrides.override, "The settings are now defined for {level}.")
 
 
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def remove_settings(request: ConsoleRequest):
     """Manage Settings > Remove: the mode's level takes the feature from the level above again."""
-    level = candidate_levels.current().level
-    try:
-        result = overrides.remove(request.user, request.POST.get("feature", ""), level, source_of(request))
-    except workflow.ChangeRefused as refusal:
-        messages.error(request, f"{str(refusal).rstrip('.')}. Nothing was changed.")
-    else:
-        _staged(request, result, f"The settings of {levels.describe(level)} are removed.")
-    return back_to_next(request, "overview")
+    return _stage(request, overrides.remove, "The settings of {level} are removed.")
