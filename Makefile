@@ -26,7 +26,7 @@ apt:
 # second pass of the suite; the tests start a server of their own in a temporary folder.
 SYSTEM_TOOLS = openssl swaks postfix chromium
 system-packages:
-	@missing=$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	@missing=$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || printf ' %s' $$tool; done); \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then $(MAKE) apt PACKAGES="$$missing"; fi
 
