@@ -7,8 +7,8 @@ submit's transaction leaves nothing behind.
 from __future__ import annotations
 
 from appliance.config import checks
-from appliance.config.sections import Config, registry
-from appliance.models import Interface
+from appliance.config.sections import Config, Item, registry
+from appliance.models import Interface, this_machine
 from appliance.sections import INTERFACE_FIELDS, interface_problems
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
@@ -20,6 +20,18 @@ def get(name: str) -> Interface:
     if interface is None:
         raise ChangeRefused(f"There is no IP interface named '{name}'")
     return interface
+
+
+def candidate_items() -> list[Item]:
+    """This machine's candidate IP interfaces, as ``<interface>`` items."""
+    return registry.for_machine({"interfaces": registry.get("interfaces").read()}, this_machine())[
+        "interfaces"
+    ]
+
+
+def named(name: str, items: list[Item]) -> Item | None:
+    """The interface called ``name`` among ``items`` (a configuration's ``<interface>`` items)."""
+    return next((item for item in items if item["interface_name"] == name), None)
 
 
 def users_of(name: str) -> list[str]:

@@ -166,10 +166,6 @@ def help_for(url_name: str) -> str:
 
 def register_core_pages():
     register("Monitor", "Overview", "overview", Capability.VIEW_STATUS, 0, help="guide#monitor-overview")
-    # Senders, recipients and log lines: not for Guests (as the views, mail_monitor.MAIL_DATA).
-    register("Monitor", "Queue", "queue", position=20, help="guide#monitor-queue")
-    register("Monitor", "Mail Logs", "mail_logs", position=30, help="guide#monitor-mail-logs")
-    register("Monitor", "Alerts", "alerts", position=40, help="guide#monitor-alerts")
     register(
         "Network",
         "IP Interfaces",
@@ -225,13 +221,6 @@ def register_core_pages():
         Capability.VIEW_AUDIT,
         50,
         help="guide#system-administration-audit-log",
-    )
-    register(
-        "System Administration",
-        "Log Subscriptions",
-        "log_subscriptions",
-        position=55,
-        help="guide#system-administration-log-subscriptions",
     )
     # Pages of no menu: Commit Changes » (with abandon and confirm below it), the password, Help.
     register_help("uncommitted_changes", "guide#commit-changes")

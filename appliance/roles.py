@@ -40,6 +40,10 @@ _STAFF = {
     Capability.TEST_CONNECTIONS,
 }
 
+# Senders, recipients and log lines are message data, which the ESA keeps from Guests (no Message
+# Tracking): whoever may view the configuration may view them (Queue, Mail Logs, Message Tracking).
+MAIL_DATA = Capability.VIEW_CONFIG
+
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.ADMINISTRATOR: frozenset(Capability),
     # "Otherwise the same privileges as the Administrator role."

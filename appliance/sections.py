@@ -14,6 +14,11 @@ NETWORK = "Network Configuration"
 SYSTEM = "System Configuration"
 
 
+def system_hostname(config: Config) -> str:
+    """The system hostname of a configuration (``localhost`` in one without)."""
+    return (config.get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
+
+
 def _write_hostname(items):
     system = SystemSettings.load()
     system.hostname = items[0]["hostname"]

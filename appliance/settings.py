@@ -150,6 +150,7 @@ INSTALLED_APPS = [
     "listeners",
     "destinations",
     "tracking",
+    "gateway",
     "cluster",
 ]
 

@@ -1,16 +1,12 @@
 from django.urls import include, path
 
-from appliance.views import account, configfile, help, mail_monitor, monitor, network, system, users, workflow
+from appliance.views import account, configfile, help, monitor, network, system, users, workflow
 
 urlpatterns = [
     path("login/", account.login_view, name="login"),
     path("logout/", account.logout_view, name="logout"),
     path("password/", account.change_password, name="change_password"),
     path("", monitor.overview, name="overview"),
-    path("monitor/queue/", mail_monitor.queue, name="queue"),
-    path("monitor/queue/action/", mail_monitor.queue_action, name="queue_action"),
-    path("monitor/mail-logs/", mail_monitor.mail_logs, name="mail_logs"),
-    path("monitor/alerts/", mail_monitor.alerts, name="alerts"),
     path("commit/", workflow.uncommitted_changes, name="uncommitted_changes"),
     path("commit/abandon/", workflow.abandon_changes, name="abandon_changes"),
     path("commit/confirm/", workflow.confirm_commit, name="confirm_commit"),
@@ -26,8 +22,6 @@ urlpatterns = [
     path("admin/rollback/", workflow.rollback, name="rollback"),
     path("admin/rollback/<int:number>/", workflow.rollback_diff, name="rollback_diff"),
     path("admin/audit/", system.audit_log, name="audit_log"),
-    path("admin/log-subscriptions/", mail_monitor.log_subscriptions, name="log_subscriptions"),
-    path("admin/log-subscriptions/<str:filename>/", mail_monitor.log_download, name="log_download"),
     path("admin/users/", users.user_list, name="users"),
     path("admin/users/add/", users.user_edit, name="user_add"),
     path("admin/users/edit/<str:username>/", users.user_edit, name="user_edit"),
@@ -39,6 +33,7 @@ urlpatterns = [
     path("services/", include("destinations.urls")),
     path("monitor/", include("tracking.urls")),
     path("admin/", include("cluster.urls")),
+    path("", include("gateway.urls")),
 ]
 
 handler500 = "appliance.views.errors.server_error"

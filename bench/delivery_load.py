@@ -203,7 +203,7 @@ def fill_our_spool(data_dir: Path, count: int, size: int) -> float:
     """``count`` messages in the stopped appliance's spool, written as the listener writes them (8 at a
     time, as concurrent sessions would); seconds taken."""
     sys.path.insert(0, str(smtp_load.PROJECT))
-    from appliance.spool import Envelope, IdCounter, Spool
+    from gateway.spool import Envelope, IdCounter, Spool
 
     spool = Spool(data_dir / "spool")
     mids = IdCounter(data_dir / "run" / "mid")

@@ -23,9 +23,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from django.db import models
 
 from appliance import dns
+from appliance.alerts import Severity
 from appliance.config.sections import Config, registry
 from certificates import expiry, trust, verify
 from certificates.models import Certificate
@@ -37,14 +37,11 @@ MINIMUM_EC_BITS = 256
 WEAK_HASHES = (hashes.MD5, hashes.SHA1)
 
 
-class Severity(models.TextChoices):
-    ERROR = "error", "Error"  # clients fail, or will within days
-    WARNING = "warning", "Warning"  # some clients fail, or will within a month
-    NOTE = "note", "Note"  # worth knowing, nothing fails
-
-
-ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.NOTE: 2}
-BANNERS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "info"}
+# The alerts' scale (``appliance.alerts``): critical, clients fail or will within days; warning, some
+# clients fail or will within a month; information, worth knowing, nothing fails.
+ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFORMATION: 2}
+BANNERS = {Severity.CRITICAL: "error", Severity.WARNING: "warning", Severity.INFORMATION: "info"}
+WORDS = {Severity.CRITICAL: "error", Severity.WARNING: "warning", Severity.INFORMATION: "note"}
 
 # Each kind of finding, as the list page's summary names it.
 KINDS = {
@@ -81,6 +78,11 @@ class Finding:
         return KINDS[self.kind]
 
     @property
+    def word(self) -> str:
+        """The severity as the pages say it of a certificate: "Error", "Warning", "Note"."""
+        return WORDS[self.severity].capitalize()
+
+    @property
     def banner(self) -> str:
         """The banner style of the console's stylesheet (banner-error, banner-warning, banner-info)."""
         return BANNERS[self.severity]
@@ -101,7 +103,7 @@ def tally(findings: list[Finding]) -> str:
     for severity in Severity:
         count = sum(1 for finding in findings if finding.severity == severity)
         if count:
-            parts.append(f"{count} {severity.label.lower()}{'s' if count != 1 else ''}")
+            parts.append(f"{count} {WORDS[severity]}{'s' if count != 1 else ''}")
     return ", ".join(parts)
 
 
@@ -155,7 +157,7 @@ def chain_findings(
         findings.append(
             Finding(
                 "not_verified",
-                Severity.ERROR,
+                Severity.CRITICAL,
                 f"The chain does not verify: {reason}.",
                 advice["not_verified"],
             )
@@ -194,7 +196,7 @@ def _served(leaf, unique, duplicates, path, related, trusted, advice) -> list[Fi
     findings += [
         Finding(
             "root_served",
-            Severity.NOTE,
+            Severity.INFORMATION,
             f"The root {describe(certificate)} is served: clients use their own copy of a root, "
             "so it only makes every handshake longer.",
             advice["root_served"],
@@ -212,7 +214,7 @@ def _trust(leaf, path, anchors, trusted, verified, advice) -> list[Finding]:
         return [
             Finding(
                 "not_verified",
-                Severity.NOTE,
+                Severity.INFORMATION,
                 "No Certificate Authorities list is enabled, so the chain cannot be checked.",
                 "Enable the System List or the Custom List (Network > Certificate Authorities).",
             )
@@ -225,7 +227,7 @@ def _trust(leaf, path, anchors, trusted, verified, advice) -> list[Finding]:
         return [
             Finding(
                 "untrusted_root",
-                Severity.ERROR,
+                Severity.CRITICAL,
                 f"The chain ends at the root {describe(top)}, which is in none of the enabled "
                 "Certificate Authorities lists: clients that do not know this private CA fail.",
                 advice["untrusted_root"],
@@ -237,7 +239,7 @@ def _trust(leaf, path, anchors, trusted, verified, advice) -> list[Finding]:
     return [
         Finding(
             "chain_incomplete",
-            Severity.ERROR,
+            Severity.CRITICAL,
             f"The chain is incomplete: the issuer of {describe(top)}, {missing}, is missing. "
             "It is not served and is no trusted CA, so clients cannot reach a trusted root.",
             advice["chain_incomplete"].format(issuer=missing),
@@ -329,7 +331,7 @@ def _dates(leaf, intermediates, now, advice) -> list[Finding]:
             findings.append(
                 Finding(
                     "not_yet_valid",
-                    Severity.ERROR,
+                    Severity.CRITICAL,
                     f"{name} is not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: "
                     "clients refuse it until then.",
                     advice["not_yet_valid"] if is_leaf else what,
@@ -343,10 +345,10 @@ def _dates(leaf, intermediates, now, advice) -> list[Finding]:
             text = f"{name} expired on {until:%Y-%m-%d %H:%M} UTC: clients refuse it."
             if is_leaf:
                 what = advice["expired"].format(renew=_renew(leaf))
-            findings.append(Finding("expired", Severity.ERROR, text, what))
+            findings.append(Finding("expired", Severity.CRITICAL, text, what))
             continue
         left = expiry.days_left(until, now)
-        severity = Severity.ERROR if reached <= 7 else Severity.WARNING if reached <= 30 else Severity.NOTE
+        severity = expiry.severity_at(reached)
         days = "less than a day" if left < 1 else f"{left} day{'s' if left != 1 else ''}"
         text = f"{name} expires in {days}, on {until:%Y-%m-%d %H:%M} UTC."
         findings.append(Finding("expiring", severity, text, what))
@@ -377,7 +379,7 @@ def _weakness(certificate, is_leaf: bool, is_anchor: bool, advice) -> list[Findi
         findings.append(
             Finding(
                 "weak_key",
-                Severity.ERROR,
+                Severity.CRITICAL,
                 f"{describe(certificate)} has a {key_description(key)} key: {weak}. "
                 "Verifying clients (this appliance among them) refuse it.",
                 advice[f"weak_key_{which}"],
@@ -390,7 +392,7 @@ def _weakness(certificate, is_leaf: bool, is_anchor: bool, advice) -> list[Findi
         findings.append(
             Finding(
                 "weak_signature",
-                Severity.ERROR,
+                Severity.CRITICAL,
                 f"{describe(certificate)} is signed with {algorithm.name.upper()}, which clients no "
                 "longer accept: such signatures can be forged.",
                 advice[f"weak_signature_{which}"],
@@ -577,7 +579,7 @@ def mx_findings(
             findings.append(
                 Finding(
                     "mx_unknown",
-                    Severity.NOTE,
+                    Severity.INFORMATION,
                     f"Could not look up MX of {domain}: {problem}.",
                     "Check the servers of Network > DNS; the lookup runs again each time this page opens.",
                 )
@@ -592,7 +594,7 @@ def mx_findings(
         findings.append(
             Finding(
                 "name_mismatch_mx",
-                Severity.WARNING if everything else Severity.NOTE,
+                Severity.WARNING if everything else Severity.INFORMATION,
                 f"'{entry_name}' is for {_listed(names)}; "
                 + (
                     f"it covers none of the MX hosts of {domain} ({', '.join(hosts)})"

@@ -8,7 +8,7 @@ whole days left) or expires, ONE alert goes out, class System, keyed
 ``certificate-expiry:<SHA-256 fingerprint>:<days|expired>``. Only the threshold reached now is
 sent: a certificate first seen with 20 days left gets the 30-day alert, not the 90- and 60-day ones
 too. A threshold is never alerted twice, nor a farther one once a nearer one was (a clock set
-back); the record of sent alerts (``appliance.alert_mail``) is read at start, so a restarted gateway
+back); the record of sent alerts (``gateway.alert_mail``) is read at start, so a restarted gateway
 remembers. A threshold nobody is subscribed to is not marked: once a recipient subscribes, the
 next check sends it. A renewed certificate has a new fingerprint, so its alerts start afresh.
 
@@ -16,44 +16,26 @@ Severities: Information at 90 and 60 days, Warning at 30, 14 and 7, Critical at 
 once expired. Subjects follow the ESA's form, ``Warning <System> HOST: …`` (``Info`` for
 Information).
 
-``ExpiryAlerts.run`` checks at start and every ``CHECK_SECONDS``; ``check(now)`` is one check.
+What is watched and how each alert reads; the gateway checks and sends (``gateway.expiry_alerts``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
 
-from appliance import alert_mail, maillog
+from appliance import alerts
 from appliance.config.sections import Config, registry
 from certificates import pki
-from certificates.expiry import EXPIRED, days_left, threshold_reached
-from destinations.models import AlertClass, Severity
+from certificates.expiry import EXPIRED, days_left, severity_at
 
-CHECK_SECONDS = 3600
 KEY_PREFIX = "certificate-expiry:"
 
-SEVERITIES = {
-    90: Severity.INFORMATION,
-    60: Severity.INFORMATION,
-    30: Severity.WARNING,
-    14: Severity.WARNING,
-    7: Severity.WARNING,
-    3: Severity.CRITICAL,
-    1: Severity.CRITICAL,
-    EXPIRED: Severity.CRITICAL,
-}
-SUBJECT_SEVERITY = {Severity.CRITICAL: "Critical", Severity.WARNING: "Warning", Severity.INFORMATION: "Info"}
 PAGE = "Network > Certificates"
 AUTHORITIES_PAGE = "Network > Certificate Authorities"
-
-
-def _utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 # --- what is watched -----------------------------------------------------------------------------
@@ -81,15 +63,16 @@ class Watched:
         return self.certificate.not_valid_after_utc
 
 
-def watched(config: Config) -> list[Watched]:
-    """The appliance certificates, then the Custom List CAs, of ``config``, one per fingerprint."""
+def watched(config: Config, warn: Callable[[str], None]) -> list[Watched]:
+    """The appliance certificates, then the Custom List CAs, of ``config``, one per fingerprint;
+    ``warn`` is told of each one that cannot be read."""
     found: dict[str, Watched] = {}
     users = registry.where_used("certificates", config)
     for item in config.get("certificates", []):
         try:
             certificate = pki.load_certificate(item["certificate_pem"])
         except ValueError:
-            maillog.warning(f"Certificate expiry check: '{item['certificate_name']}' is unreadable")
+            warn(f"Certificate expiry check: '{item['certificate_name']}' is unreadable")
             continue
         fingerprint = pki.fingerprint(certificate)
         name = item["certificate_name"]
@@ -107,7 +90,7 @@ def watched(config: Config) -> list[Watched]:
         try:
             certificate = pki.load_certificate(pem)
         except ValueError:
-            maillog.warning("Certificate expiry check: a Custom List CA certificate is unreadable")
+            warn("Certificate expiry check: a Custom List CA certificate is unreadable")
             continue
         fingerprint = pki.fingerprint(certificate)
         found.setdefault(
@@ -218,7 +201,7 @@ def _advice(item: Watched) -> str:
 
 def message(item: Watched, threshold: int, now: datetime.datetime, hostname: str) -> tuple[str, str, str]:
     """(severity, subject, text) of the alert for ``item`` at ``threshold``."""
-    severity = SEVERITIES[threshold]
+    severity = severity_at(threshold)
     left = days_left(item.not_after, now)
     date = f"{item.not_after:%Y-%m-%d}"
     who = _who(item)
@@ -248,74 +231,6 @@ def message(item: Watched, threshold: int, now: datetime.datetime, hostname: str
                 "Once it has expired, whatever uses it presents an expired certificate, which mail servers "
                 "and clients that verify certificates refuse."
             )
-    subject = f"{SUBJECT_SEVERITY[severity]} <System> {hostname}: {summary}"
+    subject = alerts.subject(alerts.AlertClass.SYSTEM, severity, hostname, summary)
     text = "\n".join([opening, "", *_details(item, left), "", effect, "", _advice(item)])
     return severity, subject, text
-
-
-# --- the check ---------------------------------------------------------------------------------
-
-
-class ExpiryAlerts:
-    """Sends the expiry alerts of the running configuration through ``delivery`` (the gateway's
-    ``Delivery``); ``running_config()`` gives the running configuration as section data."""
-
-    def __init__(
-        self,
-        delivery,
-        running_config: Callable[[], Config],
-        clock: Callable[[], datetime.datetime] = _utc_now,
-    ):
-        self.delivery, self.running_config, self.clock = delivery, running_config, clock
-        self.alerted: dict[str, set[int]] | None = None  # fingerprint -> thresholds alerted; None: unread
-
-    def load(self) -> None:
-        """What the record of sent alerts says was alerted already (at start, or after a restart)."""
-        alerted: dict[str, set[int]] = {}
-        for key in alert_mail.last_sent_by_key():
-            parsed = parse_key(key)
-            if parsed:
-                alerted.setdefault(parsed[0], set()).add(parsed[1])
-        self.alerted = alerted
-
-    def due(self, item: Watched, now: datetime.datetime) -> int | None:
-        """The threshold to alert for ``item`` now, or None."""
-        threshold = threshold_reached(item.not_after, now)
-        if threshold is None:
-            return None
-        if any(done <= threshold for done in self.alerted.get(item.fingerprint, ())):
-            return None  # this one, or a nearer one, was alerted already
-        return threshold
-
-    async def check(self, now: datetime.datetime | None = None) -> list[str]:
-        """One check of the running configuration at ``now`` (default: the clock); the keys sent."""
-        if self.alerted is None:
-            await asyncio.get_running_loop().run_in_executor(None, self.load)
-        now = now or self.clock()
-        config = self.running_config()
-        if not config:
-            return []  # the gateway has no running configuration yet
-        hostname = self.delivery.hostname()
-        sent = []
-        for item in watched(config):
-            threshold = self.due(item, now)
-            if threshold is None:
-                continue
-            severity, subject, text = message(item, threshold, now, hostname)
-            key = alert_key(item.fingerprint, threshold)
-            if await self.delivery.send_alert(config, AlertClass.SYSTEM, severity, key, subject, text):
-                self.alerted.setdefault(item.fingerprint, set()).add(threshold)
-                sent.append(key)
-        return sent
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Check at start, then every ``CHECK_SECONDS`` until ``stop``."""
-        while not stop.is_set():
-            try:
-                await self.check()
-            except Exception as error:  # a surprise must not end the checks, nor the gateway
-                maillog.warning(f"Certificate expiry check failed: {error!r}")
-            try:
-                await asyncio.wait_for(stop.wait(), CHECK_SECONDS)
-            except TimeoutError:
-                pass

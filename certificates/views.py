@@ -11,12 +11,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from appliance import audit, workflow
+from appliance.alerts import Severity
 from appliance.audit import Action
 from appliance.config.sections import registry
 from appliance.roles import Capability, require, requires
 from appliance.views.common import ConsoleRequest, field_check, source_of, submit_change
 from certificates import diagnostics, downloads, forms, pki, store, trust
-from certificates.diagnostics import Severity
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 
 SORTS = {
@@ -51,14 +51,14 @@ def certificate_list(request: ConsoleRequest):
         (c, used.get(c.name, []), diagnostics.tally(findings[c.name]), diagnostics.worst(findings[c.name]))
         for c in page
     ]
-    attention = [(c, worst) for c, _, _, worst in rows if worst and worst.severity != Severity.NOTE]
+    attention = [(c, worst) for c, _, _, worst in rows if worst and worst.severity != Severity.INFORMATION]
     context = {
         "page": page,
         "rows": rows,
         "attention": attention[:ATTENTION_LISTED],
         "attention_count": len(attention),
         "attention_more": max(len(attention) - ATTENTION_LISTED, 0),
-        "attention_error": any(worst.severity == Severity.ERROR for _, worst in attention),
+        "attention_error": any(worst.severity == Severity.CRITICAL for _, worst in attention),
         "query": query,
         "sort": sort,
         "authority_settings": AuthoritySettings.load(),

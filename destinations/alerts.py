@@ -2,10 +2,9 @@
 
 Each recipient subscribes to every combination of the alert classes and the
 severities it lists, as on the ESA. "All" is a shortcut that selects every
-class (or severity); rows and the file keep the values themselves. Delivery
-asks ``recipients_for()`` whom to tell, e.g. System/Warning for a required-TLS
-failure; it reads the running configuration, so an uncommitted recipient gets
-nothing.
+class (or severity); rows and the file keep the values themselves. The gateway
+asks ``appliance.alerts.recipients_for()`` whom to tell; it reads the running
+configuration, so an uncommitted recipient gets nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +15,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
 from appliance import workflow
-from appliance.config.sections import Config, Field, Item, Section, registry
-from destinations.models import AlertClass, AlertRecipient, Severity
-
-ALL = "all"
+from appliance.alerts import ALL, AlertClass, Severity
+from appliance.config.sections import Field, Item, Section, registry
+from destinations.models import AlertRecipient
 
 
 class AlertRefused(workflow.ChangeRefused):
@@ -112,24 +110,6 @@ def register_section() -> None:
             clean_item=_clean,
         )
     )
-
-
-# --- what delivery asks -----------------------------------------------------------
-
-
-def recipients_for(alert_class: str, severity: str, config: Config | None = None) -> list[str]:
-    """The addresses subscribed to ``alert_class`` at ``severity`` (running configuration by default)."""
-    if alert_class not in AlertClass.values:
-        raise ValueError(f"{alert_class!r} is not an alert class")
-    if severity not in Severity.values:
-        raise ValueError(f"{severity!r} is not a severity")
-    if config is None:
-        config = workflow.running_config()
-    return [
-        item["address"]
-        for item in config.get("alerts", [])
-        if {alert_class, ALL} & set(item["alert_class"]) and {severity, ALL} & set(item["severity"])
-    ]
 
 
 # --- what an administrator does (inside workflow.submit) ----------------------------

@@ -24,7 +24,6 @@ class DestinationsConfig(AppConfig):
             help="guide#mail-policies-destination-controls",
             feature="destination_controls",
         )
-        navigation.register_help("destinations:tls_test", "guide#test-tls")
         navigation.register(
             "Security Services",
             "URL Filtering",

@@ -12,11 +12,11 @@ refusal is a ``DeliveryRefused`` in the administrator's words and changes nothin
 
 from __future__ import annotations
 
+from appliance import interfaces
 from appliance.config.sections import Config, Item
 from appliance.models import SystemSettings
 from appliance.workflow import ChangeRefused, Outcome
 from destinations.models import DELIVERY_DEFAULTS, DELIVERY_LIMITS, DeliverySettings
-from listeners.store import interfaces
 
 AUTO = ""  # the default delivery interface chosen by the operating system
 INTERFACE = "default_delivery_interface"
@@ -59,24 +59,25 @@ def interface_label(item: Item) -> str:
 
 def interface_choices() -> list[tuple[str, str]]:
     """Auto, then the candidate interfaces labelled with their address and hostname."""
-    return [(AUTO, "Auto"), *((item["interface_name"], interface_label(item)) for item in interfaces())]
+    return [
+        (AUTO, "Auto"),
+        *((item["interface_name"], interface_label(item)) for item in interfaces.candidate_items()),
+    ]
 
 
 def interface_display(name: str, items: list[Item] | None = None) -> str:
     """The interface as the page and ``deliveryconfig print`` show it: Auto, or "Name (ip: hostname)"."""
     if name == AUTO:
         return "Auto"
-    found = next(
-        (item for item in (interfaces() if items is None else items) if item["interface_name"] == name), None
-    )
+    found = interfaces.named(name, interfaces.candidate_items() if items is None else items)
     return interface_label(found) if found else f"{name} (no such IP interface)"
 
 
 def describe(item: Item) -> list[tuple[str, str]]:
     """The settings as the page and ``deliveryconfig print`` show them: (label, text) in order."""
-    items = interfaces()
+    items = interfaces.candidate_items()
     name = item[INTERFACE]
-    found = next((i for i in items if i["interface_name"] == name), None)
+    found = interfaces.named(name, items)
     if found:
         source = f"{found['ip']}, EHLO {found['interface_hostname']}"
     else:
@@ -209,7 +210,7 @@ def set_delivery(**changes) -> Outcome:
     problems = []
     name = item[INTERFACE]
     if name != AUTO:
-        names = [candidate["interface_name"] for candidate in interfaces()]
+        names = [candidate["interface_name"] for candidate in interfaces.candidate_items()]
         if name not in names:
             choices = ", ".join(["Auto", *names])
             problems.append(f"There is no IP interface named '{name}': choose one of {choices}")

@@ -13,6 +13,7 @@ import ipaddress
 from django.db import models, transaction
 from django.utils import timezone
 
+from appliance.alerts import AlertClass, Severity
 from cluster.levels import AtLevel, level_field
 
 
@@ -311,23 +312,6 @@ class UrlFiltering(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
 
-class AlertClass(models.TextChoices):
-    SYSTEM = "system", "System"
-    HARDWARE = "hardware", "Hardware"
-    UPDATER = "updater", "Updater"
-    ANTIVIRUS = "antivirus", "Anti-Virus"
-    ANTISPAM = "antispam", "Anti-Spam"
-    DHAP = "dhap", "Directory Harvest Attack Prevention"
-    OUTBREAK = "outbreak", "Virus Outbreak Filters"
-    CLUSTERING = "clustering", "Clustering"
-
-
-class Severity(models.TextChoices):
-    CRITICAL = "critical", "Critical"
-    WARNING = "warning", "Warning"
-    INFORMATION = "information", "Information"
-
-
 class AlertRecipient(models.Model):
     """An address that receives the alerts of the classes and severities it lists (both non-empty)."""
 
@@ -406,7 +390,7 @@ class TlsProbeRun(models.Model):
     change. Its target is the domain, with the server tested instead of the domain's
     (``server``, ``host:port``) or the appliance's own listener (``listener``); saving a
     run keeps the newest ``PROBE_RUNS_KEPT`` runs of its target. ``servers`` holds what
-    each server showed, in the order probed (``destinations.probe_history.summarize``).
+    each server showed, in the order probed (``gateway.probe_history.summarize``).
     """
 
     ran_at = models.DateTimeField(default=timezone.now)

@@ -16,7 +16,6 @@ urlpatterns = [
     path("destination-controls/lookup/", views.destination_lookup, name="destination_lookup"),
     path("destination-controls/import/", views.destination_import, name="destination_import"),
     path("destination-controls/export/", views.destination_export, name="destination_export"),
-    path("destination-controls/test-tls/", views.tls_test, name="tls_test"),
     path("destination-controls/entries/<str:name>/", views.destination_entry, name="destination_entry"),
     path("mail-delivery/", views.mail_delivery, name="mail_delivery"),
     path("mail-delivery/edit/", views.mail_delivery_settings, name="mail_delivery_settings"),

@@ -8,9 +8,6 @@ Administrators may run them (``TEST``).
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Case, F, IntegerField, Value, When
@@ -20,22 +17,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from appliance import workflow
 from appliance.roles import Capability, can, require, requires
 from appliance.views.common import ConsoleRequest, field_check, staged_form_page, submit_change
 from cluster import levels as candidate_levels
-from destinations import (
-    delivery_settings,
-    entries,
-    forms,
-    ldap,
-    lookup,
-    probe,
-    probe_history,
-    store,
-    tlsprobe,
-    websecurity,
-)
+from destinations import delivery_settings, entries, forms, ldap, lookup, probe, store, websecurity
 from destinations.entries import Entry
 from destinations.models import (
     DEFAULT_DESTINATION,
@@ -43,8 +28,6 @@ from destinations.models import (
     DestinationControls,
     LdapServer,
     LdapSettings,
-    ProbeSource,
-    TlsProbeRun,
     TlsSupport,
     UrlFiltering,
 )
@@ -234,88 +217,6 @@ def destination_controls_settings(request: ConsoleRequest):
         context={},
         success_url=reverse("destinations:destination_controls"),
     )
-
-
-# --- Test TLS --------------------------------------------------------------------
-
-
-@dataclass
-class TlsServerRow:
-    """One server of a Test TLS run, in the words of CheckTLS's TestReceiver."""
-
-    probe: tlsprobe.HostProbe
-    server: str  # host and address:port
-    connect: str
-    starttls: str
-    tls: str
-    cert: str
-    name: str
-    transcript: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return self.probe.verified
-
-
-def _tls_server_row(found: tlsprobe.HostProbe, domain: str) -> TlsServerRow:
-    where = f"{found.address}:{found.port}" if found.address else "no address"
-    lines = tlsprobe.transcript(found, domain) if found.steps else [f"{found.host}: {found.error}"]
-    return TlsServerRow(
-        found,
-        f"{found.host} [{where}]",
-        found.connection_text,
-        found.starttls_text or "—",
-        found.tls_text or "—",
-        found.certificate_text or "—",
-        found.name_text or "—",
-        lines,
-    )
-
-
-def _tls_report(domain: str, probes: list[tlsprobe.HostProbe]) -> dict:
-    rows = [_tls_server_row(found, domain) for found in probes]
-    modes = [(mode.label, [found.outcome(mode) for found in probes]) for mode in tlsprobe.MODES]
-    return {"domain": domain, "rows": rows, "modes": modes}
-
-
-@requires(Capability.VIEW_CONFIG)
-def tls_test(request: ConsoleRequest):
-    """Test TLS: probe a domain's mail servers (or one server) with the running configuration, as
-    ``tlsverify`` does, and show CheckTLS's per-server table and what each TLS Support mode would do;
-    the run is kept, and compared with the run of the same test before it."""
-    running = workflow.machine_config()
-    listeners = [item["listener_name"] for item in running.get("listeners", [])]
-    form = forms.TlsTestForm(request.POST or None, listeners=listeners)
-    context = {"form": form, "may_test": can(request.user, TEST), "tls_report": None}
-    partial = request.htmx and not request.htmx.boosted
-    template = "destinations/tls_test_form.html" if partial else "destinations/tls_test.html"
-    if request.method != "POST":
-        return render(request, template, context)
-    require(request.user, TEST)
-    if not form.is_valid():
-        return render(request, template, context, status=400)
-    domain = form.cleaned_data["domain"]
-    host, port = form.cleaned_data["host"]
-    listener = form.cleaned_data["listener"]
-    probes = asyncio.run(tlsprobe.probe(running, domain, host, port, listener))
-    run = probe_history.record(
-        probe_history.Target.of(domain, host, port, listener), probes, request.user.username, ProbeSource.GUI
-    )
-    context["tls_report"] = _tls_report(domain, probes)
-    context["tls_history"] = _tls_history(run)
-    return render(request, template, context)
-
-
-def _tls_history(run: TlsProbeRun) -> dict:
-    comparison = probe_history.compare(run)
-    previous = comparison.previous
-    return {
-        "target": run.target,
-        "previous": previous,
-        "previous_when": probe_history.when(previous) if previous else "",
-        "differences": comparison.differences,
-        "runs": [(probe_history.when(each), each) for each in probe_history.recent(run)],
-    }
 
 
 # --- Mail Delivery ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from django.db.models import Prefetch
 
+from appliance import interfaces
 from appliance.config import checks, levels
 from appliance.config.sections import Config, Field, Item, Kind, Section, registry
 from appliance.validators import choice_validator, validate_object_name
@@ -112,7 +113,7 @@ def validate_listener_type(value: str) -> None:
 
 def _interface_hostname(item: Item, config: Config) -> list[str]:
     """The name a listener's certificate should cover: its interface's hostname."""
-    interface = store.interface_named(item["interface_name"], config.get("interfaces", []))
+    interface = interfaces.named(item["interface_name"], config.get("interfaces", []))
     return [interface["interface_hostname"]] if interface else []
 
 

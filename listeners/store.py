@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 
+from appliance import interfaces
 from appliance.bootstrap import MANAGEMENT_INTERFACE, BootstrapError
 from appliance.config import checks
 from appliance.config.sections import Config, Item, registry
-from appliance.models import this_machine
 from appliance.validators import validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
 from certificates import selectors
@@ -40,23 +40,12 @@ class ListenerRefused(ChangeRefused):
 # --- interfaces and sockets ----------------------------------------------------------
 
 
-def interfaces() -> list[Item]:
-    """This machine's candidate IP interfaces, as ``<interface>`` items."""
-    return registry.for_machine({"interfaces": registry.get("interfaces").read()}, this_machine())[
-        "interfaces"
-    ]
-
-
-def interface_named(name: str, items: list[Item]) -> Item | None:
-    return next((item for item in items if item["interface_name"] == name), None)
-
-
 def listener_sockets(config: Config) -> list[checks.SocketUse]:
     """The address and port of each listener, for the check that no two services share one."""
     items = config.get("interfaces", [])
     sockets = []
     for listener in config.get("listeners", []):
-        interface = interface_named(listener["interface_name"], items)
+        interface = interfaces.named(listener["interface_name"], items)
         if interface is not None:  # else the reference check reports the unknown interface
             sockets.append((interface["ip"], listener["port"], f"listener '{listener['listener_name']}'"))
     return sockets
@@ -66,7 +55,7 @@ def interface_choices() -> list[tuple[str, str]]:
     """The candidate interfaces, labelled with their address and hostname."""
     return [
         (item["interface_name"], f"{item['interface_name']} ({item['ip']}: {item['interface_hostname']})")
-        for item in interfaces()
+        for item in interfaces.candidate_items()
     ]
 
 
@@ -85,7 +74,9 @@ def advice(listener: Listener, items: list[Item] | None = None) -> list[str]:
     covering the interface's hostname (the name clients connect to)."""
     if not listener.certificate_name:
         return []
-    interface = interface_named(listener.interface_name, interfaces() if items is None else items)
+    interface = interfaces.named(
+        listener.interface_name, interfaces.candidate_items() if items is None else items
+    )
     hostnames = [interface["interface_hostname"]] if interface else []
     return selectors.warnings_for(listener.certificate_name, hostnames)
 
@@ -108,7 +99,7 @@ def _check(listener: Listener, items: list[Item]) -> None:
         raise ListenerRefused(
             f"The type of listener must be {' or '.join(Listener.Type.values)}, not {listener.listener_type!r}"
         )
-    if interface_named(listener.interface_name, items) is None:
+    if interfaces.named(listener.interface_name, items) is None:
         raise ListenerRefused(f"There is no interface named '{listener.interface_name}'")
     if not PORT_MIN <= listener.port <= PORT_MAX:
         raise ListenerRefused(f"The port must be between {PORT_MIN} and {PORT_MAX}, not {listener.port}")
@@ -121,7 +112,7 @@ def _check(listener: Listener, items: list[Item]) -> None:
 
 def _save(listener: Listener) -> Outcome:
     """Check, save, then refuse if its address and port are another service's (the submit rolls back)."""
-    items = interfaces()
+    items = interfaces.candidate_items()
     _check(listener, items)
     conflicts_before = checks.socket_conflicts(registry.candidate())
     listener.save()

@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from appliance import interfaces
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
 from listeners import store
@@ -17,8 +18,8 @@ from listeners.models import Listener
 
 
 def _list_context() -> dict:
-    interfaces = {item["interface_name"]: item for item in store.interfaces()}
-    rows = [(listener, interfaces.get(listener.interface_name)) for listener in Listener.objects.all()]
+    by_name = {item["interface_name"]: item for item in interfaces.candidate_items()}
+    rows = [(listener, by_name.get(listener.interface_name)) for listener in Listener.objects.all()]
     return {"rows": rows}
 
 

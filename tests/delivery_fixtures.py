@@ -40,12 +40,13 @@ from aiosmtpd.smtp import SMTP
 
 from appliance import workflow
 from appliance.config.sections import Config, registry
-from appliance.spool import DeliveryState, Envelope, IdCounter, Spool
 from certificates import store as certificate_store
-from destinations import delivery, routes, store
-from destinations.delivery import Delivery
+from destinations import routes, store
 from destinations.entries import Entry
-from listeners.smtpd import Shared
+from gateway.delivery import hops
+from gateway.delivery.engine import Delivery
+from gateway.smtpd import Shared
+from gateway.spool import DeliveryState, Envelope, IdCounter, Spool
 from tests import dns_server
 from tests.gateway_fixtures import LOOPBACK, LoopThread, MailLog, free_port
 from tests.pki_factory import PKI, Credential, make_pki, self_signed
@@ -302,12 +303,12 @@ def smtp_port_fixture(monkeypatch):
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((MX_ADDRESS, delivery.SMTP_PORT))
-            return delivery.SMTP_PORT
+            probe.bind((MX_ADDRESS, hops.SMTP_PORT))
+            return hops.SMTP_PORT
         except OSError:
             probe.bind((MX_ADDRESS, 0))
             port = probe.getsockname()[1]
-    monkeypatch.setattr(delivery, "SMTP_PORT", port)
+    monkeypatch.setattr(hops, "SMTP_PORT", port)
     return port
 
 

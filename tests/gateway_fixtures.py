@@ -25,9 +25,9 @@ import pytest
 from django.conf import settings
 
 from appliance import workflow
+from gateway.server import Gateway
+from gateway.smtpd import Shared
 from listeners import store
-from listeners.gateway import Gateway
-from listeners.smtpd import Shared
 from tests.pki_factory import Credential
 from tracking.records import Recorder
 

@@ -7,6 +7,7 @@ import html
 import pytest
 from django.urls import reverse
 
+from appliance import alerts as core_alerts
 from appliance import workflow
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
@@ -37,7 +38,7 @@ def page(response) -> str:
 def test_nothing_receives_alerts_at_first(admin):
     assert recipients() == []
     assert workflow.running_config()["alerts"] == []
-    assert alerts.recipients_for("system", "warning") == []
+    assert core_alerts.recipients_for("system", "warning") == []
 
 
 def test_the_section_round_trips_and_all_expands(admin):
@@ -117,11 +118,11 @@ def test_recipients_for_reads_the_running_configuration(admin):
     stage(admin, "ops@example.com", ["system"], ["warning", "critical"])
     stage(admin, "av@example.com", ["antivirus"], ["all"])
     stage(admin, "info@example.com", ["system"], ["information"])
-    assert alerts.recipients_for("system", "warning") == []  # not committed yet
+    assert core_alerts.recipients_for("system", "warning") == []  # not committed yet
     workflow.commit(admin)
-    assert alerts.recipients_for("system", "warning") == ["ops@example.com"]
-    assert alerts.recipients_for("antivirus", "information") == ["av@example.com"]
-    assert alerts.recipients_for("hardware", "critical") == []
+    assert core_alerts.recipients_for("system", "warning") == ["ops@example.com"]
+    assert core_alerts.recipients_for("antivirus", "information") == ["av@example.com"]
+    assert core_alerts.recipients_for("hardware", "critical") == []
 
 
 def test_recipients_for_a_given_configuration_and_the_all_shortcut():
@@ -132,13 +133,13 @@ def test_recipients_for_a_given_configuration_and_the_all_shortcut():
             {"address": "c@example.com", "alert_class": ["hardware"], "severity": ["warning"]},
         ]
     }
-    assert alerts.recipients_for("system", "warning", config) == ["a@example.com", "b@example.com"]
-    assert alerts.recipients_for("system", "critical", config) == ["b@example.com"]
-    assert alerts.recipients_for("system", "warning", {}) == []
+    assert core_alerts.recipients_for("system", "warning", config) == ["a@example.com", "b@example.com"]
+    assert core_alerts.recipients_for("system", "critical", config) == ["b@example.com"]
+    assert core_alerts.recipients_for("system", "warning", {}) == []
     with pytest.raises(ValueError, match="'mail' is not an alert class"):
-        alerts.recipients_for("mail", "warning", config)
+        core_alerts.recipients_for("mail", "warning", config)
     with pytest.raises(ValueError, match="'high' is not a severity"):
-        alerts.recipients_for("system", "high", config)
+        core_alerts.recipients_for("system", "high", config)
 
 
 # --- refusals --------------------------------------------------------------------------

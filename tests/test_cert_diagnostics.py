@@ -16,10 +16,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from appliance.alerts import Severity
 from appliance.config.sections import registry
 from appliance.models import DnsServer, Interface
 from certificates import diagnostics, expiry, store
-from certificates.diagnostics import Severity, chain_findings
+from certificates.diagnostics import chain_findings
 from certificates.models import Certificate
 from listeners.models import Listener, RatEntry
 from tests import dns_server
@@ -108,7 +109,7 @@ def test_expired(certs):
     findings = chain_findings(load(certs.old), [certs.intermediate], [certs.root], own=True)
     assert kinds(findings) == ["expired"]
     [finding] = findings
-    assert finding.severity == Severity.ERROR
+    assert finding.severity == Severity.CRITICAL
     assert finding.text.startswith("The certificate 'old.example.org' expired on ")
     assert finding.advice.startswith("Renew it now: Renew on this page makes a new signing request")
 
@@ -122,7 +123,10 @@ def test_expiring_at_each_threshold(certs, threshold):
     left = threshold - 1
     expected = "less than a day" if left == 0 else f"{left} day{'s' if left != 1 else ''}"
     assert f"'mail.example.org' expires in {expected}, on " in findings[0].text
-    severity = Severity.ERROR if threshold <= 7 else Severity.WARNING if threshold <= 30 else Severity.NOTE
+    # The alerts' scale (one for both): a warning from 30 days left, critical from 3.
+    severity = (
+        Severity.CRITICAL if threshold <= 3 else Severity.WARNING if threshold <= 30 else Severity.INFORMATION
+    )
     assert findings[0].severity == severity
     assert findings[0].advice.startswith(f"Renew it before {leaf.not_valid_after_utc:%Y-%m-%d}: ")
 
@@ -154,7 +158,7 @@ def test_chain_incomplete_names_the_missing_issuer(certs):
     findings = chain_findings(load(certs.mail), [], [certs.root], own=True)
     assert kinds(findings) == ["chain_incomplete"]
     finding = findings[0]
-    assert finding.severity == Severity.ERROR
+    assert finding.severity == Severity.CRITICAL
     assert "the issuer of 'mail.example.org', CN=Test Intermediate CA, is missing" in finding.text
     assert finding.advice.startswith(
         "Add Intermediates on this page: upload the certificate of CN=Test Intermediate CA"
@@ -190,14 +194,14 @@ def test_not_verified_gives_the_verifiers_reason_when_nothing_else_explains_it(c
     # The leaf's issuer is a server certificate (CA:FALSE): the path is there, the verifier refuses it.
     findings = chain_findings(load(certs.behind), [load(certs.not_a_ca)], [certs.root])
     assert kinds(findings) == ["not_verified"]
-    assert findings[0].severity == Severity.ERROR
+    assert findings[0].severity == Severity.CRITICAL
     assert findings[0].text.startswith("The chain does not verify: ")
 
 
 def test_not_verified_without_any_anchor_is_a_note(certs):
     findings = chain_findings(load(certs.mail), [certs.intermediate], [])
     assert kinds(findings) == ["not_verified"]
-    assert findings[0].severity == Severity.NOTE
+    assert findings[0].severity == Severity.INFORMATION
     assert "No Certificate Authorities list is enabled" in findings[0].text
 
 
@@ -233,7 +237,7 @@ def test_wrong_order(certs):
 def test_root_served(certs):
     findings = chain_findings(load(certs.mail), [certs.intermediate, certs.root], [certs.root])
     assert kinds(findings) == ["root_served"]
-    assert findings[0].severity == Severity.NOTE
+    assert findings[0].severity == Severity.INFORMATION
 
 
 @pytest.mark.parametrize(
@@ -412,7 +416,7 @@ def test_name_mismatch_with_the_mx_hosts_of_the_served_domains(mail_entry, dns):
     resolver, _ = dns
     findings = diagnostics.diagnose(mail_entry)
     mismatch = [f for f in findings if f.kind == "name_mismatch_mx"]
-    assert [f.severity for f in mismatch] == [Severity.WARNING, Severity.NOTE]
+    assert [f.severity for f in mismatch] == [Severity.WARNING, Severity.INFORMATION]
     assert mismatch[0].text.startswith(
         "'Mail' is for mail.example.org; it covers none of the MX hosts of example.org "
         "(mx1.example.org, mx2.example.org), a domain listener 'IncomingMail' accepts mail for."
@@ -429,7 +433,7 @@ def test_name_mismatch_with_the_mx_hosts_of_the_served_domains(mail_entry, dns):
 
 def test_mx_lookup_failure_is_a_note(mail_entry):
     finding = only(diagnostics.diagnose(mail_entry), "mx_unknown")
-    assert finding.severity == Severity.NOTE
+    assert finding.severity == Severity.INFORMATION
     assert finding.text == (
         "Could not look up MX of missing.example.org: missing.example.org does not exist (NXDOMAIN)."
     )

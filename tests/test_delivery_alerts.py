@@ -9,12 +9,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.urls import reverse
 
-from appliance import alert_mail, workflow
-from appliance.spool import Envelope, IdCounter, Spool
+from appliance import workflow
 from destinations import alerts, routes, store
-from destinations.delivery import Delivery
 from destinations.entries import Entry
-from listeners.smtpd import Shared
+from gateway import alert_mail
+from gateway.delivery.engine import Delivery
+from gateway.smtpd import Shared
+from gateway.spool import Envelope, IdCounter, Spool
 from tests.gateway_fixtures import free_port, loop_thread_fixture  # noqa: F401 (fixture)
 
 SENT = "Warning <System> {host}: TLS was required for example.com but failed"

@@ -18,10 +18,11 @@ import re
 import pytest
 
 from appliance import interfaces
-from appliance.spool import DeliveryState
-from destinations import delivery, delivery_settings, store
-from destinations.delivery import Delivery
+from destinations import delivery_settings, store
 from destinations.entries import Entry
+from gateway.delivery import engine as delivery
+from gateway.delivery.engine import Delivery
+from gateway.spool import DeliveryState
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     DOMAIN,
     MX_ADDRESS,

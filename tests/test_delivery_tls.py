@@ -23,9 +23,9 @@ import pytest
 
 from appliance import workflow
 from appliance.config.sections import registry
-from appliance.spool import Spool
 from destinations import store
 from destinations.models import TlsSupport
+from gateway.spool import Spool
 from listeners import rat
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     BROKEN,

@@ -16,12 +16,13 @@ import email.policy
 import pytest
 from cryptography import x509
 
-from appliance import alert_mail, maillog, workflow
-from appliance.spool import Spool
+from appliance import workflow
 from certificates import expiry, expiry_alerts, pki
 from certificates import store as certificate_store
-from certificates.expiry_alerts import ExpiryAlerts
 from destinations import alerts, routes
+from gateway import alert_mail, maillog
+from gateway.expiry_alerts import ExpiryAlerts
+from gateway.spool import Spool
 from listeners import store as listener_store
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     PLAIN,
@@ -261,7 +262,9 @@ def test_a_restarted_gateway_remembers_what_it_alerted(alerting):
     assert alerting.check() == [key(certificate, 14)]
 
     def restarted():  # a new gateway process: only the record of sent alerts is left
-        return ExpiryAlerts(alerting.gateway.gateway.delivery, lambda: alerting.gateway.gateway.config)
+        return ExpiryAlerts(
+            alerting.gateway.gateway.delivery.notices, lambda: alerting.gateway.gateway.config
+        )
 
     now = datetime.datetime.now(datetime.UTC)
     assert alerting.check(checker=restarted()) == []
@@ -362,7 +365,7 @@ def test_self_signed_and_pending_certificates_get_their_own_advice(authorities):
 
 
 def test_every_threshold_has_a_severity_and_keys_read_back():
-    assert [expiry_alerts.SEVERITIES[t] for t in (*expiry.THRESHOLDS, expiry.EXPIRED)] == [
+    assert [expiry.severity_at(t) for t in (*expiry.THRESHOLDS, expiry.EXPIRED)] == [
         "information",
         "information",
         "warning",

@@ -17,10 +17,11 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 
-from appliance import maillog, workflow
+from appliance import workflow
 from appliance.config.sections import registry
-from appliance.spool import Envelope, IdCounter, Spool
 from certificates import store as certificate_store
+from gateway import maillog
+from gateway.spool import Envelope, IdCounter, Spool
 from listeners import address_lists, hat, store
 from tests import dns_server
 from tests.console import run

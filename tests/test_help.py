@@ -156,7 +156,7 @@ def test_every_page_of_the_console_has_a_section():
         ("certificates:detail", ["Demo"], "guide#certificate-page-and-diagnostics"),
         ("certificates:add", [], "guide#network-certificates"),
         ("certificates:system_authorities", [], "guide#network-certificate-authorities"),
-        ("destinations:tls_test", [], "guide#test-tls"),
+        ("tls_test", [], "guide#test-tls"),
         ("destinations:destination_add", [], "guide#mail-policies-destination-controls"),
         ("destinations:mail_delivery_settings", [], "guide#network-mail-delivery"),
         ("interface_add", [], "guide#network-ip-interfaces"),

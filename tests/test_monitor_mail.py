@@ -11,9 +11,9 @@ import time
 import pytest
 from django.urls import reverse
 
-from appliance import maillog, spool
-from appliance.spool import Envelope, Spool
-from appliance.views import mail_monitor
+from gateway import maillog, spool
+from gateway.spool import Envelope, Spool
+from gateway.views import monitor as mail_monitor
 
 RECEIVED = "2026-11-27T22:41:07+00:00"
 

@@ -1,4 +1,4 @@
-"""The TLS test runs kept (``destinations.probe_history``) and each run compared with the one before.
+"""The TLS test runs kept (``gateway.probe_history``) and each run compared with the one before.
 
 The probe runs against ``delivery_fixtures``' aiosmtpd servers on loopback, as in ``test_tlsverify`` and
 ``test_tls_test_page``; between two runs the server changes what it offers, as a real server does when its
@@ -22,8 +22,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from appliance import workflow
-from destinations import probe_history, tlsprobe
 from destinations.models import PROBE_RUNS_KEPT, ProbeSource, ProbeStatus, TlsProbeRun
+from gateway import probe_history, tlsprobe
 from listeners import hat
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     DOMAIN,
@@ -50,7 +50,7 @@ from tests.gateway_fixtures import (  # noqa: F401 (fixtures)
     mail_log_fixture,
 )
 
-URL = reverse("destinations:tls_test")
+URL = reverse("tls_test")
 HTMX = {"HX-Request": "true"}
 WHEN = r"\w{3} \w{3} \d\d \d\d:\d\d:\d\d \d{4}"  # Mon Jan 06 10:00:00 2025, local time
 EXPIRED_REASON = r"certificate has expired \(not valid after \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)"

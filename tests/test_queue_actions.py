@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 
-from appliance import spool
 from appliance.models import AuditEvent
-from appliance.spool import DeliveryState, Envelope, IdCounter, Spool
-from appliance.views import mail_monitor
-from destinations.delivery import Delivery
-from listeners.smtpd import Shared
+from gateway import spool
+from gateway.delivery.engine import Delivery
+from gateway.smtpd import Shared
+from gateway.spool import DeliveryState, Envelope, IdCounter, Spool
+from gateway.views import monitor as mail_monitor
 from tests.gateway_fixtures import mail_log_fixture  # noqa: F401 (fixture)
 
 RECEIVED = "2026-11-27T22:41:07+00:00"

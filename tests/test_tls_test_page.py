@@ -1,4 +1,4 @@
-"""Mail Policies > Destination Controls > Test TLS: the probe of ``destinations.tlsprobe`` from the GUI.
+"""Mail Policies > Destination Controls > Test TLS: the probe of ``gateway.tlsprobe`` from the GUI.
 
 The receiving servers are ``delivery_fixtures``' aiosmtpd servers on loopback, committed as the running
 configuration trusts them (the test root in the Custom List), as ``test_tlsverify`` does for the console.
@@ -12,7 +12,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from destinations import tlsprobe
+from gateway import tlsprobe
 from listeners import hat
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     DOMAIN,
@@ -33,7 +33,7 @@ from tests.gateway_fixtures import (  # noqa: F401 (fixtures)
     mail_log_fixture,
 )
 
-URL = reverse("destinations:tls_test")
+URL = reverse("tls_test")
 HTMX = {"HX-Request": "true"}
 
 

@@ -1,4 +1,4 @@
-"""TLS Verify (``destinations.tlsprobe`` and the console's ``tlsverify``) against real receiving servers.
+"""TLS Verify (``gateway.tlsprobe`` and the console's ``tlsverify``) against real receiving servers.
 
 Each scenario starts an aiosmtpd server of ``delivery_fixtures`` on loopback: a good chain (leaf and
 intermediate, the test root in the Custom List), the intermediate missing (the leaf alone), the
@@ -29,9 +29,10 @@ from django.conf import settings
 from django.core.management import call_command
 
 from appliance import workflow
-from destinations import delivery, tlsprobe
 from destinations.models import TlsSupport
-from destinations.tlsprobe import CLEAR, ENCRYPTED, NOT_DELIVERED
+from gateway import tlsprobe
+from gateway.delivery.client import peer_chain
+from gateway.tlsprobe import CLEAR, ENCRYPTED, NOT_DELIVERED
 from listeners import hat
 from tests.console import refused
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
@@ -189,7 +190,7 @@ def sent_chain(receiver) -> list[str]:
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with smtplib.SMTP(receiver.address, receiver.port, timeout=10) as client:
         client.starttls(context=context)
-        chain = delivery.peer_chain(client.sock)
+        chain = peer_chain(client.sock)
     return [certificate.subject.rfc4514_string().removeprefix("CN=") for certificate in chain]
 
 

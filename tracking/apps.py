@@ -11,7 +11,7 @@ class TrackingConfig(AppConfig):
     def ready(self):
         from appliance import navigation
 
-        # Message data, as Monitor > Queue: not for Guests (mail_monitor.MAIL_DATA).
+        # Message data, as Monitor > Queue: not for Guests (roles.MAIL_DATA).
         navigation.register(
             "Monitor",
             "Message Tracking",

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 
-from appliance.spool import Envelope
+from gateway.spool import Envelope
 from tracking.models import Connection, Direction, Event, Message, TlsPolicy, TlsResult
 
 FLUSH_SECONDS = 1.0

@@ -9,9 +9,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from appliance.roles import requires
+from appliance.roles import MAIL_DATA, requires
 from appliance.views.common import ConsoleRequest
-from appliance.views.mail_monitor import MAIL_DATA
 from tracking import report
 from tracking.forms import TimeRangeForm, TrackingSearchForm
 from tracking.models import Connection, Direction, Event, Message

@@ -6,7 +6,7 @@ start — and judge the certificate with ``certificates.verify``, the same
 verification delivery uses, against the names the ESA's Verify compares: the
 domain and the MX host name. ``verdicts`` says, per TLS Support mode, whether
 delivery would go encrypted, in clear, or not at all, by the rules of
-``destinations.delivery``.
+the delivery engine (``gateway.delivery``).
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ import dns.asyncresolver
 import dns.exception
 from cryptography import x509
 
-from appliance import dns as appliance_dns
+from appliance import interfaces
 from appliance.config.sections import Config, registry
+from appliance.sections import system_hostname
 from certificates import diagnostics, trust, verify
-from destinations import delivery, routes
-from destinations.delivery import HopFailed, peer_chain
+from destinations import routes
 from destinations.models import DEFAULT_DESTINATION, ProbeStatus, TlsSupport
 from destinations.validators import canonical_destination
-from listeners.store import interface_named
+from gateway.delivery import hops
+from gateway.delivery.client import client_context, peer_chain
+from gateway.delivery.hops import TIMEOUT, HopFailed, addresses, find_hops, new_resolver
 
 PROBE_SENDER = "tlsverify@{hostname}"
 # What each mode does with what the probe found (delivery's rules, in words).
@@ -80,7 +82,7 @@ class HostProbe:
         return bool(self.verdict and self.verdict.valid)
 
     def outcome(self, mode: str) -> str:
-        """What delivery under ``mode`` would do with this server (``destinations.delivery``'s rules)."""
+        """What delivery under ``mode`` would do with this server (the delivery engine's rules)."""
         if not self.connected:
             return NOT_DELIVERED
         if mode == TlsSupport.NONE:
@@ -183,11 +185,11 @@ async def probe_domain(
 ) -> list[HostProbe]:
     """Every mail server of ``domain`` (or ``host[:port]``), probed one after the other."""
     if host:
-        resolver = appliance_dns.resolver(config, delivery.TIMEOUT, kind=dns.asyncresolver.Resolver)
-        found = await delivery.addresses(resolver, host, None)
+        resolver = new_resolver(config)
+        found = await addresses(resolver, host, None)
         if not found:
-            return [HostProbe(host, "", port or delivery.SMTP_PORT, error=f"no address found for {host}")]
-        hops = [(host, address, port or delivery.SMTP_PORT) for address in found]
+            return [HostProbe(host, "", port or hops.SMTP_PORT, error=f"no address found for {host}")]
+        servers = [(host, address, port or hops.SMTP_PORT) for address in found]
     else:
         try:
             ipaddress.ip_address(domain)
@@ -195,16 +197,16 @@ async def probe_domain(
         except ValueError:
             target = domain
         try:
-            hops = await delivery.find_hops(config, target, None)
+            servers = await find_hops(config, target, None)
         except HopFailed as failure:
             return [HostProbe(domain, "", 0, error=str(failure))]
-        if hops is None:
+        if servers is None:
             return [
                 HostProbe(
                     domain, "", 0, error=f"the SMTP route of {domain} is /dev/null: its mail is dropped"
                 )
             ]
-    return [await probe_host(config, domain, name, address, hop_port) for name, address, hop_port in hops]
+    return [await probe_host(config, domain, name, address, hop_port) for name, address, hop_port in servers]
 
 
 async def probe(config: Config, domain: str, host: str = "", port: int | None = None, listener: str = ""):
@@ -222,10 +224,10 @@ async def probe_listener(config: Config, listener_name: str, domain: str = "") -
     listener = registry.item_named(config, "listeners", listener_name)
     if listener is None:
         raise ValueError(f"There is no listener named '{listener_name}'")
-    interface = interface_named(listener["interface_name"], config.get("interfaces", []))
+    interface = interfaces.named(listener["interface_name"], config.get("interfaces", []))
     names = [interface["interface_hostname"]]
     if domain:
-        resolver = appliance_dns.resolver(config, delivery.TIMEOUT, kind=dns.asyncresolver.Resolver)
+        resolver = new_resolver(config)
         try:
             answer = await resolver.resolve(domain, "MX")
             names += [str(record.exchange).rstrip(".").lower() for record in answer]
@@ -243,10 +245,10 @@ async def probe_host(
     the host name, as the ESA's Verify compares them)."""
     probe = HostProbe(host, address, port)
     note = Recorder(probe)
-    hostname = (config.get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
+    hostname = system_hostname(config)
     note(f"Trying TLS on {host}[{address}:{port}]")
     client = aiosmtplib.SMTP(
-        hostname=address, port=port, local_hostname=hostname, timeout=delivery.TIMEOUT, start_tls=False
+        hostname=address, port=port, local_hostname=hostname, timeout=TIMEOUT, start_tls=False
     )
     try:
         banner = await client.connect()
@@ -275,7 +277,7 @@ async def _conversation(client, config, expected, host, hostname, probe, note) -
         return
     note("-->STARTTLS")
     try:
-        response = await client.starttls(tls_context=delivery.client_context(config), server_hostname=host)
+        response = await client.starttls(tls_context=client_context(config), server_hostname=host)
     except aiosmtplib.SMTPResponseException as refusal:
         probe.starttls_refused = f"{refusal.code} {refusal.message}"
         note(f"<-- {refusal.code} {refusal.message}")

@@ -8,8 +8,9 @@ import sys
 from appliance import workflow
 from appliance.management.base import ApplianceCommand, Refused
 from appliance.roles import require
-from destinations import probe, probe_history, tlsprobe
+from destinations import probe
 from destinations.models import ProbeSource
+from gateway import probe_history, tlsprobe
 
 
 class Command(ApplianceCommand):

@@ -31,13 +31,13 @@ from email.utils import format_datetime
 
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
-from appliance import maillog
 from appliance.config.sections import Item
-from appliance.spool import Envelope, IdCounter, Spool
+from gateway import maillog
+from gateway.access import Decision, HostAccessTable
+from gateway.processes import ListenerCounts
+from gateway.spool import Envelope, IdCounter, Spool
 from listeners import hat, rat
-from listeners.access import Decision, HostAccessTable
 from listeners.models import DEFAULT_LIMITS, ConnectionBehavior, InboundTls
-from listeners.processes import ListenerCounts
 from tracking import records
 from tracking.models import TlsPolicy
 

@@ -6,7 +6,7 @@ configuration: a listener that is gone stops accepting, a new one starts, a
 changed one keeps its socket and hands the new settings to the next connection.
 Sessions in progress keep the settings they started with. ``run`` watches the
 running version (the file every commit rewrites) and applies each new one.
-``serve`` runs it on one process per core (``listeners.processes``).
+``serve`` runs it on one process per core (``gateway.processes``).
 """
 
 from __future__ import annotations
@@ -27,17 +27,18 @@ from django import db
 from django.conf import settings
 
 from appliance import dns as appliance_dns
-from appliance import https, maillog, tls, workflow
+from appliance import https, interfaces, tls, workflow
 from appliance.config.sections import Config, registry
-from appliance.spool import IdCounter, Spool
+from appliance.sections import system_hostname
 from certificates import trust
-from certificates.expiry_alerts import ExpiryAlerts
-from destinations.delivery import Delivery
+from gateway import maillog
+from gateway.access import HostAccessTable
+from gateway.delivery.engine import Delivery
+from gateway.expiry_alerts import ExpiryAlerts
+from gateway.processes import FORK, AcceptedChannel, AppliedVersions, ListenerCounts
+from gateway.smtpd import Inbound, InboundSession, Shared
+from gateway.spool import IdCounter, Spool
 from listeners import address_lists, hat
-from listeners.access import HostAccessTable
-from listeners.processes import FORK, AcceptedChannel, AppliedVersions, ListenerCounts
-from listeners.smtpd import Inbound, InboundSession, Shared
-from listeners.store import interface_named
 
 POLL_SECONDS = 0.5
 GC_EVERY_POLLS = 20
@@ -70,11 +71,11 @@ def inbound_contexts(certificate: dict | None, config: Config) -> dict[str, ssl.
 
 def inbound_settings(config: Config) -> dict[tuple[str, int], Inbound]:
     """(address, port) → what the sessions of the listener there need, from ``config``."""
-    hostname = (config.get("hostname") or [{"hostname": "localhost"}])[0]["hostname"]
+    hostname = system_hostname(config)
     contexts_by_certificate: dict[str, dict] = {}
     result = {}
     for listener in config.get("listeners", []):
-        interface = interface_named(listener["interface_name"], config.get("interfaces", []))
+        interface = interfaces.named(listener["interface_name"], config.get("interfaces", []))
         if interface is None:
             continue  # commit refuses this; an old version might hold it
         name = listener["certificate_name"]
@@ -100,7 +101,7 @@ def _matches(config: Config, list_name: str, address: str) -> bool:
 
 @dataclass
 class Siblings:
-    """This process among the gateway's processes (``listeners.processes``); 0 is main."""
+    """This process among the gateway's processes (``gateway.processes``); 0 is main."""
 
     index: int
     counts: ListenerCounts
@@ -140,7 +141,7 @@ class Gateway:
         if self.main:
             self.delivery = Delivery(self.shared, lambda: self.config, write)
             self.shared.accepted = self.delivery.enqueue
-            self.expiry_alerts = ExpiryAlerts(self.delivery, lambda: self.config)
+            self.expiry_alerts = ExpiryAlerts(self.delivery.notices, lambda: self.config)
         else:
             self.shared.accepted = siblings.accepted.send
         self.servers: dict[tuple[str, int], asyncio.Server] = {}

@@ -8,7 +8,7 @@ from email.message import EmailMessage, Message
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from appliance.spool import Envelope
+from gateway.spool import Envelope
 
 ENHANCED_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")  # RFC 3463: class.subject.detail
 

@@ -31,14 +31,11 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_POST
 
-from appliance import alert_mail, audit, maillog, spool
-from appliance.roles import Capability, can, requires
-from appliance.spool import DeliveryState
+from appliance import audit
+from appliance.roles import MAIL_DATA, Capability, can, requires
 from appliance.views.common import ConsoleRequest, source_of
-
-# Senders, recipients and log lines are message data, which the ESA keeps from Guests
-# (no Message Tracking): whoever may view the configuration may view them.
-MAIL_DATA = Capability.VIEW_CONFIG
+from gateway import alert_mail, maillog, spool
+from gateway.spool import DeliveryState
 
 # Retry, bounce and delete take effect at once on the running gateway, as a commit does: the roles
 # that may commit (Administrator, Operator) may act on the queue; Read-Only Operator and Guest may not.
@@ -247,8 +244,8 @@ def queue(request: ConsoleRequest):
     """The messages waiting in the spool, oldest first, 50 a page, searchable; above them, the
     recipients waiting by destination domain."""
     if request.htmx and not request.htmx.boosted:
-        return render(request, "appliance/_queue_table.html", _queue_context(request, summary=False))
-    return render(request, "appliance/queue.html", _queue_context(request))
+        return render(request, "gateway/_queue_table.html", _queue_context(request, summary=False))
+    return render(request, "gateway/queue.html", _queue_context(request))
 
 
 @dataclass(frozen=True)
@@ -343,7 +340,7 @@ def queue_action(request: ConsoleRequest):
             "back": back,
             "back_query": back_query,
         }
-        return render(request, "appliance/queue.html", {"confirmation": confirmation})
+        return render(request, "gateway/queue.html", {"confirmation": confirmation})
     asked, gone = ask_delivery(request.user, action.name, mids, source_of(request))
     if asked:
         messages.success(request, action.done.format(mids=_mids_text(asked)))
@@ -573,8 +570,8 @@ def _mail_logs_context(request: ConsoleRequest) -> dict:
 def mail_logs(request: ConsoleRequest):
     """The newest lines of mail_logs (then its rotated files), 100 a page, filtered and searched."""
     if request.htmx and not request.htmx.boosted:
-        return render(request, "appliance/_mail_log_lines.html", _mail_logs_context(request))
-    return render(request, "appliance/mail_logs.html", _mail_logs_context(request))
+        return render(request, "gateway/_mail_log_lines.html", _mail_logs_context(request))
+    return render(request, "gateway/mail_logs.html", _mail_logs_context(request))
 
 
 # --- System Administration > Log Subscriptions -------------------------------------
@@ -595,7 +592,7 @@ def log_subscriptions(request: ConsoleRequest):
         "rollover_size": maillog.MAX_BYTES,
         "files_kept": maillog.BACKUPS,
     }
-    return render(request, "appliance/log_subscriptions.html", {"subscriptions": [subscription]})
+    return render(request, "gateway/log_subscriptions.html", {"subscriptions": [subscription]})
 
 
 def _chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
@@ -632,4 +629,4 @@ def alerts(request: ConsoleRequest):
     sent = alert_mail.recent()
     for alert in sent:
         alert.sent_at = datetime.fromisoformat(alert.time)
-    return render(request, "appliance/alerts.html", {"alerts": sent, "shown": alert_mail.SHOWN})
+    return render(request, "gateway/alerts.html", {"alerts": sent, "shown": alert_mail.SHOWN})

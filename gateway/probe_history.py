@@ -1,6 +1,6 @@
 """The runs of Test TLS and ``tlsverify`` kept, and what changed since the run before.
 
-``record`` stores a run (``TlsProbeRun``) from the ``HostProbe``s of ``destinations.tlsprobe``:
+``record`` stores a run (``TlsProbeRun``) from the ``HostProbe``s of ``gateway.tlsprobe``:
 for each server the words the page shows (connection, STARTTLS, protocol and cipher,
 certificate chain, host name), the server certificate and what each TLS Support mode would
 do, not the transcript. ``compare`` takes the run before it of the same target and says in
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes
 from django.utils import dateformat, timezone
 
-from destinations import delivery, tlsprobe
 from destinations.models import ProbeSource, ProbeStatus, TlsProbeRun
+from gateway import tlsprobe
+from gateway.delivery import hops
 
 DATE_FORMAT = "D M d H:i:s Y"  # Django's date format, as the console pages show times
 RECENT_SHOWN = 5  # runs listed under Test TLS
@@ -39,7 +40,7 @@ class Target:
             return cls(domain)
         host = host.lower()
         shown = f"[{host}]" if ":" in host else host  # an IPv6 address
-        return cls(domain, server=f"{shown}:{port or delivery.SMTP_PORT}")
+        return cls(domain, server=f"{shown}:{port or hops.SMTP_PORT}")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from appliance.management.base import ApplianceCommand, Refused
-from listeners import gateway
+from gateway import server as gateway
 
 
 class Command(ApplianceCommand):
