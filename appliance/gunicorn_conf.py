@@ -37,6 +37,7 @@ graceful_timeout = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"
+logconfig_dict = settings.GUNICORN_LOGGING  # the terminal and DATA_DIR/logs/console.log
 proc_name = "appliance-console"
 secure_scheme_headers = {}  # the console terminates TLS itself; trust no proxy header
 forwarded_allow_ips = ""

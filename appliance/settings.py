@@ -268,5 +268,48 @@ LOGGING = {
         "django.security.DisallowedHost": {"level": "ERROR"},
         # aiosmtpd logs every SMTP command at INFO; the gateway's own record is mail_logs.
         "mail.log": {"level": "WARNING"},
+        # What runappliance and rungateway print (Appliance ready, Warning:, Error:), kept in the file.
+        "appliance.services": {"handlers": ["file"], "propagate": False},
+    },
+}
+# gunicorn's own lines (errors, access) in its formats, to the terminal and the file alike
+# (``gunicorn_conf.logconfig_dict``).
+GUNICORN_LOGGING = {
+    **LOGGING,
+    "formatters": {
+        **LOGGING["formatters"],
+        "gunicorn": {
+            "format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
+            "datefmt": "[%Y-%m-%d %H:%M:%S %z]",
+        },
+        "access": {"format": "%(message)s"},
+    },
+    "handlers": {
+        **LOGGING["handlers"],
+        "gunicorn_terminal": {
+            "class": "logging.StreamHandler",
+            "formatter": "gunicorn",
+            "stream": "ext://sys.stdout",
+        },
+        "gunicorn_file": {**LOGGING["handlers"]["file"], "formatter": "gunicorn"},
+        "access_terminal": {
+            "class": "logging.StreamHandler",
+            "formatter": "access",
+            "stream": "ext://sys.stdout",
+        },
+        "access_file": {**LOGGING["handlers"]["file"], "formatter": "access"},
+    },
+    "loggers": {
+        **LOGGING["loggers"],
+        "gunicorn.error": {
+            "handlers": ["gunicorn_terminal", "gunicorn_file"],
+            "level": "INFO",
+            "propagate": False,
+        },
+        "gunicorn.access": {
+            "handlers": ["access_terminal", "access_file"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }

@@ -32,13 +32,12 @@ from email.utils import format_datetime
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
 from appliance.config.sections import Item
-from gateway import maillog
+from gateway import maillog, records
 from gateway.access import Decision, HostAccessTable
 from gateway.processes import ListenerCounts
 from gateway.spool import Envelope, IdCounter, Spool
 from listeners import hat, rat
 from listeners.models import DEFAULT_LIMITS, ConnectionBehavior, InboundTls
-from tracking import records
 from tracking.models import TlsPolicy
 
 ALLOWED_BEFORE_TLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}

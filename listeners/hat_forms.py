@@ -73,7 +73,7 @@ NEEDS_PREFERRED = "Applies only with TLS Preferred."
 
 # --- limits: the listener's and the mail flow policies' -----------------------------------------
 
-# What each limit means to a sending MTA: the answer it gets past the limit (listeners/smtpd.py).
+# What each limit means to a sending MTA: the answer it gets past the limit (gateway/smtpd.py).
 LIMIT_HELP = {
     "max_concurrency": (
         "Connections the listener serves at once; one more is answered "

@@ -25,11 +25,11 @@ import pytest
 from django.conf import settings
 
 from appliance import workflow
+from gateway.records import Recorder
 from gateway.server import Gateway
 from gateway.smtpd import Shared
 from listeners import store
 from tests.pki_factory import Credential
-from tracking.records import Recorder
 
 LOOPBACK = "127.0.0.1"
 IN = "IncomingMail"

@@ -124,6 +124,20 @@ def test_https_console_presents_demo_and_secure_headers(running):
     assert "System Overview" in page and "esa.example.com" in page
 
 
+def test_what_the_terminal_shows_is_kept_in_console_log(running, tmp_path):
+    browser = Browser(running.port, ssl._create_unverified_context())
+    response, _ = browser.request("GET", "/login/")
+    assert response.status == 200
+    log = tmp_path / "data" / "logs" / "console.log"
+    deadline = time.monotonic() + 10
+    while '"GET /login/ HTTP/1.1" 200' not in (text := log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"no access line in console.log:\n{text}"
+        time.sleep(0.1)
+    assert "Appliance ready: https://127.0.0.1:" in text  # the supervisor's line
+    assert "[INFO] Listening at: https://127.0.0.1:" in text  # gunicorn's own
+    assert "Gateway ready: IncomingMail" in text  # the mail gateway's
+
+
 def test_a_commit_changes_the_certificate_and_the_port_without_a_restart(running, tmp_path):
     demo = committed_certificate(running, "Demo")
     context = trusting(demo)

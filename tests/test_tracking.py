@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from destinations.models import TlsSupport
+from gateway.records import RETENTION_DAYS, Recorder
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
     DOMAIN,
     PLAIN,
@@ -41,7 +42,6 @@ from tests.gateway_fixtures import (  # noqa: F401 (fixtures)
 )
 from tests.test_gateway import MUST_STARTTLS, listener_tls
 from tracking.models import Connection, Direction, Event, Message, TlsPolicy, TlsResult
-from tracking.records import RETENTION_DAYS, Recorder
 
 REPORT = reverse("tracking:tls_connections")
 TRACKING = reverse("tracking:messages")

@@ -1,6 +1,6 @@
 """The gateway's own records: SMTP connections with their TLS outcome, messages and their events.
 
-Written by the gateway process only (``tracking.records.Recorder``, in batches), kept
+Written by the gateway process only (``gateway.records.Recorder``, in batches), kept
 ``RETENTION_DAYS`` days; operational history, not configuration (no section, no commit). In a
 cluster every machine numbers its own connections and messages, so each record names its machine
 and the console shows the records of the machine it runs on (``objects``).

@@ -7,6 +7,7 @@ Exit status: 0 done (warnings on stderr as ``Warning: …``), 1 refused or faile
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -64,6 +65,15 @@ class ApplianceCommand(BaseCommand):
 
     def warn(self, message: str) -> None:
         self.stderr.write(f"Warning: {message}")
+
+    def service_line(self, line: str) -> None:
+        """A line of a running service (runappliance, rungateway): to the terminal at once, and to
+        DATA_DIR/logs/console.log; ``Warning:`` and ``Error:`` lines to standard error."""
+        stream = self.stderr if line.startswith(("Warning:", "Error:")) else self.stdout
+        stream.write(line)
+        stream.flush()
+        level = logging.INFO if stream is self.stdout else logging.WARNING
+        logging.getLogger("appliance.services").log(level, line)
 
     def report(self, result, done: str) -> None:
         """Print ``done`` and the outcome's notes and warnings, or a Read-Only Operator's preview."""

@@ -17,9 +17,8 @@ from appliance.sections import system_hostname
 from certificates import trust, verify
 from destinations.delivery_settings import delivery_of
 from destinations.models import TlsSupport
-from gateway import bounces, maillog
+from gateway import bounces, maillog, records
 from gateway.delivery.hops import TIMEOUT, HopFailed
-from tracking import records
 from tracking.models import Event, TlsPolicy
 
 REQUIRED = (TlsSupport.REQUIRED, TlsSupport.REQUIRED_VERIFY)

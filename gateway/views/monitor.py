@@ -24,17 +24,15 @@ from typing import BinaryIO
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_POST
 
-from appliance import audit
 from appliance.roles import MAIL_DATA, Capability, can, requires
 from appliance.views.common import ConsoleRequest, source_of
-from gateway import alert_mail, maillog, spool
+from gateway import alert_mail, maillog, queue_actions, spool
 from gateway.spool import DeliveryState
 
 # Retry, bounce and delete take effect at once on the running gateway, as a commit does: the roles
@@ -248,62 +246,10 @@ def queue(request: ConsoleRequest):
     return render(request, "gateway/queue.html", _queue_context(request))
 
 
-@dataclass(frozen=True)
-class QueueAction:
-    """Retry Now, Bounce or Delete: what the console asks of delivery (``Spool.request``)."""
-
-    name: str
-    label: str
-    done: str  # the message after asking; {mids}: "MID 12" or "MIDs 12, 13"
-    warning: str = ""  # asked on a page of its own before acting; "" = at once
-
-
-QUEUE_ACTION_LIST = [
-    QueueAction("retry", "Retry Now", "Delivery will retry {mids} within a second."),
-    QueueAction(
-        "bounce",
-        "Bounce",
-        "Delivery will bounce {mids} within a second, with a delivery status notification to the sender.",
-        "Each sender gets a delivery status notification for the recipients not yet delivered "
-        "(a bounce itself, with the null sender, gets none); the messages leave the queue.",
-    ),
-    QueueAction(
-        "delete",
-        "Delete",
-        "Delivery will delete {mids} within a second, without notifying the sender.",
-        "The messages leave the queue and are lost: their senders are not told.",
-    ),
-]
-QUEUE_ACTION_BY_NAME = {action.name: action for action in QUEUE_ACTION_LIST}
-
-
-def _mids_text(mids: list[int]) -> str:
-    return f"MID{'s' if len(mids) > 1 else ''} {', '.join(str(mid) for mid in mids)}"
-
-
-def ask_delivery(user, action: str, mids: list[int], source: str) -> tuple[list[int], list[int]]:
-    """Leave ``action`` for the delivery engine (another process; it acts within a second) on
-    each of ``mids``, each with its audit row. The MIDs asked about, and those no longer queued."""
-    queue = spool.Spool()
-    asked, gone = [], []
-    for mid in mids:
-        try:
-            with transaction.atomic():  # no request without its audit row
-                audit.record(
-                    user.username, audit.Action.QUEUE, f"asked delivery to {action} MID {mid}", source
-                )
-                queue.request(mid, action)
-        except FileNotFoundError:
-            gone.append(mid)
-        else:
-            asked.append(mid)
-    return asked, gone
-
-
-def _gone_text(gone: list[int], action: QueueAction) -> str:
+def _gone_text(gone: list[int], action: queue_actions.QueueAction) -> str:
     verb = "is" if len(gone) == 1 else "are"
     return (
-        f"{_mids_text(gone)} {verb} no longer in the queue (delivered, bounced or deleted meanwhile): "
+        f"{queue_actions.mids_text(gone)} {verb} no longer in the queue (delivered, bounced or deleted meanwhile): "
         f"nothing to {action.label.lower().removesuffix(' now')}."
     )
 
@@ -315,7 +261,7 @@ def queue_action(request: ConsoleRequest):
 
     Bounce and Delete first show what they would end and ask again (``confirmed=1``), with no script.
     """
-    action = QUEUE_ACTION_BY_NAME.get(request.POST.get("action", ""))
+    action = queue_actions.ACTIONS_BY_NAME.get(request.POST.get("action", ""))
     if action is None:
         return HttpResponseBadRequest("The queue's actions are Retry Now, Bounce and Delete.")
     back_query = _back_query(QueryDict(request.POST.get("back", "")))
@@ -336,14 +282,14 @@ def queue_action(request: ConsoleRequest):
         confirmation = {
             "action": action,
             "rows": [QueueRow.of(message) for message in queued],
-            "gone": _mids_text(gone) if gone else "",
+            "gone": queue_actions.mids_text(gone) if gone else "",
             "back": back,
             "back_query": back_query,
         }
         return render(request, "gateway/queue.html", {"confirmation": confirmation})
-    asked, gone = ask_delivery(request.user, action.name, mids, source_of(request))
+    asked, gone = queue_actions.ask_delivery(request.user, action.name, mids, source_of(request))
     if asked:
-        messages.success(request, action.done.format(mids=_mids_text(asked)))
+        messages.success(request, action.done.format(mids=queue_actions.mids_text(asked)))
     if gone:
         messages.warning(request, _gone_text(gone, action))
     return redirect(back)

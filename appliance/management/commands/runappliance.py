@@ -37,8 +37,8 @@ class Command(ApplianceCommand):
         elif password == "":
             self.stdout.write("First start: user admin has the password from APPLIANCE_ADMIN_PASSWORD")
         status = Supervisor(
-            write=lambda line: self.stdout.write(line) or self.stdout.flush(),
-            error=lambda line: self.stderr.write(line) or self.stderr.flush(),
+            write=self.service_line,
+            error=self.service_line,
         ).run()
         if status:
             raise SystemExit(status)

@@ -19,8 +19,6 @@ class Command(ApplianceCommand):
     def handle(self, *args, processes, **options):
         if processes < 1:
             raise Refused("--processes must be 1 or more")
-        status = gateway.serve(
-            write=lambda line: self.stdout.write(line) or self.stdout.flush(), processes=processes
-        )
+        status = gateway.serve(write=self.service_line, processes=processes)
         if status:
             raise SystemExit(status)
