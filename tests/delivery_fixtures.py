@@ -607,7 +607,7 @@ class Outbound:
 
     def deliver(self, mid: int) -> None:
         """One delivery attempt of ``mid`` with the committed configuration, on the gateway's loop."""
-        self.runner.run(self.delivery.deliver(mid, self.config), timeout=60)
+        self.runner.run(self.delivery.attempts.deliver(mid, self.config), timeout=60)
 
     def enqueue(self, mid: int) -> None:
         """Tell the delivery loop (as the listener does once the spool holds a message)."""

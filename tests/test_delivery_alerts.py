@@ -70,7 +70,9 @@ def attempt(loop_thread, delivery_and_config, envelope_mid=900):
     engine, config = delivery_and_config
     envelope = Envelope(mid=envelope_mid, mail_from="a@sender.test", rcpt_tos=["b@example.com"], received="")
     return loop_thread.run(
-        engine.to_domain(config, envelope, b"Subject: x\r\n\r\nx\r\n", "example.com", ["b@example.com"])
+        engine.attempts.to_domain(
+            config, envelope, b"Subject: x\r\n\r\nx\r\n", "example.com", ["b@example.com"]
+        )
     )
 
 

@@ -20,7 +20,7 @@ import pytest
 from appliance import interfaces
 from destinations import delivery_settings, store
 from destinations.entries import Entry
-from gateway.delivery import engine as delivery
+from gateway.delivery import attempt as delivery
 from gateway.delivery.engine import Delivery
 from gateway.spool import DeliveryState
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
