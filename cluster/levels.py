@@ -49,9 +49,19 @@ def seen_level(tag: str) -> str:
     return _mode.get().seen(tag)
 
 
+class LevelField(models.CharField):
+    """A ``level`` column. Migrations see it without its default: the rows a migration meets are the
+    cluster's, and only a new row takes the level the mode sees."""
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        kwargs.pop("default", None)
+        return name, "django.db.models.CharField", args, kwargs
+
+
 def level_field(tag: str) -> models.CharField:
     """The ``level`` column of a model of section ``tag``: new rows take the level the mode sees."""
-    return models.CharField(max_length=140, blank=True, default=partial(seen_level, tag), editable=False)
+    return LevelField(max_length=140, blank=True, default=partial(seen_level, tag), editable=False)
 
 
 class AtLevel(models.Manager):
