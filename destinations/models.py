@@ -13,7 +13,7 @@ import ipaddress
 from django.db import models, transaction
 from django.utils import timezone
 
-from cluster.levels import AtLevel, level_field
+from appliance.config.candidate_levels import AtLevel, level_field
 
 
 class DestinationControls(models.Model):
