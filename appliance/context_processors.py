@@ -6,7 +6,6 @@ from django.conf import settings
 
 from appliance import navigation, workflow
 from appliance.roles import Capability, can
-from cluster import views as cluster_views
 
 
 def console(request):
@@ -24,5 +23,4 @@ def console(request):
         "may_commit": can(user, Capability.COMMIT),
         "role_label": user.get_role_display(),
         "pending_confirmation": workflow.pending_confirmation(),
-        "mode_bar": cluster_views.mode_bar(request),
     }

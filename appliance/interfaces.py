@@ -12,7 +12,6 @@ from appliance.models import Interface, this_machine
 from appliance.sections import INTERFACE_FIELDS, interface_problems
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
-from certificates import selectors
 
 
 def get(name: str) -> Interface:
@@ -84,7 +83,8 @@ def save(original: str | None, item: dict) -> Outcome:
         raise ChangeRefused("The port is in use: " + "; ".join(conflicts))
     if not item["certificate_name"]:
         return Outcome()
-    return Outcome(warnings=selectors.warnings_for(item["certificate_name"], [item["interface_hostname"]]))
+    advice = registry.sections["certificates"].advice
+    return Outcome(warnings=advice(item["certificate_name"], [item["interface_hostname"]]))
 
 
 def delete(name: str) -> None:

@@ -11,8 +11,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 
 from appliance.config import levels
-from cluster.levels import AtLevel, level_field
-from cluster.levels import current as current_mode
+from appliance.config.candidate_levels import AtLevel, level_field
+from appliance.config.candidate_levels import current as current_mode
 
 
 class Role(models.TextChoices):

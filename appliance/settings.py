@@ -165,7 +165,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "cluster.middleware.ModeMiddleware",
+    "appliance.modes.ModeMiddleware",
 ]
 
 ROOT_URLCONF = "appliance.urls"
@@ -185,6 +185,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "appliance.context_processors.console",
+                "cluster.context_processors.mode_bar",
             ],
         },
     },

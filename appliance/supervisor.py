@@ -6,8 +6,9 @@ which follows each commit by itself and is started again if it dies) and the
 HTTP redirects, watches the running version, starts the console anew when a
 commit changes where it listens, and rolls back a commit that was not confirmed
 in time. Certificates change inside gunicorn without a restart. On a machine of a
-cluster it also announces the versions other machines commit (``cluster.propagation``)
-and reports the version it runs; a database that cannot be reached stops none of it.
+cluster it also announces the versions other machines commit and reports the version it
+runs (``Membership``, which the cluster app registers); a database that cannot be reached
+stops none of it.
 """
 
 from __future__ import annotations
@@ -18,17 +19,45 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from django.conf import settings
 from django.db import close_old_connections
 
 from appliance import https, workflow
 from appliance.redirects import RedirectServers
-from cluster import membership
-from cluster.propagation import CommitWaiter
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
+
+
+class CommitWaiter(Protocol):
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if a commit is made meanwhile."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Membership:
+    """How this process takes part in a cluster, when it is a machine of one (``settings.MACHINE_NAME``)."""
+
+    require_joined: Callable[[str], None]  # ChangeRefused, saying why, unless the machine has joined
+    check_in: Callable[[str, int | None], None]  # the machine runs this version
+    check_in_seconds: float  # how often it says so
+    stopped: Callable[[str], None]  # the machine stopped cleanly
+    commit_waiter: Callable[[], CommitWaiter]  # one that wakes at a commit any machine makes
+
+
+membership: Membership | None = None
+
+
+def register_membership(registered: Membership) -> None:
+    """Called by the cluster app's ``AppConfig.ready()``."""
+    global membership
+    membership = registered
 
 
 class ServiceFailed(Exception):
@@ -67,7 +96,7 @@ class Supervisor:
         self.console: subprocess.Popen | None = None
         self.gateway: subprocess.Popen | None = None
         self.redirects = RedirectServers()
-        self.commits = CommitWaiter()
+        self.commits = membership.commit_waiter()
         self.number: int | None = None  # the version the services run
         self.reported = 0.0  # when this machine last checked in (a machine of a cluster)
         self.database_down = False
@@ -137,7 +166,7 @@ class Supervisor:
             latest != workflow.announced_in_file() or not workflow.kept_copy(latest).exists()
         ):
             workflow.announce(latest)
-        if time.monotonic() - self.reported >= membership.CHECK_IN_SECONDS:
+        if time.monotonic() - self.reported >= membership.check_in_seconds:
             membership.check_in(settings.MACHINE_NAME, self.number)
             self.reported = time.monotonic()
 

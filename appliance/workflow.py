@@ -26,13 +26,12 @@ from django.utils import timezone
 
 from appliance import audit
 from appliance.audit import Action
-from appliance.config import checks, levels
+from appliance.config import candidate_levels, checks, levels
 from appliance.config.diff import SectionChange, diff
 from appliance.config.sections import Config, registry
 from appliance.config.xmlfile import Document, SecretMode, parse, render
 from appliance.models import ChangeLock, ConfigVersion, PendingConfirmation, SystemSettings
 from appliance.roles import Capability, can, require
-from cluster import levels as cluster_levels
 
 
 class ChangeRefused(Exception):
@@ -244,7 +243,7 @@ def _at_the_modes_level(apply: Callable[[], Any]):
     inherits from another level (a machine's view of the cluster's Certificates), which changes at its
     own level or is overridden first, and, in a group's or machine's mode, the cluster's settings
     without levels (Address Lists). Each machine's own (IP interfaces) change in any mode."""
-    mode = cluster_levels.current()
+    mode = candidate_levels.current()
     cluster_only = [
         tag
         for tag, section in registry.sections.items()
@@ -258,7 +257,7 @@ def _at_the_modes_level(apply: Callable[[], Any]):
         return result
     [tag, *_] = changed
     here = levels.describe(mode.level)
-    there = levels.describe(mode.inherited.get(tag, levels.CLUSTER), cluster_levels.cluster_name())
+    there = levels.describe(mode.inherited.get(tag, levels.CLUSTER), registry.level_store.cluster_name())
     if tag in mode.inherited:
         raise ChangeRefused(
             f"{registry.feature_of(tag).title}: {here} uses the settings defined at {there}; change the "
@@ -403,7 +402,7 @@ def write_config(config: Config) -> None:
     for section in registry.ordered():
         if section.tag not in config:
             continue
-        with cluster_levels.rows_at(levels.CLUSTER):
+        with candidate_levels.rows_at(levels.CLUSTER):
             section.write(config[section.tag])
         if section.tag in registry.levelled:
             registry.level_store.replace(section.tag, levels.overrides(config, section.tag))
@@ -457,7 +456,7 @@ def rollback_to(user, number: int, source: str = "", confirmed: bool = False):
         if lock.owner_name and lock.owner_name != user.username:
             raise ChangeRefused(_owner_text(lock))
         _confirm_discard(config, f"Rolling back to version {number}", confirmed)
-    with cluster_levels.editing(levels.CLUSTER):  # a whole version: every level, whatever the mode
+    with candidate_levels.editing(levels.CLUSTER):  # a whole version: every level, whatever the mode
         return submit(
             user,
             f"staged version {number} for rollback",
@@ -475,5 +474,5 @@ def load_document(user, document: Document, description: str, source: str = ""):
     problems = checks.reference_problems({**kept, **document.config}, document)
     if problems:
         raise ChangeRefused("The configuration cannot be loaded", problems)
-    with cluster_levels.editing(levels.CLUSTER):  # sections as a whole: every level, whatever the mode
+    with candidate_levels.editing(levels.CLUSTER):  # sections as a whole: every level, whatever the mode
         return submit(user, description, lambda: write_config(document.config), source, action=Action.LOAD)

@@ -7,8 +7,8 @@ import datetime
 from django.db import models
 from django.utils import timezone
 
+from appliance.config.candidate_levels import AtLevel, level_field
 from certificates import pki
-from cluster.levels import AtLevel, level_field
 
 
 class Certificate(models.Model):

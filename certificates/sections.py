@@ -183,6 +183,8 @@ def register_sections():
             read=_read_certificates,
             write=_write_certificates,
             clean_item=_clean_certificate,
+            choices=selectors.certificate_choices,
+            advice=selectors.warnings_for,
         )
     )
     registry.register(

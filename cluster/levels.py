@@ -1,152 +1,37 @@
-"""The levels in the candidate: each feature's rows carry their level, and the mode picks the rows.
-
-A model of a feature has a ``level`` column (``level_field``) and two managers: ``every_level``, all
-rows, and ``objects`` (``AtLevel``), the rows of the level the current mode sees for the feature. The
-mode is the administrator's "Mode — Cluster / Group / Machine" (the page's session, a console
-command's ``--mode``); the code that reads and writes rows is the same at every level.
-
-In a mode whose level does not define a feature, ``objects`` shows the definition the level inherits
-(the group's, the cluster's), as the ESA shows "Settings are defined at: Cluster". Changing it there
-is refused (``workflow.submit``): the administrator overrides the settings for the level first, or
-changes the mode.
-"""
+"""The cluster's levels as the core sees them (``registry.level_store``): which levels exist, and the
+group and machine definitions of the candidate (``Override`` rows beside the features' own rows)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from functools import partial
-
-from django.db import models
-
-from appliance.config import levels
+from appliance.config import candidate_levels, levels
 from appliance.config.sections import Item, registry
-
-
-@dataclass(frozen=True)
-class Mode:
-    level: str = levels.CLUSTER  # the level edited
-    # Section tag → the level whose rows are seen, for the sections ``level`` does not define.
-    inherited: dict[str, str] = field(default_factory=dict)
-
-    def seen(self, tag: str) -> str:
-        return self.inherited.get(tag, self.level)
-
-
-CLUSTER_MODE = Mode()
-_mode: ContextVar[Mode] = ContextVar("mode", default=CLUSTER_MODE)  # noqa: B039 (frozen, never changed)
-_models: dict[str, list[type[models.Model]]] = {}  # section tag → its models with a level column
-
-
-def current() -> Mode:
-    return _mode.get()
-
-
-def seen_level(tag: str) -> str:
-    """The level whose rows of section ``tag`` the current mode reads and writes."""
-    return _mode.get().seen(tag)
-
-
-def level_field(tag: str) -> models.CharField:
-    """The ``level`` column of a model of section ``tag``: new rows take the level the mode sees."""
-    return models.CharField(max_length=140, blank=True, default=partial(seen_level, tag), editable=False)
-
-
-class AtLevel(models.Manager):
-    """The rows of the level the current mode sees for section ``tag``."""
-
-    def __init__(self, tag: str):
-        super().__init__()
-        self.tag = tag
-
-    def contribute_to_class(self, cls, name):
-        super().contribute_to_class(cls, name)
-        if not cls._meta.abstract and cls not in _models.setdefault(self.tag, []):
-            _models[self.tag].append(cls)
-
-    def get_queryset(self):
-        return super().get_queryset().filter(level=seen_level(self.tag))
-
-
-@contextmanager
-def _using(mode: Mode) -> Iterator[Mode]:
-    token = _mode.set(mode)
-    try:
-        yield mode
-    finally:
-        _mode.reset(token)
-
-
-def rows_at(level: str):
-    """Within it, every feature reads and writes its rows of ``level`` (defined there or not)."""
-    return _using(Mode(level))
-
-
-def editing(level: str):
-    """Within it, the pages and commands work in the mode of ``level``."""
-    return _using(mode_for(level))
-
-
-def cluster_name() -> str:
-    """The cluster's name ("" on an appliance of its own), as the levels are described to the admin."""
-    from cluster.models import Cluster
-
-    cluster = Cluster.objects.first()
-    return cluster.name if cluster else ""
-
-
-def groups() -> dict:
-    """The candidate's groups, as a configuration's ``GROUPS`` section (for ``levels.chain``)."""
-    from cluster.models import Group
-
-    return {levels.GROUPS: [{"group_name": g.name, "machine": g.machines} for g in Group.objects.all()]}
-
-
-def mode_for(level: str) -> Mode:
-    if not level:
-        return Mode()
-    from cluster.models import Override
-
-    defined: dict[str, set[str]] = {}
-    for tag, at in Override.objects.values_list("section", "level"):
-        defined.setdefault(tag, set()).add(at)
-    chain = levels.chain(groups(), level)
-    inherited = {}
-    for tag in registry.levelled:
-        winner = levels.first_defined(chain, defined.get(tag, ()))
-        if winner != level:
-            inherited[tag] = winner
-    return Mode(level, inherited)
-
-
-def seen_candidate() -> dict:
-    """The candidate as the current mode sees it: of each feature, the settings of the level the mode
-    sees (what the pages show); for a test run from a page (Test Server) with what that level runs."""
-    config = registry.candidate()
-    mode = current()
-    seen = {config_key: items for config_key, items in config.items() if not levels.split(config_key)[1]}
-    for tag in registry.levelled:
-        seen[tag] = config.get(levels.key(tag, mode.seen(tag)), seen[tag])
-    return seen
+from cluster.models import Cluster, Group, Machine, Override
 
 
 class CandidateLevels:
-    """The group and machine definitions of the candidate, for the registry (``LevelStore``)."""
+    def known_levels(self) -> list[str]:
+        """The levels an administrator may choose: the cluster, its groups (candidate), its machines."""
+        if not Cluster.objects.exists():
+            return [levels.CLUSTER]
+        return [
+            levels.CLUSTER,
+            *(levels.group(name) for name in Group.objects.values_list("name", flat=True)),
+            *(levels.machine(name) for name in Machine.objects.values_list("name", flat=True)),
+        ]
+
+    def cluster_name(self) -> str:
+        """The cluster's name ("" on an appliance of its own), as the levels are described to the admin."""
+        cluster = Cluster.objects.first()
+        return cluster.name if cluster else ""
 
     def defined(self) -> list[tuple[str, str]]:
-        from cluster.models import Override
-
         return list(Override.objects.values_list("section", "level"))
 
     def rows_at(self, level: str):
-        return rows_at(level)
+        return candidate_levels.rows_at(level)
 
     def replace(self, tag: str, definitions: dict[str, list[Item]]) -> None:
         """Make ``definitions`` (level → items) the group and machine definitions of section ``tag``."""
-        from cluster.models import Override
-
         for level in Override.objects.filter(section=tag).values_list("level", flat=True):
             if level not in definitions:
                 self.remove(tag, level)
@@ -155,15 +40,10 @@ class CandidateLevels:
 
     def define(self, tag: str, level: str, items: list[Item]) -> None:
         """Make ``items`` section ``tag``'s settings at ``level``."""
-        from cluster.models import Override
-
         Override.objects.get_or_create(section=tag, level=level)
-        with rows_at(level):
+        with candidate_levels.rows_at(level):
             registry.sections[tag].write(items)
 
     def remove(self, tag: str, level: str) -> None:
-        from cluster.models import Override
-
-        for model in _models.get(tag, []):
-            model.every_level.filter(level=level).delete()
+        candidate_levels.delete_rows(tag, level)
         Override.objects.filter(section=tag, level=level).delete()

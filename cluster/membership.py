@@ -205,6 +205,16 @@ def _remove_machine(machine: str) -> None:
             registry.level_store.remove(tag, level)
 
 
+def require_joined(machine: str) -> None:
+    """Before a process runs as ``machine``: it must have joined."""
+    cluster = current()
+    if cluster is None or not Machine.objects.filter(name=machine).exists():
+        where = f"cluster '{cluster}'" if cluster else "a cluster"
+        raise workflow.ChangeRefused(
+            f"machine '{machine}' has not joined {where}: clusterconfig join --machine {machine}"
+        )
+
+
 def check_in(machine: str, version: int | None) -> None:
     """A running machine reports the version its services run."""
     Machine.objects.filter(name=machine).update(

@@ -4,10 +4,9 @@ that definition. Both are staged changes (``workflow.submit``), committed like a
 from __future__ import annotations
 
 from appliance import workflow
-from appliance.config import levels
+from appliance.config import candidate_levels, levels
 from appliance.config.sections import registry
-from cluster import levels as candidate_levels
-from cluster.models import Cluster, Group, Machine
+from appliance.modes import checked_level
 
 
 def feature(name: str) -> levels.Feature:
@@ -17,31 +16,6 @@ def feature(name: str) -> levels.Feature:
             f"There is no feature '{name}' with levels (features: {', '.join(registry.features)})"
         )
     return found
-
-
-def known_levels() -> list[str]:
-    """The levels an administrator may choose: the cluster, its groups (candidate), its machines."""
-    if not Cluster.objects.exists():
-        return [levels.CLUSTER]
-    return [
-        levels.CLUSTER,
-        *(levels.group(name) for name in Group.objects.values_list("name", flat=True)),
-        *(levels.machine(name) for name in Machine.objects.values_list("name", flat=True)),
-    ]
-
-
-def checked_level(level: str) -> str:
-    """``level`` if this cluster has it; else ChangeRefused naming what there is."""
-    if level in known_levels():
-        return level
-    cluster = Cluster.objects.first()
-    if cluster is None:
-        raise workflow.ChangeRefused(
-            f"This appliance is not in a cluster: {levels.describe(level)} does not exist "
-            "(every setting is the appliance's own)"
-        )
-    there = ", ".join(levels.describe(known, cluster.name) for known in known_levels())
-    raise workflow.ChangeRefused(f"{levels.describe(level)} is not in the cluster (there are: {there})")
 
 
 def override(user, feature_name: str, level: str, source: str = ""):
@@ -71,7 +45,7 @@ def override(user, feature_name: str, level: str, source: str = ""):
     return workflow.submit(
         user,
         f"{chosen.title}: defined for {levels.describe(level)}, copied from "
-        f"{levels.describe(inherited_from, candidate_levels.cluster_name())}",
+        f"{levels.describe(inherited_from, registry.level_store.cluster_name())}",
         copy,
         source,
     )

@@ -11,14 +11,13 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from appliance import navigation, workflow
-from appliance.config import levels
+from appliance import modes, navigation, workflow
+from appliance.config import candidate_levels, levels
 from appliance.config.sections import registry
 from appliance.models import this_machine
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, back_to_next, source_of
-from cluster import levels as candidate_levels
-from cluster import membership, middleware, overrides
+from cluster import membership, overrides
 from cluster.models import Cluster
 
 
@@ -114,7 +113,9 @@ def mode_bar(request) -> ModeBar | None:
         cluster=cluster.name,
         page=page,
         level=candidate_levels.current().level,
-        choices=[(level, levels.describe(level, cluster.name)) for level in overrides.known_levels()],
+        choices=[
+            (level, levels.describe(level, cluster.name)) for level in registry.level_store.known_levels()
+        ],
     )
 
 
@@ -122,11 +123,11 @@ def mode_bar(request) -> ModeBar | None:
 @require_POST
 def change_mode(request: ConsoleRequest):
     try:
-        level = overrides.checked_level(levels.parse(request.POST.get("level") or "cluster"))
+        level = modes.checked_level(levels.parse(request.POST.get("level") or "cluster"))
     except (ValueError, workflow.ChangeRefused) as refusal:
         messages.error(request, f"{refusal}. The mode was not changed.")
         return back_to_next(request, "overview")
-    request.session[middleware.SESSION_KEY] = level
+    request.session[modes.SESSION_KEY] = level
     return back_to_next(request, "overview")
 
 

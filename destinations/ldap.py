@@ -19,10 +19,10 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from appliance import https, vault
+from appliance.config import candidate_levels
 from appliance.config.sections import Config, registry
 from appliance.workflow import ChangeRefused
 from certificates import trust
-from cluster import levels as candidate_levels
 from destinations import probe
 
 

@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from appliance.alerts import AlertClass, Severity
-from cluster.levels import AtLevel, level_field
+from appliance.config.candidate_levels import AtLevel, level_field
 
 
 class DestinationControls(models.Model):

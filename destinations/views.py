@@ -17,9 +17,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from appliance.config import candidate_levels
 from appliance.roles import Capability, can, require, requires
 from appliance.views.common import ConsoleRequest, field_check, staged_form_page, submit_change
-from cluster import levels as candidate_levels
 from destinations import delivery_settings, entries, forms, ldap, lookup, probe, store, websecurity
 from destinations.entries import Entry
 from destinations.models import (

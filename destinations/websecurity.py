@@ -7,8 +7,8 @@ and reports it step by step.
 
 from __future__ import annotations
 
+from appliance.config import candidate_levels
 from appliance.config.sections import Config
-from cluster import levels as candidate_levels
 from destinations import probe
 from destinations.validators import parse_endpoint
 

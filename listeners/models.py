@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from cluster.levels import AtLevel, level_field
+from appliance.config.candidate_levels import AtLevel, level_field
 
 PORT_MIN, PORT_MAX = 1, 65535
 # Ranges of the limits a listener and its mail flow policies set (the configuration file's as well).

@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from appliance import bootstrap, vault, workflow
-from appliance.config import levels
+from appliance.config import candidate_levels, levels
 from appliance.config.diff import diff
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render, without_header
@@ -21,7 +21,6 @@ from appliance.models import Interface, SslSettings, SystemSettings
 from certificates import downloads, pki
 from certificates import store as certificate_store
 from certificates.models import Certificate
-from cluster import levels as cluster_levels
 from cluster import membership, overrides
 from cluster.models import Cluster, Group, Machine, Override
 from destinations.models import LdapServer
@@ -84,7 +83,7 @@ def cluster(admin):
 
 def change(user, level: str, apply, description: str = "change"):
     """Submit ``apply`` in the mode of ``level``, as a page or a console command with --mode does."""
-    with cluster_levels.editing(level):
+    with candidate_levels.editing(level):
         return workflow.submit(user, description, apply)
 
 
@@ -493,21 +492,21 @@ def test_removing_an_override_gives_the_machine_the_level_above_again(levelled):
 
 def test_a_machine_mode_reads_the_inherited_settings_until_it_has_its_own(cluster):
     cluster_row = SslSettings.load()
-    with cluster_levels.editing(ESA2):
-        assert cluster_levels.current().seen("ssl_config") == levels.CLUSTER
+    with candidate_levels.editing(ESA2):
+        assert candidate_levels.current().seen("ssl_config") == levels.CLUSTER
         assert SslSettings.load().pk == cluster_row.pk
     overrides.override(cluster, "ssl_config", ESA2)
-    with cluster_levels.editing(ESA2):
+    with candidate_levels.editing(ESA2):
         own = SslSettings.load()
         assert (own.pk != cluster_row.pk, own.level) == (True, ESA2)
-        assert cluster_levels.current().seen("certificates") == levels.CLUSTER
+        assert candidate_levels.current().seen("certificates") == levels.CLUSTER
     assert SslSettings.load().pk == cluster_row.pk  # the cluster's mode again
     assert SslSettings.every_level.count() == 2
 
 
 def test_a_machine_mode_reads_its_groups_settings(levelled):
-    with cluster_levels.editing("machine:esa1"):
-        assert cluster_levels.current().seen("ssl_config") == MAIN
+    with candidate_levels.editing("machine:esa1"):
+        assert candidate_levels.current().seen("ssl_config") == MAIN
         assert SslSettings.load().gui_tls_min == "TLSv1.3"
 
 
@@ -527,7 +526,7 @@ def test_changing_a_groups_settings_in_a_machine_mode_is_refused_naming_the_grou
         workflow.ChangeRefused, match="Machine: esa1 uses the settings defined at Group: Main_Group"
     ):
         change(levelled, "machine:esa1", ssl_set(gui_tls_min="TLSv1.0"))
-    with cluster_levels.rows_at(MAIN):
+    with candidate_levels.rows_at(MAIN):
         assert SslSettings.load().gui_tls_min == "TLSv1.3"
 
 
@@ -743,13 +742,13 @@ def test_rollback_restores_the_earlier_overrides(cluster):
 def test_the_candidate_read_in_a_machines_mode_is_the_same(levelled):
     change(levelled, ESA2, ssl_set(gui_tls_min="TLSv1.0"))
     outside = registry.candidate()
-    with cluster_levels.editing(ESA2):
+    with candidate_levels.editing(ESA2):
         assert registry.candidate() == outside
 
 
 def test_a_commit_in_a_machines_mode_keeps_the_clusters_settings(levelled):
     change(levelled, ESA2, ssl_set(gui_tls_min="TLSv1.0"))
-    with cluster_levels.editing(ESA2):
+    with candidate_levels.editing(ESA2):
         workflow.commit(levelled)
     running = workflow.running_config()
     assert gui_tls_min(running) == "TLSv1.2"
@@ -758,10 +757,10 @@ def test_a_commit_in_a_machines_mode_keeps_the_clusters_settings(levelled):
 
 def test_abandon_in_a_machines_mode_restores_the_clusters_settings(levelled):
     workflow.submit(levelled, "cluster's", ssl_set(gui_tls_min="TLSv1.3"))
-    with cluster_levels.editing(ESA2):
+    with candidate_levels.editing(ESA2):
         workflow.abandon(levelled)
     assert SslSettings.load().gui_tls_min == "TLSv1.2"
-    with cluster_levels.rows_at(ESA2):
+    with candidate_levels.rows_at(ESA2):
         assert SslSettings.load().gui_tls_min == "TLSv1.1"
 
 
@@ -845,12 +844,12 @@ def test_rollback_and_load_in_a_machines_mode_change_every_level(levelled):
     first = workflow.running_number()
     change(levelled, ESA2, ssl_set(gui_tls_min="TLSv1.3"))
     workflow.commit(levelled, "esa2 on TLS 1.3")
-    with cluster_levels.editing(ESA2):
+    with candidate_levels.editing(ESA2):
         workflow.rollback_to(levelled, first)
     assert gui_tls_min(registry.candidate(), "ssl_config@machine:esa2") == "TLSv1.1"
     workflow.commit(levelled, "back")
     saved = render(workflow.running_config(), SecretMode.PLAIN).encode("latin-1")
-    with cluster_levels.editing(ESA2):
+    with candidate_levels.editing(ESA2):
         workflow.load_document(levelled, parse(saved), "the same file")
     assert not workflow.pending_changes()
 
@@ -859,9 +858,9 @@ def test_a_feature_given_only_some_of_its_sections_at_a_level_is_completed_by_ov
     running = render(workflow.running_config(), SecretMode.PLAIN)
     with_esa2 = running.replace("</config>", '<machine_level name="esa2"><ldap/></machine_level></config>')
     workflow.load_document(cluster, parse(with_esa2.encode("latin-1")), "esa2's LDAP Global Settings alone")
-    assert ("ldap", ESA2) in cluster_levels.CandidateLevels().defined()
-    assert ("ldap_servers", ESA2) not in cluster_levels.CandidateLevels().defined()
+    assert ("ldap", ESA2) in registry.level_store.defined()
+    assert ("ldap_servers", ESA2) not in registry.level_store.defined()
     overrides.override(cluster, "ldap", ESA2)  # completes it: the server profiles are copied
-    assert ("ldap_servers", ESA2) in cluster_levels.CandidateLevels().defined()
+    assert ("ldap_servers", ESA2) in registry.level_store.defined()
     with pytest.raises(workflow.ChangeRefused, match="already has settings of its own"):
         overrides.override(cluster, "ldap", ESA2)

@@ -139,6 +139,10 @@ class Section:
     # List sections left out of a file when they have no items (the groups of a cluster, on an
     # appliance of its own); a committed version without it has none.
     optional: bool = False
+    # For a list section other sections' fields name (certificates): the (name, label) choices a form
+    # offers, and the advice on choosing item ``name`` for the host names it should cover.
+    choices: Callable[[], list[tuple[str, str]]] | None = None
+    advice: Callable[[str, list[str]], list[str]] | None = None
 
     def read_top_level(self) -> list[Item]:
         return self.read_top() if self.read_top else self.read()
@@ -171,7 +175,14 @@ class Section:
 
 
 class LevelStore(Protocol):
-    """Where the candidate keeps the group and machine definitions of features (the cluster app)."""
+    """What Centralized Management (the cluster app) tells the core of levels: which exist, and where
+    the candidate keeps the group and machine definitions of features."""
+
+    def known_levels(self) -> list[str]:
+        """The levels an administrator may choose: the cluster, its groups, its machines."""
+
+    def cluster_name(self) -> str:
+        """The cluster's name, "" on an appliance of its own."""
 
     def defined(self) -> list[tuple[str, str]]:
         """(section tag, level) of every group and machine definition in the candidate."""

@@ -17,12 +17,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from appliance import workflow
-from appliance.config import levels
+from appliance import modes, workflow
+from appliance.config import candidate_levels, levels
 from appliance.config.xmlfile import ConfigFileError
 from appliance.models import User
-from cluster import levels as candidate_levels
-from cluster import overrides
 
 
 class Refused(Exception):
@@ -141,7 +139,7 @@ class ApplianceCommand(BaseCommand):
 
     def chosen_level(self, text: str) -> str:
         try:
-            return overrides.checked_level(levels.parse(text))
+            return modes.checked_level(levels.parse(text))
         except ValueError as error:
             raise Refused(f"--mode: {error}") from None
 

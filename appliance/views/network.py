@@ -9,14 +9,12 @@ from django.views.decorators.http import require_POST
 
 from appliance import dns
 from appliance import interfaces as store
-from appliance.config import levels
+from appliance.config import candidate_levels, levels
 from appliance.config.sections import registry
 from appliance.forms import DnsForm, DnsLookupForm, InterfaceForm
 from appliance.models import Interface, this_machine
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, field_check, submit_change
-from certificates import selectors
-from cluster import levels as candidate_levels
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -38,7 +36,7 @@ def interface_edit(request: ConsoleRequest, name: str | None = None):
     # level the mode shows of the other features.
     machine = this_machine()
     with candidate_levels.editing(levels.machine(machine) if machine else levels.CLUSTER):
-        choices = selectors.certificate_choices(blank="— none —")
+        choices = [("", "— none —"), *registry.sections["certificates"].choices()]
     form = InterfaceForm(
         request.POST or None,
         certificate_choices=choices,

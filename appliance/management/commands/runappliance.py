@@ -3,11 +3,8 @@ import os
 from django.conf import settings
 from django.core.management import call_command
 
-from appliance import bootstrap
+from appliance import bootstrap, supervisor
 from appliance.management.base import ApplianceCommand, Refused
-from appliance.supervisor import Supervisor
-from cluster import membership
-from cluster.models import Machine
 
 
 class Command(ApplianceCommand):
@@ -36,7 +33,7 @@ class Command(ApplianceCommand):
             self.stdout.write(f"First start: the password of user admin is {password} (shown once)")
         elif password == "":
             self.stdout.write("First start: user admin has the password from APPLIANCE_ADMIN_PASSWORD")
-        status = Supervisor(
+        status = supervisor.Supervisor(
             write=self.service_line,
             error=self.service_line,
         ).run()
@@ -46,10 +43,5 @@ class Command(ApplianceCommand):
     @staticmethod
     def become(machine: str) -> None:
         """This process and the services it starts are ``machine``: its interfaces, its reports."""
-        cluster = membership.current()
-        if cluster is None or not Machine.objects.filter(name=machine).exists():
-            where = f"cluster '{cluster}'" if cluster else "a cluster"
-            raise Refused(
-                f"machine '{machine}' has not joined {where}: clusterconfig join --machine {machine}"
-            )
+        supervisor.membership.require_joined(machine)
         settings.MACHINE_NAME = os.environ["APPLIANCE_MACHINE"] = machine

@@ -7,14 +7,13 @@ from pathlib import Path
 from django.utils import timezone
 
 from appliance import bootstrap, workflow
-from appliance.config import levels
+from appliance.config import candidate_levels, levels
 from appliance.config.sections import registry
 from appliance.config.xmlfile import SecretMode, parse
 from appliance.management.base import Refused, SubcommandCommand, read_passphrase_file
 from appliance.management.commands.saveconfig import add_passphrase_arguments, passphrase_options
 from appliance.roles import Capability, require
 from appliance.validators import validate_hostname, validate_ip_address, validate_object_name
-from cluster import levels as candidate_levels
 from cluster import membership, overrides
 from cluster.models import MAIN_GROUP, Group, Machine, Override
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from appliance.config import candidate_levels
 from appliance.management.base import Refused, read_passphrase_file
 from appliance.roles import Capability, require
-from cluster import levels as candidate_levels
 from destinations import ldap, store
 from destinations.management.console import TestingCommand, add_certificate_options, yes_no
 from destinations.models import LDAP_PORT, LDAPS_PORT, LdapServer, LdapSettings

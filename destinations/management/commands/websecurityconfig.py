@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from appliance.config import candidate_levels
 from appliance.management.base import Refused
 from appliance.roles import Capability, require
-from cluster import levels as candidate_levels
 from destinations import store, websecurity
 from destinations.management.console import TestingCommand, add_certificate_options
 from destinations.models import UrlFiltering
