@@ -6,7 +6,8 @@ class ApplianceConfig(AppConfig):
     verbose_name = "Appliance"
 
     def ready(self):
-        from appliance import navigation, sections
+        from appliance import alerts, navigation, sections
 
         sections.register_sections()
+        alerts.register_section()
         navigation.register_core_pages()

@@ -164,6 +164,52 @@ class Interface(models.Model):
         return self.name
 
 
+class AlertClass(models.TextChoices):
+    SYSTEM = "system", "System"
+    HARDWARE = "hardware", "Hardware"
+    UPDATER = "updater", "Updater"
+    ANTIVIRUS = "antivirus", "Anti-Virus"
+    ANTISPAM = "antispam", "Anti-Spam"
+    DHAP = "dhap", "Directory Harvest Attack Prevention"
+    OUTBREAK = "outbreak", "Virus Outbreak Filters"
+    CLUSTERING = "clustering", "Clustering"
+
+
+class Severity(models.TextChoices):
+    """The one scale of how bad a thing is, for alerts and for the certificate diagnostics alike."""
+
+    CRITICAL = "critical", "Critical"
+    WARNING = "warning", "Warning"
+    INFORMATION = "information", "Information"
+
+
+class AlertRecipient(models.Model):
+    """An address that receives the alerts of the classes and severities it lists (both non-empty)."""
+
+    address = models.CharField(max_length=254, unique=True)
+    alert_classes = models.JSONField(default=list)  # AlertClass values, in AlertClass order
+    severities = models.JSONField(default=list)  # Severity values, in Severity order
+
+    class Meta:
+        ordering = ["address"]
+
+    def __str__(self):
+        return self.address
+
+    def classes_display(self) -> str:
+        return display_choices(AlertClass, self.alert_classes)
+
+    def severities_display(self) -> str:
+        return display_choices(Severity, self.severities)
+
+
+def display_choices(choices, values: list[str]) -> str:
+    """The labels of ``values`` in ``choices`` order, or "All" when every choice is there."""
+    if set(values) >= set(choices.values):
+        return "All"
+    return ", ".join(choices(value).label for value in choices.values if value in values)
+
+
 class ChangeLock(models.Model):
     """The single row naming who owns the uncommitted changes, and since when.
 

@@ -185,6 +185,14 @@ def register_core_pages():
     )
     register(
         "System Administration",
+        "Alerts",
+        "alert_recipients",
+        position=15,
+        help="guide#system-administration-alerts",
+        feature=levels.CLUSTER_ONLY,
+    )
+    register(
+        "System Administration",
         "System Settings",
         "system_settings",
         position=20,

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from appliance.views import account, configfile, help, monitor, network, system, users, workflow
+from appliance.views import account, alerts, configfile, help, monitor, network, system, users, workflow
 
 urlpatterns = [
     path("login/", account.login_view, name="login"),
@@ -22,6 +22,11 @@ urlpatterns = [
     path("admin/rollback/", workflow.rollback, name="rollback"),
     path("admin/rollback/<int:number>/", workflow.rollback_diff, name="rollback_diff"),
     path("admin/audit/", system.audit_log, name="audit_log"),
+    # System Administration > Alerts stands where it always stood, below /services/.
+    path("services/alerts/", alerts.alert_list, name="alert_recipients"),
+    path("services/alerts/add/", alerts.add_recipient, name="alert_recipient_add"),
+    path("services/alerts/edit/<str:address>/", alerts.edit_recipient, name="alert_recipient_edit"),
+    path("services/alerts/delete/<str:address>/", alerts.delete_recipient, name="alert_recipient_delete"),
     path("admin/users/", users.user_list, name="users"),
     path("admin/users/add/", users.user_edit, name="user_add"),
     path("admin/users/edit/<str:username>/", users.user_edit, name="user_edit"),

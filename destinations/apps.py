@@ -11,10 +11,9 @@ class DestinationsConfig(AppConfig):
     def ready(self):
         from appliance import navigation
         from appliance.config import levels
-        from destinations import alerts, routes, sections
+        from destinations import routes, sections
 
         sections.register_sections()
-        alerts.register_section()
         routes.register_section()
         navigation.register(
             "Mail Policies",
@@ -39,14 +38,6 @@ class DestinationsConfig(AppConfig):
             position=25,
             help="guide#system-administration-ldap",
             feature="ldap",
-        )
-        navigation.register(
-            "System Administration",
-            "Alerts",
-            "destinations:alerts",
-            position=15,
-            help="guide#system-administration-alerts",
-            feature=levels.CLUSTER_ONLY,
         )
         navigation.register(
             "Network",

@@ -13,7 +13,6 @@ import ipaddress
 from django.db import models, transaction
 from django.utils import timezone
 
-from appliance.alerts import AlertClass, Severity
 from appliance.config.candidate_levels import AtLevel, level_field
 
 
@@ -310,33 +309,6 @@ class UrlFiltering(models.Model):
     @classmethod
     def load(cls) -> UrlFiltering:
         return cls.objects.get_or_create(pk=1)[0]
-
-
-class AlertRecipient(models.Model):
-    """An address that receives the alerts of the classes and severities it lists (both non-empty)."""
-
-    address = models.CharField(max_length=254, unique=True)
-    alert_classes = models.JSONField(default=list)  # AlertClass values, in AlertClass order
-    severities = models.JSONField(default=list)  # Severity values, in Severity order
-
-    class Meta:
-        ordering = ["address"]
-
-    def __str__(self):
-        return self.address
-
-    def classes_display(self) -> str:
-        return display_choices(AlertClass, self.alert_classes)
-
-    def severities_display(self) -> str:
-        return display_choices(Severity, self.severities)
-
-
-def display_choices(choices, values: list[str]) -> str:
-    """The labels of ``values`` in ``choices`` order, or "All" when every choice is there."""
-    if set(values) >= set(choices.values):
-        return "All"
-    return ", ".join(choices(value).label for value in choices.values if value in values)
 
 
 class SmtpRoute(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from destinations import alert_views, route_views, views
+from destinations import route_views, views
 
 app_name = "destinations"
 
@@ -25,6 +25,5 @@ urlpatterns = [
     path("ldap/servers/<str:name>/", views.ldap_server, name="ldap_server"),
     path("ldap/servers/<str:name>/test/", views.ldap_test, name="ldap_test"),
     path("url-filtering/", views.url_filtering, name="url_filtering"),
-    path("alerts/", include(alert_views.urlpatterns)),
     path("smtp-routes/", include(route_views.urlpatterns)),
 ]

@@ -7,12 +7,10 @@ import html
 import pytest
 from django.urls import reverse
 
-from appliance import alerts as core_alerts
-from appliance import workflow
+from appliance import alerts, workflow
+from appliance.alerts import AlertClass
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
-from destinations import alerts
-from destinations.alerts import AlertClass
 from tests.console import refused, run
 from tests.listener_fixtures import unchanged_fixture  # noqa: F401 (fixture)
 
@@ -38,7 +36,7 @@ def page(response) -> str:
 def test_nothing_receives_alerts_at_first(admin):
     assert recipients() == []
     assert workflow.running_config()["alerts"] == []
-    assert core_alerts.recipients_for("system", "warning") == []
+    assert alerts.recipients_for("system", "warning") == []
 
 
 def test_the_section_round_trips_and_all_expands(admin):
@@ -118,11 +116,11 @@ def test_recipients_for_reads_the_running_configuration(admin):
     stage(admin, "ops@example.com", ["system"], ["warning", "critical"])
     stage(admin, "av@example.com", ["antivirus"], ["all"])
     stage(admin, "info@example.com", ["system"], ["information"])
-    assert core_alerts.recipients_for("system", "warning") == []  # not committed yet
+    assert alerts.recipients_for("system", "warning") == []  # not committed yet
     workflow.commit(admin)
-    assert core_alerts.recipients_for("system", "warning") == ["ops@example.com"]
-    assert core_alerts.recipients_for("antivirus", "information") == ["av@example.com"]
-    assert core_alerts.recipients_for("hardware", "critical") == []
+    assert alerts.recipients_for("system", "warning") == ["ops@example.com"]
+    assert alerts.recipients_for("antivirus", "information") == ["av@example.com"]
+    assert alerts.recipients_for("hardware", "critical") == []
 
 
 def test_recipients_for_a_given_configuration_and_the_all_shortcut():
@@ -133,13 +131,13 @@ def test_recipients_for_a_given_configuration_and_the_all_shortcut():
             {"address": "c@example.com", "alert_class": ["hardware"], "severity": ["warning"]},
         ]
     }
-    assert core_alerts.recipients_for("system", "warning", config) == ["a@example.com", "b@example.com"]
-    assert core_alerts.recipients_for("system", "critical", config) == ["b@example.com"]
-    assert core_alerts.recipients_for("system", "warning", {}) == []
+    assert alerts.recipients_for("system", "warning", config) == ["a@example.com", "b@example.com"]
+    assert alerts.recipients_for("system", "critical", config) == ["b@example.com"]
+    assert alerts.recipients_for("system", "warning", {}) == []
     with pytest.raises(ValueError, match="'mail' is not an alert class"):
-        core_alerts.recipients_for("mail", "warning", config)
+        alerts.recipients_for("mail", "warning", config)
     with pytest.raises(ValueError, match="'high' is not a severity"):
-        core_alerts.recipients_for("system", "high", config)
+        alerts.recipients_for("system", "high", config)
 
 
 # --- refusals --------------------------------------------------------------------------
@@ -168,39 +166,39 @@ def test_bad_recipients_are_refused_and_nothing_changes(admin, address, classes,
 
 def test_the_page_lists_adds_edits_and_deletes(login, admin):
     client = login(admin)
-    text = page(client.get(reverse("destinations:alerts")))
+    text = page(client.get(reverse("alert_recipients")))
     assert "Alerts</a>" in text and "No alert recipients" in text and "Add Recipient..." in text
-    form = page(client.get(reverse("destinations:alert_add")))
+    form = page(client.get(reverse("alert_recipient_add")))
     for label in ("Recipient Address", "Alert Classes", "Severities", "Directory Harvest Attack Prevention"):
         assert label in form
     data = {"address": "ops@example.com", "alert_classes": ["all"], "severities": ["warning"]}
-    response = client.post(reverse("destinations:alert_add"), data, follow=True)
-    assert response.redirect_chain == [(reverse("destinations:alerts"), 302)]
+    response = client.post(reverse("alert_recipient_add"), data, follow=True)
+    assert response.redirect_chain == [(reverse("alert_recipients"), 302)]
     assert SUBMITTED in [str(m) for m in response.context["messages"]]
     row = page(response)[page(response).index(">ops@example.com</a>") :]
     assert "<td>All</td>\n      <td>Warning</td>" in row
-    edit = reverse("destinations:alert_edit", args=["ops@example.com"])
+    edit = reverse("alert_recipient_edit", args=["ops@example.com"])
     assert 'value="warning" id="id_severities_2" checked' in page(client.get(edit))
     data = {"address": "ops@example.org", "alert_classes": ["system", "updater"], "severities": ["critical"]}
     client.post(edit, data)
     assert recipients() == [
         {"address": "ops@example.org", "alert_class": ["system", "updater"], "severity": ["critical"]}
     ]
-    assert "System, Updater" in page(client.get(reverse("destinations:alerts")))
-    client.post(reverse("destinations:alert_delete", args=["ops@example.org"]))
+    assert "System, Updater" in page(client.get(reverse("alert_recipients")))
+    client.post(reverse("alert_recipient_delete", args=["ops@example.org"]))
     assert recipients() == []
-    assert client.post(reverse("destinations:alert_delete", args=["ops@example.org"])).status_code == 404
+    assert client.post(reverse("alert_recipient_delete", args=["ops@example.org"])).status_code == 404
 
 
 def test_bad_input_on_the_page_is_refused_with_a_message(login, admin, unchanged):
     client = login(admin)
-    response = client.post(reverse("destinations:alert_add"), {"address": "x", "severities": ["warning"]})
+    response = client.post(reverse("alert_recipient_add"), {"address": "x", "severities": ["warning"]})
     assert response.status_code == 400
     assert "'x' is not an email address" in page(response)
     assert "Choose at least one alert class" in page(response)
     stage(admin, "ops@example.com", ["system"], ["warning"])
     data = {"address": "ops@example.com", "alert_classes": ["system"], "severities": ["warning"]}
-    response = client.post(reverse("destinations:alert_add"), data, headers={"HX-Request": "true"})
+    response = client.post(reverse("alert_recipient_add"), data, headers={"HX-Request": "true"})
     assert response.status_code == 409
     assert 'hx-target="#alert-form"' in page(response) and "<html" not in page(response)
     assert (
@@ -211,13 +209,13 @@ def test_bad_input_on_the_page_is_refused_with_a_message(login, admin, unchanged
 
 def test_read_only_sees_a_preview_and_guest_is_refused(login, read_only, guest, unchanged):
     data = {"address": "ops@example.com", "alert_classes": ["system"], "severities": ["warning"]}
-    response = login(read_only).post(reverse("destinations:alert_add"), data)
+    response = login(read_only).post(reverse("alert_recipient_add"), data)
     assert response.status_code == 200
     assert "Nothing was stored." in page(response) and "alert recipient 'ops@example.com'" in page(response)
     unchanged()
     client = login(guest)
-    assert client.get(reverse("destinations:alerts")).status_code == 403
-    assert client.post(reverse("destinations:alert_add"), data).status_code == 403
+    assert client.get(reverse("alert_recipients")).status_code == 403
+    assert client.post(reverse("alert_recipient_add"), data).status_code == 403
     unchanged()
 
 

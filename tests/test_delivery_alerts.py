@@ -9,8 +9,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.urls import reverse
 
-from appliance import workflow
-from destinations import alerts, routes, store
+from appliance import alerts, workflow
+from destinations import routes, store
 from destinations.entries import Entry
 from gateway import alert_mail
 from gateway.delivery.engine import Delivery

@@ -16,10 +16,10 @@ import email.policy
 import pytest
 from cryptography import x509
 
-from appliance import workflow
+from appliance import alerts, workflow
 from certificates import expiry, expiry_alerts, pki
 from certificates import store as certificate_store
-from destinations import alerts, routes
+from destinations import routes
 from gateway import alert_mail, maillog
 from gateway.expiry_alerts import ExpiryAlerts
 from gateway.spool import Spool

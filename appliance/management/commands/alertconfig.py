@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from appliance import alerts
+from appliance.alerts import ALL, AlertClass, AlertRecipient, Severity
 from appliance.management.base import SubcommandCommand
 from appliance.roles import Capability, require
-from destinations import alerts
-from destinations.alerts import ALL, AlertClass, AlertRecipient, Severity
 
 
 class Command(SubcommandCommand):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from django import forms
 from django.http import Http404
 from django.shortcuts import render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from appliance import alerts
+from appliance.alerts import ALL, AlertClass, AlertRecipient, Severity
 from appliance.forms import config_validator
 from appliance.roles import Capability, requires
 from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
-from destinations import alerts
-from destinations.alerts import ALL, AlertClass, AlertRecipient, Severity
 
 
 class AlertRecipientForm(forms.Form):
@@ -57,7 +57,7 @@ def _list_context() -> dict:
 
 @requires(Capability.VIEW_CONFIG)
 def alert_list(request: ConsoleRequest):
-    return render(request, "destinations/alerts.html", _list_context())
+    return render(request, "appliance/alert_recipients.html", _list_context())
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -91,10 +91,10 @@ def _form_page(request: ConsoleRequest, recipient: AlertRecipient | None):
         request,
         form,
         change,
-        full_template="destinations/alerts_form.html",
-        partial_template="destinations/alerts_form_fields.html",
+        full_template="appliance/alert_recipients_form.html",
+        partial_template="appliance/alert_recipients_form_fields.html",
         context={"recipient": recipient},
-        success_url=reverse("destinations:alerts"),
+        success_url=reverse("alert_recipients"),
     )
 
 
@@ -106,16 +106,7 @@ def delete_recipient(request: ConsoleRequest, address: str):
         request,
         f"deleted alert recipient {address}",
         lambda: alerts.delete(address),
-        success_url=reverse("destinations:alerts"),
-        template="destinations/alerts.html",
+        success_url=reverse("alert_recipients"),
+        template="appliance/alert_recipients.html",
         context=_list_context(),
     )
-
-
-# Included under the destinations namespace; an address goes after a fixed word.
-urlpatterns = [
-    path("", alert_list, name="alerts"),
-    path("add/", add_recipient, name="alert_add"),
-    path("edit/<str:address>/", edit_recipient, name="alert_edit"),
-    path("delete/<str:address>/", delete_recipient, name="alert_delete"),
-]
