@@ -33,6 +33,32 @@ def uploaded_text(upload) -> str:
         raise ValidationError("The file is not UTF-8 text.") from None
 
 
+class TextOrFileForm(forms.Form):
+    """An import whose text is typed in ``text`` or given as a file in ``upload`` (the file wins when
+    both are given). A subclass declares both fields, and ``missing``: the error when neither is."""
+
+    missing = "Give the text or a file."
+
+    def clean_upload(self):
+        upload = self.cleaned_data["upload"]
+        return None if upload is None else uploaded_text(upload)
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not self.imported_text.strip():
+            raise ValidationError(self.missing)
+        return cleaned
+
+    @property
+    def source(self) -> str:
+        """The field the text comes from."""
+        return "upload" if self.cleaned_data.get("upload") else "text"
+
+    @property
+    def imported_text(self) -> str:
+        return self.cleaned_data.get(self.source) or ""
+
+
 def config_validator(check):
     """Run a configuration validator (ValueError) as a form validator."""
 
