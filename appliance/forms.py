@@ -227,17 +227,6 @@ class UserForm(forms.Form):
                     self.add_error("password", exc)
         return cleaned
 
-    def save(self) -> User:
-        user = self.instance or User(username=self.cleaned_data["username"])
-        user.first_name = self.cleaned_data["full_name"]
-        if not user.is_builtin_admin:
-            user.role = self.cleaned_data["role"]
-            user.is_active = self.cleaned_data["is_active"]
-        if self.cleaned_data["password"]:
-            user.set_password(self.cleaned_data["password"])
-        user.save()
-        return user
-
 
 # A problem of sections.interface_problems ("netmask", "must be at most 32 for 127.0.0.2"): the form
 # field it is shown at, and the words it starts with there.
