@@ -35,9 +35,9 @@ def uploaded_text(upload) -> str:
 
 class TextOrFileForm(forms.Form):
     """An import whose text is typed in ``text`` or given as a file in ``upload`` (the file wins when
-    both are given). A subclass declares both fields, and ``missing``: the error when neither is."""
+    both are given). A subclass declares both fields."""
 
-    missing = "Give the text or a file."
+    missing: str  # the error when neither gives any text, naming what is imported
 
     def clean_upload(self):
         upload = self.cleaned_data["upload"]

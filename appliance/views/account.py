@@ -75,7 +75,7 @@ def change_password(request: ConsoleRequest):
 
     def submit(template: str, context: dict):
         users.change_own_password(request.user, form.cleaned_data["new_password1"], source_of(request))
-        update_session_auth_hash(request, request.user)  # the new password's session stays logged in
+        update_session_auth_hash(request, request.user)  # this session stays logged in
         messages.success(request, "Your password has been changed.")
         return redirect("overview")
 
