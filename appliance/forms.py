@@ -33,6 +33,32 @@ def uploaded_text(upload) -> str:
         raise ValidationError("The file is not UTF-8 text.") from None
 
 
+class TextOrFileForm(forms.Form):
+    """An import whose text is typed in ``text`` or given as a file in ``upload`` (the file wins when
+    both are given). A subclass declares both fields."""
+
+    missing: str  # the error when neither gives any text, naming what is imported
+
+    def clean_upload(self):
+        upload = self.cleaned_data["upload"]
+        return None if upload is None else uploaded_text(upload)
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not self.imported_text.strip():
+            raise ValidationError(self.missing)
+        return cleaned
+
+    @property
+    def source(self) -> str:
+        """The field the text comes from."""
+        return "upload" if self.cleaned_data.get("upload") else "text"
+
+    @property
+    def imported_text(self) -> str:
+        return self.cleaned_data.get(self.source) or ""
+
+
 def config_validator(check):
     """Run a configuration validator (ValueError) as a form validator."""
 
@@ -200,17 +226,6 @@ class UserForm(forms.Form):
                 except ValidationError as exc:
                     self.add_error("password", exc)
         return cleaned
-
-    def save(self) -> User:
-        user = self.instance or User(username=self.cleaned_data["username"])
-        user.first_name = self.cleaned_data["full_name"]
-        if not user.is_builtin_admin:
-            user.role = self.cleaned_data["role"]
-            user.is_active = self.cleaned_data["is_active"]
-        if self.cleaned_data["password"]:
-            user.set_password(self.cleaned_data["password"])
-        user.save()
-        return user
 
 
 # A problem of sections.interface_problems ("netmask", "must be at most 32 for 127.0.0.2"): the form

@@ -505,10 +505,6 @@ def hostnames(config: Config) -> dict[str, dict[str, list[str]]]:
     return wanted
 
 
-def _covered(names: list[str], hostname: str) -> bool:
-    return any(verify.name_matches(name, hostname) for name in names)
-
-
 def _listed(names: list[str]) -> str:
     return ", ".join(names) or "no name"
 
@@ -518,7 +514,7 @@ def name_findings(entry_name: str, leaf: x509.Certificate, wanted: dict[str, lis
     names = verify.certificate_names(leaf)
     findings = []
     for hostname, users in wanted.items():
-        if _covered(names, hostname):
+        if verify.covers(names, hostname):
             continue
         findings.append(
             Finding(
@@ -585,9 +581,9 @@ def mx_findings(
                 )
             )
             continue
-        if not hosts or _covered(names, domain):
+        if not hosts or verify.covers(names, domain):
             continue
-        missed = [host for host in hosts if not _covered(names, host)]
+        missed = [host for host in hosts if not verify.covers(names, host)]
         if not missed:
             continue
         everything = len(missed) == len(hosts)

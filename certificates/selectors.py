@@ -8,10 +8,8 @@ and on Uncommitted Changes, never a refusal.
 
 from __future__ import annotations
 
-import fnmatch
-
 from appliance.config.sections import Config, registry
-from certificates import pki
+from certificates import pki, verify
 from certificates.models import Certificate
 
 
@@ -23,23 +21,6 @@ def certificate_choices(blank: str | None = None) -> list[tuple[str, str]]:
     return choices
 
 
-def covers(certificate, hostname: str) -> bool:
-    """Whether the certificate's SANs (or, without SANs, its CN) cover ``hostname``, wildcards included."""
-    names = pki.alternative_names(certificate) or [pki.common_name(certificate)]
-    hostname = hostname.lower().rstrip(".")
-    for name in names:
-        name = name.lower().rstrip(".")
-        if name == hostname:
-            return True
-        if (
-            name.startswith("*.")
-            and hostname.count(".") == name.count(".")
-            and fnmatch.fnmatch(hostname, name)
-        ):
-            return True
-    return False
-
-
 def problems(name: str, certificate_pem: str, csr_pending: bool, hostnames: list[str]) -> list[str]:
     """What an administrator should know about using certificate ``name`` for these host names."""
     certificate = pki.load_certificate(certificate_pem)
@@ -49,10 +30,12 @@ def problems(name: str, certificate_pem: str, csr_pending: bool, hostnames: list
         found.append(f"The certificate '{name}': {validity}")
     if csr_pending and pki.is_self_signed(certificate):
         found.append(f"The certificate '{name}' is still self-signed: its signing request waits for the CA")
-    names = ", ".join(pki.alternative_names(certificate) or [pki.common_name(certificate)])
+    names = verify.certificate_names(certificate)  # verify's names and matcher: what verifying will find
     for hostname in hostnames:
-        if hostname and not covers(certificate, hostname):
-            found.append(f"The certificate '{name}' ({names}) does not cover the host name {hostname}")
+        if hostname and not verify.covers(names, hostname):
+            found.append(
+                f"The certificate '{name}' ({', '.join(names)}) does not cover the host name {hostname}"
+            )
     return found
 
 

@@ -104,6 +104,12 @@ def name_matches(pattern: str, hostname: str) -> bool:
     return "*" not in pattern and pattern == hostname
 
 
+def covers(names: list[str], hostname: str) -> bool:
+    """Whether one of a certificate's names (``certificate_names``) covers ``hostname``: the one
+    matcher of verification, the diagnostics and the advice on choosing a certificate."""
+    return any(name_matches(name, hostname) for name in names)
+
+
 def _weak_key(chain: list[x509.Certificate]) -> str:
     for certificate in chain:
         key = certificate.public_key()
@@ -209,7 +215,5 @@ def verify_peer(
     domain, the MX or route host name)."""
     chain_valid, reason = verify_chain(chain, anchors, at)
     names = certificate_names(chain[0]) if chain else []
-    matched = next(
-        (wanted for wanted in expected_names if any(name_matches(name, wanted) for name in names)), ""
-    )
+    matched = next((wanted for wanted in expected_names if covers(names, wanted)), "")
     return Verdict(chain_valid, reason, names, matched, tuple(expected_names))

@@ -15,7 +15,13 @@ from appliance.alerts import Severity
 from appliance.audit import Action
 from appliance.config.sections import registry
 from appliance.roles import Capability, require, requires
-from appliance.views.common import ConsoleRequest, field_check, source_of, submit_change
+from appliance.views.common import (
+    ConsoleRequest,
+    partial_wanted,
+    source_of,
+    staged_form_page,
+    submit_change,
+)
 from certificates import diagnostics, downloads, forms, pki, store, trust
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 
@@ -64,9 +70,7 @@ def certificate_list(request: ConsoleRequest):
         "authority_settings": AuthoritySettings.load(),
         "custom_count": CustomAuthority.objects.count(),
     }
-    template = (
-        "certificates/_table.html" if request.htmx and not request.htmx.boosted else "certificates/list.html"
-    )
+    template = "certificates/_table.html" if partial_wanted(request) else "certificates/list.html"
     return render(request, template, context)
 
 
@@ -79,36 +83,33 @@ def add_certificate(request: ConsoleRequest):
         "paste": forms.PasteForm,
     }.get(option, forms.SelfSignedForm)
     form = form_class(request.POST or None, request.FILES or None)
-    if (checked := field_check(request, form)) is not None:
-        return checked
-    context = {"form": form, "option": option}
-    template = "certificates/_add_form.html" if request.htmx else "certificates/add.html"
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    data = form.cleaned_data
-    if option == "import":
 
-        def apply():
-            _, outcome = store.import_pkcs12(
-                data["name"], forms.uploaded_bytes(data["cert_file"]), data["cert_pass"], data["accept_dates"]
-            )
-            return outcome
+    def change(data):
+        if option == "import":
 
-        description = "imported a PKCS#12 certificate"
-    elif option == "paste":
+            def apply():
+                _, outcome = store.import_pkcs12(
+                    data["name"],
+                    forms.uploaded_bytes(data["cert_file"]),
+                    data["cert_pass"],
+                    data["accept_dates"],
+                )
+                return outcome
 
-        def apply():
-            return store.paste(
-                data["name"],
-                data["certificate"].encode(),
-                data["private_key"],
-                data["key_passphrase"] or None,
-                data["intermediates"].encode() or None,
-                data["accept_dates"],
-            )
+            return "imported a PKCS#12 certificate", apply
+        if option == "paste":
 
-        description = f"pasted certificate {data['name']}"
-    else:
+            def apply():
+                return store.paste(
+                    data["name"],
+                    data["certificate"].encode(),
+                    data["private_key"],
+                    data["key_passphrase"] or None,
+                    data["intermediates"].encode() or None,
+                    data["accept_dates"],
+                )
+
+            return f"pasted certificate {data['name']}", apply
 
         def apply():
             store.create_self_signed(
@@ -122,19 +123,17 @@ def add_certificate(request: ConsoleRequest):
                 notes=[f"'{data['name']}' is ready: download its signing request after you commit."]
             )
 
-        description = f"created self-signed certificate {data['name']}"
-    response = submit_change(
+        return f"created self-signed certificate {data['name']}", apply
+
+    return staged_form_page(
         request,
-        description,
-        apply,
+        form,
+        change,
+        full_template="certificates/add.html",
+        partial_template="certificates/_add_form.html",
+        context={"option": option},
         success_url=reverse("certificates:list"),
-        template=template,
-        context=context,
     )
-    if request.htmx and response.status_code == 302:
-        # htmx would swap the list page into the form: send the browser there instead.
-        return HttpResponse(status=204, headers={"HX-Redirect": response["Location"]})
-    return response
 
 
 def _entry(name: str) -> Certificate:

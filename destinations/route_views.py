@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from appliance.forms import config_validator
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, submit_change
+from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
 from destinations import routes
 from destinations.models import SmtpRoute
 
@@ -86,32 +86,19 @@ def edit_route(request: ConsoleRequest, domain: str):
 
 
 def _form_page(request: ConsoleRequest, route: SmtpRoute | None):
-    form = SmtpRouteForm(request.POST or None, route=route)
-    template = "destinations/smtp_routes_form.html"
-    context = {"form": form, "route": route}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    hosts = form.cleaned_data["hosts"]
-    if route is None:
-        domain = routes.canonical_domain(form.cleaned_data["domain"])
-        description = f"added SMTP route {domain}"
+    def change(data):
+        if route is None:
+            domain = routes.canonical_domain(data["domain"])
+            return f"added SMTP route {domain}", lambda: routes.create(domain, data["hosts"])
+        return f"edited SMTP route {route.domain}", lambda: routes.edit(route.domain, data["hosts"])
 
-        def apply():
-            routes.create(domain, hosts)
-
-    else:
-        description = f"edited SMTP route {route.domain}"
-
-        def apply():
-            routes.edit(route.domain, hosts)
-
-    return submit_change(
+    return staged_form_page(
         request,
-        description,
-        apply,
+        SmtpRouteForm(request.POST or None, route=route),
+        change,
+        full_template="destinations/smtp_routes_form.html",
+        context={"route": route},
         success_url=reverse("destinations:smtp_routes"),
-        template=template,
-        context=context,
     )
 
 

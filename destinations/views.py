@@ -15,11 +15,15 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from appliance.config import candidate_levels
 from appliance.roles import Capability, can, require, requires
-from appliance.views.common import ConsoleRequest, field_check, staged_form_page, submit_change
+from appliance.views.common import (
+    ConsoleRequest,
+    partial_wanted,
+    staged_form_page,
+    submit_change,
+)
 from destinations import delivery_settings, entries, forms, ldap, lookup, probe, store, websecurity
 from destinations.entries import Entry
 from destinations.models import (
@@ -37,7 +41,7 @@ TEST = probe.TEST_CAPABILITY
 
 def _test_result(request: ConsoleRequest, template: str, context: dict, report):
     """The report alone for htmx (swapped into #test-result), else the whole page with it."""
-    if request.htmx and not request.htmx.boosted:
+    if partial_wanted(request):
         template = "destinations/_test_report.html"
     return render(request, template, {**context, "report": report})
 
@@ -89,7 +93,7 @@ def _destinations_context(request: ConsoleRequest, **extra) -> dict:
 @requires(Capability.VIEW_CONFIG)
 def destination_controls(request: ConsoleRequest):
     """The global settings, the table (searchable, sortable, 50 a page) and the lookup."""
-    if request.htmx and not request.htmx.boosted:
+    if partial_wanted(request):
         return render(request, "destinations/_destination_table.html", _destination_table(request))
     return render(request, "destinations/destination_controls.html", _destinations_context(request))
 
@@ -104,7 +108,7 @@ def destination_lookup(request: ConsoleRequest):
             context["match"] = lookup.entry_for(form.cleaned_data["address"])
         except ValueError as exc:
             context["lookup_error"] = str(exc)
-    if request.htmx and not request.htmx.boosted:
+    if partial_wanted(request):
         return render(request, "destinations/_lookup.html", context)
     return render(
         request, "destinations/destination_controls.html", _destinations_context(request, **context)
@@ -130,29 +134,21 @@ def destination_entry(request: ConsoleRequest, name: str | None = None):
     form = forms.DestinationForm(
         request.POST or None, initial=initial, default=default, for_default=for_default
     )
-    if (checked := field_check(request, form)) is not None:
-        return checked
-    partial = request.htmx and not request.htmx.boosted
-    template = "destinations/_destination_form.html" if partial else "destinations/destination_entry.html"
-    context = {"form": form, "entry": row}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    entry = form.entry(DEFAULT_DESTINATION if for_default else None)
-    if row is None:
-        description = f"added destination {entry.name}"
-    else:
-        description = f"edited destination {row.name}"
-    response = submit_change(
+
+    def change(data):
+        entry = form.entry(DEFAULT_DESTINATION if for_default else None)
+        description = f"added destination {entry.name}" if row is None else f"edited destination {row.name}"
+        return description, lambda: store.save_destination(entry, original=row.name if row else None)
+
+    return staged_form_page(
         request,
-        description,
-        lambda: store.save_destination(entry, original=row.name if row else None),
+        form,
+        change,
+        full_template="destinations/destination_entry.html",
+        partial_template="destinations/_destination_form.html",
+        context={"entry": row},
         success_url=reverse("destinations:destination_controls"),
-        template=template,
-        context=context,
     )
-    if partial and response.status_code == 302:
-        return HttpResponseClientRedirect(response["Location"])
-    return response
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -176,19 +172,15 @@ def destination_delete(request: ConsoleRequest):
 @requires(Capability.VIEW_CONFIG)
 def destination_import(request: ConsoleRequest):
     """Import Table...: the file replaces the whole table in one staged change."""
-    form = forms.ImportTableForm(request.POST or None, request.FILES or None)
-    template = "destinations/destination_import.html"
-    context = {"form": form}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    text = form.cleaned_data["table"]
-    return submit_change(
+    return staged_form_page(
         request,
-        f"imported the destination table from {request.FILES['table'].name}",
-        lambda: store.import_destinations(text),
+        forms.ImportTableForm(request.POST or None, request.FILES or None),
+        lambda data: (
+            f"imported the destination table from {request.FILES['table'].name}",
+            lambda: store.import_destinations(data["table"]),
+        ),
+        full_template="destinations/destination_import.html",
         success_url=reverse("destinations:destination_controls"),
-        template=template,
-        context=context,
     )
 
 
@@ -204,7 +196,6 @@ def destination_export(request: ConsoleRequest):
 def destination_controls_settings(request: ConsoleRequest):
     current = DestinationControls.load()
     initial = {"certificate": current.certificate_name, "send_tls_req_alert": current.send_tls_required_alert}
-    template = "destinations/destination_controls_settings.html"
     return staged_form_page(
         request,
         forms.DestinationControlsForm(request.POST or None, initial=initial),
@@ -212,9 +203,7 @@ def destination_controls_settings(request: ConsoleRequest):
             "edited the Destination Controls global settings",
             lambda: store.set_destination_controls(data["certificate"], data["send_tls_req_alert"]),
         ),
-        full_template=template,
-        partial_template=template,  # the form posts in full; htmx asks only for field checks
-        context={},
+        full_template="destinations/destination_controls_settings.html",
         success_url=reverse("destinations:destination_controls"),
     )
 
@@ -231,14 +220,11 @@ def mail_delivery(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def mail_delivery_settings(request: ConsoleRequest):
-    template = "destinations/mail_delivery_settings.html"
     return staged_form_page(
         request,
         forms.MailDeliveryForm(request.POST or None, initial=delivery_settings.current()),
         lambda data: ("edited the Mail Delivery settings", lambda: delivery_settings.set_delivery(**data)),
-        full_template=template,
-        partial_template=template,
-        context={},
+        full_template="destinations/mail_delivery_settings.html",
         success_url=reverse("destinations:mail_delivery"),
     )
 
@@ -264,19 +250,15 @@ def ldap_settings(request: ConsoleRequest):
     form = forms.LdapSettingsForm(
         request.POST or None, initial={"certificate": LdapSettings.load().certificate_name}
     )
-    context = {"form": form}
-    template = "destinations/ldap_settings.html"
-    if request.method != "POST":
-        return render(request, template, context)
-    if not form.is_valid():
-        return render(request, template, context, status=400)
-    return submit_change(
+    return staged_form_page(
         request,
-        "edited the LDAP global settings",
-        lambda: store.set_ldap_certificate(form.cleaned_data["certificate"]),
+        form,
+        lambda data: (
+            "edited the LDAP global settings",
+            lambda: store.set_ldap_certificate(data["certificate"]),
+        ),
+        full_template="destinations/ldap_settings.html",
         success_url=reverse("destinations:ldap"),
-        template=template,
-        context=context,
     )
 
 
@@ -313,45 +295,46 @@ def ldap_server(request: ConsoleRequest, name: str | None = None):
     )
     has_password = bool(server and server.bind_password_sealed)
     form = forms.LdapServerForm(request.POST or None, initial=initial, has_password=has_password)
-    context = {"form": form, "server": server, "may_test": can(request.user, TEST)}
+    context = {"server": server, "may_test": can(request.user, TEST)}
     template = "destinations/ldap_server.html"
-    if request.method != "POST":
-        return render(request, template, context)
     action = request.POST.get("action", "submit")
-    if action == "delete" and server is not None:
-        context["form"] = forms.LdapServerForm(initial=initial, has_password=has_password)
+    if request.method == "POST" and action == "delete" and server is not None:
         return submit_change(
             request,
             f"deleted LDAP server profile {server.name}",
             lambda: store.delete_ldap_server(server.name),
             success_url=reverse("destinations:ldap"),
             template=template,
-            context=context,
+            context={**context, "form": forms.LdapServerForm(initial=initial, has_password=has_password)},
         )
-    if action == "test":
+    if request.method == "POST" and action == "test":
         require(request.user, TEST)
         report = _ldap_test_typed(form, server) if form.is_valid() else _form_problems(form, "Test Server")
-        return _test_result(request, template, context, report)
-    if not form.is_valid():
-        return render(request, template, context, status=400)
-    data = form.cleaned_data
-    fields = store.ServerFields(
-        name=data["name"],
-        host=data["host"],
-        port=data["port"],
-        use_ssl=data["use_ssl"],
-        bind_dn=data["bind_dn"],
-        bind_password=form.new_password,
-        base_dn=data["base_dn"],
-    )
-    verb = "added" if server is None else "edited"
-    return submit_change(
+        return _test_result(request, template, {**context, "form": form}, report)
+
+    def change(data):
+        fields = store.ServerFields(
+            name=data["name"],
+            host=data["host"],
+            port=data["port"],
+            use_ssl=data["use_ssl"],
+            bind_dn=data["bind_dn"],
+            bind_password=form.new_password,
+            base_dn=data["base_dn"],
+        )
+        verb = "added" if server is None else "edited"
+        return (
+            f"{verb} LDAP server profile {fields.name}",
+            lambda: store.save_ldap_server(fields, original=server.name if server else None),
+        )
+
+    return staged_form_page(
         request,
-        f"{verb} LDAP server profile {fields.name}",
-        lambda: store.save_ldap_server(fields, original=server.name if server else None),
-        success_url=reverse("destinations:ldap"),
-        template=template,
+        form,
+        change,
+        full_template=template,
         context=context,
+        success_url=reverse("destinations:ldap"),
     )
 
 
@@ -398,25 +381,24 @@ def url_filtering(request: ConsoleRequest):
         "client_certificate": current.client_certificate_name,
     }
     form = forms.UrlFilteringForm(request.POST or None, initial=initial)
-    context = {"form": form, "settings": current, "may_test": can(request.user, TEST)}
+    context = {"settings": current, "may_test": can(request.user, TEST)}
     template = "destinations/url_filtering.html"
-    if request.method != "POST":
-        return render(request, template, context)
     action = request.POST.get("action", "submit")
-    if action == "test":
+    if request.method == "POST" and action == "test":
         require(request.user, TEST)
         # Test what is typed, even an endpoint not yet valid: the report says what is wrong.
         endpoint = request.POST.get("endpoint", "").strip()
         certificate = form.data.get("client_certificate", "")
-        return _test_result(request, template, context, websecurity.test_connection(endpoint, certificate))
-    if not form.is_valid():
-        return render(request, template, context, status=400)
-    data = form.cleaned_data
-    return submit_change(
+        report = websecurity.test_connection(endpoint, certificate)
+        return _test_result(request, template, {**context, "form": form}, report)
+    return staged_form_page(
         request,
-        "edited the URL Filtering settings",
-        lambda: store.set_url_filtering(data["enabled"], data["endpoint"], data["client_certificate"]),
-        success_url=reverse("destinations:url_filtering"),
-        template=template,
+        form,
+        lambda data: (
+            "edited the URL Filtering settings",
+            lambda: store.set_url_filtering(data["enabled"], data["endpoint"], data["client_certificate"]),
+        ),
+        full_template=template,
         context=context,
+        success_url=reverse("destinations:url_filtering"),
     )

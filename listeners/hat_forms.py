@@ -12,7 +12,7 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from appliance.forms import CheckedForm, config_validator, uploaded_text
+from appliance.forms import CheckedForm, TextOrFileForm, config_validator
 from appliance.validators import validate_object_name
 from listeners import senders
 from listeners.models import (
@@ -376,9 +376,10 @@ class FindSendersForm(forms.Form):
     )
 
 
-class ImportHatForm(forms.Form):
+class ImportHatForm(TextOrFileForm):
     """Import HAT: the text typed, or a file (the file wins when both are given)."""
 
+    missing = "Give the HAT as text or as a file."
     text = forms.CharField(
         label="HAT text", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 14})
     )
@@ -387,19 +388,3 @@ class ImportHatForm(forms.Form):
         required=False,
         help_text="Export HAT writes this format. The import replaces all of the listener's sender groups.",
     )
-
-    def clean_upload(self):
-        upload = self.cleaned_data["upload"]
-        if upload is None:
-            return None
-        return uploaded_text(upload)
-
-    def clean(self):
-        cleaned = super().clean()
-        if not self.errors and not cleaned.get("upload") and not cleaned.get("text", "").strip():
-            raise ValidationError("Give the HAT as text or as a file.")
-        return cleaned
-
-    @property
-    def hat_text(self) -> str:
-        return self.cleaned_data["upload"] or self.cleaned_data["text"]

@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
+from appliance.views.common import ConsoleRequest, partial_wanted, staged_form_page, submit_change
 from appliance.workflow import Outcome
 from listeners import hat, hatfile
 from listeners.hat_forms import (
@@ -270,7 +270,7 @@ def find_senders(request: ConsoleRequest, listener: str):
         else:
             context["finding"] = finding
             context["finding_tls"] = tls_shown(row, finding.policy) if finding.policy else None
-    if request.htmx and not request.htmx.boosted:
+    if partial_wanted(request):
         return render(request, "listeners/hat/_find.html", {"listener": row, **context})
     return render(request, "listeners/hat/overview.html", _hat_context(row, **context))
 
@@ -394,7 +394,7 @@ def group_page(request: ConsoleRequest, listener: str, name: str):
     row = listener_or_404(listener)
     group = _group(row, name)
     if request.method != "POST":
-        if request.htmx and not request.htmx.boosted:
+        if partial_wanted(request):
             return render(
                 request, "listeners/hat/_entries.html", {"group": group, **_entries(request, group)}
             )
@@ -456,18 +456,16 @@ def import_hat(request: ConsoleRequest, listener: str):
     """Import HAT: the text (typed or a file) replaces the listener's sender groups; its policies stay."""
     row = listener_or_404(listener)
     form = ImportHatForm(request.POST or None, request.FILES or None)
-    template = "listeners/hat/import.html"
-    context = {"form": form, "listener": row}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    text = form.hat_text
-    return submit_change(
+    return staged_form_page(
         request,
-        f"imported the HAT of listener {row.name}",
-        lambda: _import(row.name, text),
+        form,
+        lambda data: (
+            f"imported the HAT of listener {row.name}",
+            lambda: _import(row.name, form.imported_text),
+        ),
+        full_template="listeners/hat/import.html",
+        context={"listener": row},
         success_url=listener_page("listeners:hat", row),
-        template=template,
-        context=context,
     )
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
 from appliance.config.sections import Item
-from appliance.forms import config_validator, uploaded_text
+from appliance.forms import TextOrFileForm, config_validator
 from listeners import rat
 from listeners.rat import ALL, RatRefused, parse_checked
 
@@ -49,9 +49,10 @@ class EditRatForm(forms.Form):
         return text
 
 
-class ImportRatForm(forms.Form):
+class ImportRatForm(TextOrFileForm):
     """Import RAT: the text typed, or a file (the file wins when both are given)."""
 
+    missing = "Give the RAT as text or as a file."
     text = forms.CharField(
         label="RAT text",
         required=False,
@@ -65,24 +66,13 @@ class ImportRatForm(forms.Form):
         help_text="Export RAT writes this format. The import replaces every entry of the listener's RAT.",
     )
 
-    def clean_upload(self):
-        upload = self.cleaned_data["upload"]
-        if upload is None:
-            return None
-        return uploaded_text(upload)
-
     def clean(self):
         cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        source = "upload" if cleaned.get("upload") else "text"
-        text = cleaned.get(source) or ""
-        if not text.strip():
-            raise ValidationError("Give the RAT as text or as a file.")
-        try:
-            cleaned["entries"] = _entries_or_errors(text)
-        except ValidationError as error:
-            self.add_error(source, error)
+        if not self.errors:
+            try:
+                cleaned["entries"] = _entries_or_errors(self.imported_text)
+            except ValidationError as error:
+                self.add_error(self.source, error)
         return cleaned
 
 

@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
+from appliance.views.common import ConsoleRequest, partial_wanted, staged_form_page, submit_change
 from listeners import rat
 from listeners.models import Listener, RatEntry
 from listeners.rat import ALL
@@ -90,7 +90,7 @@ def lookup_recipient(request: ConsoleRequest, listener: str):
             "order": entries.index(entry) + 1 if entry else None,
             "accepted": entry is not None and entry["action"] == rat.Action.ACCEPT,
         }
-    if request.htmx and not request.htmx.boosted:
+    if partial_wanted(request):
         return render(request, "listeners/rat/_test.html", {"listener": row, **context})
     return render(request, "listeners/rat/overview.html", _rat_context(row, **context))
 
@@ -130,18 +130,16 @@ def import_rat(request: ConsoleRequest, listener: str):
     """Import RAT: the text (typed or a file) replaces every entry of the listener's RAT."""
     row = _public_listener(listener)
     form = ImportRatForm(request.POST or None, request.FILES or None)
-    template = "listeners/rat/import.html"
-    context = {"form": form, "listener": row}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    text = form.cleaned_data["upload"] or form.cleaned_data["text"]
-    return submit_change(
+    return staged_form_page(
         request,
-        f"imported the RAT of listener {row.name}",
-        lambda: rat.import_table(row.name, text),
+        form,
+        lambda data: (
+            f"imported the RAT of listener {row.name}",
+            lambda: rat.import_table(row.name, form.imported_text),
+        ),
+        full_template="listeners/rat/import.html",
+        context={"listener": row},
         success_url=listener_page("listeners:rat", row),
-        template=template,
-        context=context,
     )
 
 

@@ -602,8 +602,9 @@ def test_import_refusals_name_the_lines_and_store_nothing(login, admin, populate
     page = text(response)
     assert "<li>The last sender group must be ALL (the hosts no other group holds)</li>" in page
     assert "<li>Sender group PARTNERS names policy 'GOLD', which this listener does not have</li>" in page
-    response = client.post(url("hat_import"), {"text": "  \n"})
-    assert response.status_code == 400 and "Give the HAT as text or as a file." in text(response)
+    for blank in ({"text": "  \n"}, {"upload": SimpleUploadedFile("hat.txt", b" \n")}):
+        response = client.post(url("hat_import"), blank)
+        assert response.status_code == 400 and "Give the HAT as text or as a file." in text(response)
     upload = SimpleUploadedFile("hat.bin", b"\xff\xfe\x00")
     response = client.post(url("hat_import"), {"upload": upload})
     assert response.status_code == 400 and "The file is not UTF-8 text." in text(response)

@@ -98,7 +98,7 @@ def test_bad_input_names_the_problem_and_changes_nothing(login, admin):
     client = login(admin)
     response = client.post(reverse("system_settings"), {"hostname": "bad_name!", "rollback_versions_kept": 0})
     page = response.content.decode()
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "is not a valid host name" in page
     assert "Ensure this value is greater than or equal to 1" in page
     assert not workflow.has_uncommitted_changes()

@@ -14,10 +14,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from appliance import audit, workflow
+from appliance import audit, users, workflow
 from appliance.audit import Action
 from appliance.models import AuditEvent
-from appliance.views.common import ConsoleRequest, source_of
+from appliance.views.common import ConsoleRequest, form_page, source_of
 
 
 def _too_many_failures(username: str, source: str) -> bool:
@@ -72,10 +72,11 @@ def logout_view(request: ConsoleRequest):
 
 def change_password(request: ConsoleRequest):
     form = PasswordChangeForm(request.user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        update_session_auth_hash(request, form.user)
-        audit.record(request.user.username, Action.USERS, "changed own password", source_of(request))
+
+    def submit(template: str, context: dict):
+        users.change_own_password(request.user, form.cleaned_data["new_password1"], source_of(request))
+        update_session_auth_hash(request, request.user)  # this session stays logged in
         messages.success(request, "Your password has been changed.")
         return redirect("overview")
-    return render(request, "appliance/password.html", {"form": form})
+
+    return form_page(request, form, submit, full_template="appliance/password.html")

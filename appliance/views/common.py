@@ -102,33 +102,69 @@ def submit_change(
     return redirect(success_url)
 
 
+def partial_wanted(request: ConsoleRequest) -> bool:
+    """The one rule for partials: an htmx request that is not boosted is answered with the named
+    partial of the page's template (the fragment it swaps in), any other with the whole page."""
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+def form_page(
+    request: ConsoleRequest,
+    form,
+    submit: Callable[[str, dict], HttpResponse],
+    *,
+    full_template: str,
+    partial_template: str | None = None,
+    context: dict | None = None,
+) -> HttpResponse:
+    """A page with one form, answered by the one rule for htmx: the whole page, or its partial.
+
+    A GET shows the form; an invalid submit shows it again with its errors (400); a valid one is
+    ``submit(template, context)``'s answer, given the template this request is answered with, to
+    show the form again on a refusal. Its redirect, after an htmx submit, becomes HX-Redirect: the
+    browser goes there instead of htmx swapping the next page into the form. Without
+    ``partial_template`` the form posts in full and htmx asks only for inline checks of a field
+    (``field_check``), answered before anything is submitted.
+    """
+    if (checked := field_check(request, form)) is not None:
+        return checked
+    partial = partial_wanted(request)
+    template = partial_template if partial and partial_template else full_template
+    context = {"form": form, **(context or {})}
+    if request.method != "POST" or not form.is_valid():
+        return render(request, template, context, status=400 if request.method == "POST" else 200)
+    response = submit(template, context)
+    if partial and response.status_code == 302:
+        return HttpResponseClientRedirect(response["Location"])
+    return response
+
+
 def staged_form_page(
     request: ConsoleRequest,
     form,
     change: Callable[[dict], tuple[str, Callable[[], Any]]],
     *,
     full_template: str,
-    partial_template: str,
-    context: dict,
+    partial_template: str | None = None,
+    context: dict | None = None,
     success_url: str,
 ) -> HttpResponse:
-    """An add/edit page whose submit is staged: the whole page, or only the form for an htmx request.
+    """A ``form_page`` whose submit is staged through the workflow (``submit_change``).
 
     ``change(cleaned_data)`` gives the audit description and the function that makes the change.
-    After a successful htmx submit the browser is sent on (HX-Redirect), not the list swapped in.
-    An inline check of one field (``field_check``) is answered before anything is submitted.
     """
-    if (checked := field_check(request, form)) is not None:
-        return checked
-    partial = request.htmx and not request.htmx.boosted
-    template = partial_template if partial else full_template
-    context = {"form": form, **context}
-    if request.method != "POST" or not form.is_valid():
-        return render(request, template, context, status=400 if request.method == "POST" else 200)
-    description, apply = change(form.cleaned_data)
-    response = submit_change(
-        request, description, apply, success_url=success_url, template=template, context=context
+
+    def submit(template: str, context: dict) -> HttpResponse:
+        description, apply = change(form.cleaned_data)
+        return submit_change(
+            request, description, apply, success_url=success_url, template=template, context=context
+        )
+
+    return form_page(
+        request,
+        form,
+        submit,
+        full_template=full_template,
+        partial_template=partial_template,
+        context=context,
     )
-    if partial and response.status_code == 302:
-        return HttpResponseClientRedirect(response["Location"])
-    return response

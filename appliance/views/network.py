@@ -14,7 +14,7 @@ from appliance.config.sections import registry
 from appliance.forms import DnsForm, DnsLookupForm, InterfaceForm
 from appliance.models import Interface, this_machine
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, field_check, submit_change
+from appliance.views.common import ConsoleRequest, staged_form_page, submit_change
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -42,23 +42,22 @@ def interface_edit(request: ConsoleRequest, name: str | None = None):
         certificate_choices=choices,
         initial=InterfaceForm.initial_from(original) if original else {"https_redirect": True},
     )
-    if (checked := field_check(request, form)) is not None:
-        return checked
-    context = {"form": form, "original": original}
-    if request.method != "POST" or not form.is_valid():
-        return render(
-            request, "appliance/interface_form.html", context, status=400 if request.method == "POST" else 200
+
+    def change(data):
+        item = form.item()
+        return (
+            f"{'edited' if original else 'added'} IP interface {item['interface_name']}",
+            lambda: store.save(name, item),
         )
-    item = form.item()
-    response = submit_change(
+
+    return staged_form_page(
         request,
-        f"{'edited' if original else 'added'} IP interface {item['interface_name']}",
-        lambda: store.save(name, item),
+        form,
+        change,
+        full_template="appliance/interface_form.html",
+        context={"original": original},
         success_url=reverse("interfaces"),
-        template="appliance/interface_form.html",
-        context=context,
     )
-    return response
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -87,22 +86,23 @@ def dns_settings(request: ConsoleRequest):
         initial={"servers": lines, "ptr_timeout": current["dns_ptr_timeout"]},
     )
     lookup_form = DnsLookupForm(request.POST if request.POST.get("action") == "lookup" else None)
-    context = {"form": form, "lookup_form": lookup_form, "servers": current["dns_ip"]}
-    if form.is_bound and form.is_valid():
-        item = _dns_item(form.cleaned_data["servers"], form.cleaned_data["ptr_timeout"])
-        return submit_change(
-            request,
+    context = {"lookup_form": lookup_form, "servers": current["dns_ip"]}
+    if lookup_form.is_bound:  # the page's second form: it asks the servers and changes nothing
+        if lookup_form.is_valid():
+            name, record_type = lookup_form.cleaned_data["name"], lookup_form.cleaned_data["record_type"]
+            try:
+                context["answers"] = dns.lookup(registry.candidate(), name, record_type)
+            except ValueError as exc:
+                context["lookup_error"] = str(exc)
+        return render(request, "appliance/dns.html", {"form": form, **context})
+    return staged_form_page(
+        request,
+        form,
+        lambda data: (
             "edited the DNS settings",
-            lambda: registry.get("dns").write(item),
-            success_url=reverse("dns"),
-            template="appliance/dns.html",
-            context=context,
-        )
-    if lookup_form.is_bound and lookup_form.is_valid():
-        name, record_type = lookup_form.cleaned_data["name"], lookup_form.cleaned_data["record_type"]
-        try:
-            context["answers"] = dns.lookup(registry.candidate(), name, record_type)
-        except ValueError as exc:
-            context["lookup_error"] = str(exc)
-    status = 400 if (form.is_bound and form.errors) else 200
-    return render(request, "appliance/dns.html", context, status=status)
+            lambda: registry.get("dns").write(_dns_item(data["servers"], data["ptr_timeout"])),
+        ),
+        full_template="appliance/dns.html",
+        context=context,
+        success_url=reverse("dns"),
+    )

@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.urls import reverse
 
 from appliance.forms import SslConfigurationForm, SystemSettingsForm
 from appliance.models import AuditEvent, SslSettings, SystemSettings
 from appliance.roles import Capability, requires
 from appliance.sections import SSL_FIELDS
-from appliance.views.common import ConsoleRequest, submit_change
+from appliance.views.common import ConsoleRequest, staged_form_page
+from appliance.workflow import Outcome
 
 
 @requires(Capability.VIEW_CONFIG)
 def system_settings(request: ConsoleRequest):
     current = SystemSettings.load()
     initial = {"hostname": current.hostname, "rollback_versions_kept": current.rollback_versions_kept}
-    form = SystemSettingsForm(request.POST or None, initial=initial)
-    context = {"form": form}
-    if request.method == "POST" and form.is_valid():
 
+    def change(data):
         def apply():
-            current.hostname = form.cleaned_data["hostname"]
-            current.rollback_versions_kept = form.cleaned_data["rollback_versions_kept"]
+            current.hostname = data["hostname"]
+            current.rollback_versions_kept = data["rollback_versions_kept"]
             current.save()
 
-        return submit_change(
-            request,
-            "edited system settings",
-            apply,
-            success_url="system_settings",
-            template="appliance/system_settings.html",
-            context=context,
-        )
-    return render(request, "appliance/system_settings.html", context)
+        return "edited system settings", apply
+
+    return staged_form_page(
+        request,
+        SystemSettingsForm(request.POST or None, initial=initial),
+        change,
+        full_template="appliance/system_settings.html",
+        success_url=reverse("system_settings"),
+    )
 
 
 @requires(Capability.VIEW_AUDIT)
@@ -58,25 +57,24 @@ def audit_log(request: ConsoleRequest):
 def ssl_configuration(request: ConsoleRequest):
     current = SslSettings.load()
     initial = {field: getattr(current, field) for field in SSL_FIELDS}
-    form = SslConfigurationForm(request.POST or None, initial=initial)
-    context = {"form": form}
-    if request.method == "POST" and form.is_valid():
 
+    form = SslConfigurationForm(request.POST or None, initial=initial)
+
+    def change(data):
         def apply():
             SslSettings.objects.filter(pk=current.pk).update(**{f: form.cleaned_data[f] for f in SSL_FIELDS})
-
-        response = submit_change(
-            request,
-            "edited the SSL configuration",
-            apply,
-            success_url="ssl_configuration",
-            template="appliance/ssl_configuration.html",
-            context=context,
-        )
-        if response.status_code == 302:
-            messages.warning(
-                request,
-                "The changes in the settings of the SSL Configuration can cause all related services to restart",
+            return Outcome(
+                warnings=[
+                    "The changes in the settings of the SSL Configuration can cause all related services to restart"
+                ]
             )
-        return response
-    return render(request, "appliance/ssl_configuration.html", context)
+
+        return "edited the SSL configuration", apply
+
+    return staged_form_page(
+        request,
+        form,
+        change,
+        full_template="appliance/ssl_configuration.html",
+        success_url=reverse("ssl_configuration"),
+    )

@@ -15,7 +15,7 @@ from appliance.config.diff import diff
 from appliance.config.sections import registry
 from appliance.models import ConfigVersion
 from appliance.roles import Capability, requires
-from appliance.views.common import ConsoleRequest, back_to_next, source_of
+from appliance.views.common import ConsoleRequest, back_to_next, partial_wanted, source_of
 
 
 class CommitForm(forms.Form):
@@ -150,7 +150,7 @@ def rollback_diff(request: ConsoleRequest, number: int):
     if version is None:
         raise Http404(f"Version {number} is not kept on this appliance.")
     changes = diff(workflow.running_config(), workflow.version_config(version))
-    template = "appliance/_rollback_diff.html" if request.htmx else "appliance/rollback_diff.html"
+    template = "appliance/_rollback_diff.html" if partial_wanted(request) else "appliance/rollback_diff.html"
     return render(request, template, {"version": version, "changes": changes})
 
 

@@ -31,7 +31,7 @@ from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_POST
 
 from appliance.roles import MAIL_DATA, Capability, can, requires
-from appliance.views.common import ConsoleRequest, source_of
+from appliance.views.common import ConsoleRequest, partial_wanted, source_of
 from gateway import alert_mail, maillog, queue_actions, spool
 from gateway.spool import DeliveryState
 
@@ -241,7 +241,7 @@ def _queue_context(request: ConsoleRequest, *, summary: bool = True) -> dict:
 def queue(request: ConsoleRequest):
     """The messages waiting in the spool, oldest first, 50 a page, searchable; above them, the
     recipients waiting by destination domain."""
-    if request.htmx and not request.htmx.boosted:
+    if partial_wanted(request):
         return render(request, "gateway/_queue_table.html", _queue_context(request, summary=False))
     return render(request, "gateway/queue.html", _queue_context(request))
 
@@ -515,7 +515,7 @@ def _mail_logs_context(request: ConsoleRequest) -> dict:
 @requires(MAIL_DATA)
 def mail_logs(request: ConsoleRequest):
     """The newest lines of mail_logs (then its rotated files), 100 a page, filtered and searched."""
-    if request.htmx and not request.htmx.boosted:
+    if partial_wanted(request):
         return render(request, "gateway/_mail_log_lines.html", _mail_logs_context(request))
     return render(request, "gateway/mail_logs.html", _mail_logs_context(request))
 

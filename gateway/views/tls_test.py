@@ -10,7 +10,7 @@ from django.shortcuts import render
 
 from appliance import workflow
 from appliance.roles import Capability, can, require, requires
-from appliance.views.common import ConsoleRequest
+from appliance.views.common import ConsoleRequest, form_page
 from destinations import probe
 from destinations.models import ProbeSource, TlsProbeRun
 from gateway import probe_history, tlsprobe
@@ -66,24 +66,31 @@ def tls_test(request: ConsoleRequest):
     running = workflow.machine_config()
     listeners = [item["listener_name"] for item in running.get("listeners", [])]
     form = TlsTestForm(request.POST or None, listeners=listeners)
-    context = {"form": form, "may_test": can(request.user, TEST), "tls_report": None}
-    partial = request.htmx and not request.htmx.boosted
-    template = "gateway/tls_test_form.html" if partial else "gateway/tls_test.html"
-    if request.method != "POST":
+    if request.method == "POST":
+        require(request.user, TEST)
+
+    def run_test(template: str, context: dict):
+        domain = form.cleaned_data["domain"]
+        host, port = form.cleaned_data["host"]
+        listener = form.cleaned_data["listener"]
+        probes = asyncio.run(tlsprobe.probe(running, domain, host, port, listener))
+        run = probe_history.record(
+            probe_history.Target.of(domain, host, port, listener),
+            probes,
+            request.user.username,
+            ProbeSource.GUI,
+        )
+        context = {**context, "tls_report": _tls_report(domain, probes), "tls_history": _tls_history(run)}
         return render(request, template, context)
-    require(request.user, TEST)
-    if not form.is_valid():
-        return render(request, template, context, status=400)
-    domain = form.cleaned_data["domain"]
-    host, port = form.cleaned_data["host"]
-    listener = form.cleaned_data["listener"]
-    probes = asyncio.run(tlsprobe.probe(running, domain, host, port, listener))
-    run = probe_history.record(
-        probe_history.Target.of(domain, host, port, listener), probes, request.user.username, ProbeSource.GUI
+
+    return form_page(
+        request,
+        form,
+        run_test,
+        full_template="gateway/tls_test.html",
+        partial_template="gateway/tls_test_form.html",
+        context={"may_test": can(request.user, TEST), "tls_report": None},
     )
-    context["tls_report"] = _tls_report(domain, probes)
-    context["tls_history"] = _tls_history(run)
-    return render(request, template, context)
 
 
 def _tls_history(run: TlsProbeRun) -> dict:
