@@ -1,7 +1,7 @@
 """What the gateway's processes share when it runs one per core.
 
 One asyncio process saturates one core at about 150 STARTTLS sessions a second; Postfix spreads
-over every core with many processes. ``gateway.serve`` therefore forks inbound processes before
+over every core with many processes. ``server.serve`` therefore forks inbound processes before
 any event loop or thread exists. Every process binds every listener with SO_REUSEPORT, so the
 kernel spreads connections over them; the first (main) process also delivers, sends alerts and
 rotates the mail log. What they share is made before the fork:
