@@ -4,8 +4,9 @@ The lookup is one indexed query whatever the size of the table: the names that
 could match (the domain itself and ``.`` + each parent suffix, or the address of
 an IP literal) are asked for with ``name__in`` on the unique name index, and the
 most specific found wins. ``.example.com`` covers every host below example.com,
-not example.com itself. It reads the candidate table, as the page and
-``destconfig lookup`` show it.
+not example.com itself. ``entry_for`` reads the candidate table, as the page and
+``destconfig lookup`` show it; ``match_in`` a configuration's items (delivery: the running one,
+indexed once per version).
 """
 
 from __future__ import annotations

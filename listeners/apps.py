@@ -2,7 +2,8 @@ from django.apps import AppConfig
 
 
 class ListenersConfig(AppConfig):
-    """Listeners (Network > Listeners, listenerconfig, ``<listeners>``); HAT and inbound SMTP to come."""
+    """Listeners (Network > Listeners, listenerconfig, ``<listeners>``), their HAT (mail flow policies,
+    sender groups), RAT and address lists: configuration only; ``gateway`` runs them."""
 
     name = "listeners"
     verbose_name = "Listeners"
