@@ -84,7 +84,7 @@ class Watched:
 def watched(config: Config) -> list[Watched]:
     """The appliance certificates, then the Custom List CAs, of ``config``, one per fingerprint."""
     found: dict[str, Watched] = {}
-    users = registry.where_used("certificates", config)
+    users = registry.where_used_in("certificates", config)
     for item in config.get("certificates", []):
         try:
             certificate = pki.load_certificate(item["certificate_pem"])

@@ -1,8 +1,9 @@
 """Network > Mail Delivery (``<delivery>``, ``deliveryconfig``): how mail leaves the appliance, system-wide.
 
 The default delivery interface (Auto, or the IP interface whose address is the
-source address and whose hostname is the EHLO name), the outbound connection
-limits, and how long an undelivered message is retried before it is bounced.
+source address and whose hostname is the EHLO name: one of the interfaces of the machine
+the administrator's mode sees), the outbound connection limits, and how long an
+undelivered message is retried before it is bounced.
 
 The delivery engine reads the running configuration (``delivery_of(config)``:
 the defaults when a version has no ``<delivery>``). The page and the console
@@ -12,6 +13,7 @@ refusal is a ``DeliveryRefused`` in the administrator's words and changes nothin
 
 from __future__ import annotations
 
+from appliance.config import levels
 from appliance.config.sections import Config, Item
 from appliance.models import SystemSettings
 from appliance.workflow import ChangeRefused, Outcome
@@ -57,24 +59,23 @@ def interface_label(item: Item) -> str:
     return f"{item['interface_name']} ({item['ip']}: {item['interface_hostname']})"
 
 
-def interface_choices() -> list[tuple[str, str]]:
+def interface_choices(mode: levels.Mode) -> list[tuple[str, str]]:
     """Auto, then the candidate interfaces labelled with their address and hostname."""
-    return [(AUTO, "Auto"), *((item["interface_name"], interface_label(item)) for item in interfaces())]
+    return [(AUTO, "Auto"), *((item["interface_name"], interface_label(item)) for item in interfaces(mode))]
 
 
-def interface_display(name: str, items: list[Item] | None = None) -> str:
-    """The interface as the page and ``deliveryconfig print`` show it: Auto, or "Name (ip: hostname)"."""
+def interface_display(name: str, items: list[Item]) -> str:
+    """The interface among ``items`` as the page and ``deliveryconfig print`` show it: Auto, or "Name
+    (ip: hostname)"."""
     if name == AUTO:
         return "Auto"
-    found = next(
-        (item for item in (interfaces() if items is None else items) if item["interface_name"] == name), None
-    )
+    found = next((item for item in items if item["interface_name"] == name), None)
     return interface_label(found) if found else f"{name} (no such IP interface)"
 
 
-def describe(item: Item) -> list[tuple[str, str]]:
+def describe(mode: levels.Mode, item: Item) -> list[tuple[str, str]]:
     """The settings as the page and ``deliveryconfig print`` show them: (label, text) in order."""
-    items = interfaces()
+    items = interfaces(mode)
     name = item[INTERFACE]
     found = next((i for i in items if i["interface_name"] == name), None)
     if found:
@@ -196,7 +197,7 @@ def advice(item: Item) -> list[str]:
 # --- what an administrator does (inside workflow.submit) ------------------------------------
 
 
-def set_delivery(**changes) -> Outcome:
+def set_delivery(mode: levels.Mode, **changes) -> Outcome:
     """Edit Settings (``deliveryconfig setup``): the settings given, by element name, change; the rest stay.
 
     ``default_delivery_interface`` is ``AUTO`` ("") or the name of a candidate IP interface.
@@ -209,7 +210,7 @@ def set_delivery(**changes) -> Outcome:
     problems = []
     name = item[INTERFACE]
     if name != AUTO:
-        names = [candidate["interface_name"] for candidate in interfaces()]
+        names = [candidate["interface_name"] for candidate in interfaces(mode)]
         if name not in names:
             choices = ", ".join(["Auto", *names])
             problems.append(f"There is no IP interface named '{name}': choose one of {choices}")

@@ -56,14 +56,16 @@ def audit_log(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def ssl_configuration(request: ConsoleRequest):
-    current = SslSettings.load()
+    current = SslSettings.load(request.mode.seen("ssl_config"))
     initial = {field: getattr(current, field) for field in SSL_FIELDS}
     form = SslConfigurationForm(request.POST or None, initial=initial)
     context = {"form": form}
     if request.method == "POST" and form.is_valid():
 
         def apply():
-            SslSettings.objects.filter(pk=current.pk).update(**{f: form.cleaned_data[f] for f in SSL_FIELDS})
+            SslSettings.every_level.filter(pk=current.pk).update(
+                **{f: form.cleaned_data[f] for f in SSL_FIELDS}
+            )
 
         response = submit_change(
             request,
