@@ -6,7 +6,7 @@ submit's transaction leaves nothing behind.
 
 from __future__ import annotations
 
-from appliance.config import checks
+from appliance.config import checks, levels
 from appliance.config.sections import Config, Item, registry
 from appliance.models import Interface, this_machine
 from appliance.sections import INTERFACE_FIELDS, interface_problems
@@ -14,18 +14,16 @@ from appliance.validators import validate_hostname, validate_ip_address, validat
 from appliance.workflow import ChangeRefused, Outcome
 
 
-def get(name: str) -> Interface:
-    interface = Interface.objects.filter(name=name).first()
+def get(machine: str, name: str) -> Interface:
+    interface = Interface.objects.of(machine).filter(name=name).first()
     if interface is None:
         raise ChangeRefused(f"There is no IP interface named '{name}'")
     return interface
 
 
-def candidate_items() -> list[Item]:
-    """This machine's candidate IP interfaces, as ``<interface>`` items."""
-    return registry.for_machine({"interfaces": registry.get("interfaces").read()}, this_machine())[
-        "interfaces"
-    ]
+def candidate_items(mode: levels.Mode) -> list[Item]:
+    """The candidate IP interfaces of the machine ``mode`` sees, as ``<interface>`` items."""
+    return registry.for_machine({"interfaces": registry.read("interfaces")}, this_machine(mode))["interfaces"]
 
 
 def named(name: str, items: list[Item]) -> Item | None:
@@ -33,8 +31,8 @@ def named(name: str, items: list[Item]) -> Item | None:
     return next((item for item in items if item["interface_name"] == name), None)
 
 
-def users_of(name: str) -> list[str]:
-    return registry.where_used("interfaces").get(name, [])
+def users_of(mode: levels.Mode, name: str) -> list[str]:
+    return registry.where_used("interfaces", mode).get(name, [])
 
 
 def _validate(item: dict) -> None:
@@ -58,38 +56,41 @@ def _validate(item: dict) -> None:
         raise ChangeRefused("; ".join(f"<{tag}> {message}" for tag, message in problems))
 
 
-def save(original: str | None, item: dict) -> Outcome:
-    """Create (``original`` None) or replace an interface from a configuration item; check its sockets.
+def save(mode: levels.Mode, original: str | None, item: dict) -> Outcome:
+    """Create (``original`` None) or replace an interface of the machine ``mode`` sees from a
+    configuration item; check its sockets.
 
     Returns advice on its certificate (expired, waiting for its CA, not naming the hostname).
     """
     _validate(item)
+    machine = this_machine(mode)
     conflicts_before = checks.socket_conflicts(registry.candidate())
     if original is None or original != item["interface_name"]:
-        if Interface.objects.filter(name=item["interface_name"]).exists():
+        if Interface.objects.of(machine).filter(name=item["interface_name"]).exists():
             raise ChangeRefused(f"An IP interface named '{item['interface_name']}' already exists")
     if original is not None:
-        existing = get(original)
-        users = users_of(original)
+        existing = get(machine, original)
+        users = users_of(mode, original)
         if original != item["interface_name"] and users:
             raise ChangeRefused(f"'{original}' cannot be renamed while {', '.join(users)} use it")
         existing.delete()
-    # This machine's, unless the item names its machine (the interface being edited).
-    Interface.objects.create(
-        **{attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items() if tag in item}
-    )
+    # The machine's, unless the item names its machine (the interface being edited).
+    fields = {attribute: item[tag] for tag, attribute in INTERFACE_FIELDS.items() if tag in item}
+    Interface.every_machine.create(**{"machine": machine, **fields})
     conflicts = checks.new_socket_conflicts(conflicts_before)
     if conflicts:
         raise ChangeRefused("The port is in use: " + "; ".join(conflicts))
     if not item["certificate_name"]:
         return Outcome()
     advice = registry.sections["certificates"].advice
-    return Outcome(warnings=advice(item["certificate_name"], [item["interface_hostname"]]))
+    return Outcome(
+        warnings=advice(mode.seen("certificates"), item["certificate_name"], [item["interface_hostname"]])
+    )
 
 
-def delete(name: str) -> None:
-    interface = get(name)
-    users = users_of(name)
+def delete(mode: levels.Mode, name: str) -> None:
+    interface = get(this_machine(mode), name)
+    users = users_of(mode, name)
     if users:
         raise ChangeRefused(f"'{name}' cannot be deleted while it is used by {', '.join(users)}")
     interface.delete()

@@ -12,7 +12,7 @@ from django.db import models
 
 from appliance.config import levels
 from appliance.config.candidate_levels import AtLevel, level_field
-from appliance.config.candidate_levels import current as current_mode
+from appliance.scoped import OfMachine
 
 
 class Role(models.TextChoices):
@@ -63,7 +63,7 @@ class SslSettings(models.Model):
     """The single row of System Administration > SSL Configuration (candidate): per service, TLS
     versions from lowest to highest and the OpenSSL cipher string (TLS 1.2 and below)."""
 
-    level = level_field("ssl_config")
+    level = level_field()
     gui_tls_min = models.CharField(max_length=8, default="TLSv1.2")
     gui_tls_max = models.CharField(max_length=8, default="TLSv1.3")
     gui_ciphers = models.TextField()
@@ -86,11 +86,11 @@ class SslSettings(models.Model):
         return "SSL Configuration"
 
     @classmethod
-    def load(cls) -> SslSettings:
+    def load(cls, level: str) -> SslSettings:
         from appliance.tls import INTERMEDIATE_CIPHERS
 
         defaults = {f"{service}_ciphers": INTERMEDIATE_CIPHERS for service in ("gui", "inbound", "outbound")}
-        return cls.objects.get_or_create(defaults=defaults)[0]
+        return cls.objects.at(level).get_or_create(defaults=defaults)[0]
 
 
 class DnsSettings(models.Model):
@@ -123,25 +123,18 @@ class DnsServer(models.Model):
         return self.address
 
 
-def this_machine() -> str:
-    """The machine whose machine-level settings (IP interfaces) are seen and changed: the one the
-    administrator's mode names (Change Mode…, ``--mode machine:esa2``), else this process's."""
-    kind, name = levels.kind_and_name(current_mode().level)
+def this_machine(mode: levels.Mode) -> str:
+    """The machine whose machine-level settings (IP interfaces) ``mode`` sees and changes: the one it
+    names (Change Mode…, ``--mode machine:esa2``), else this process's."""
+    kind, name = levels.kind_and_name(mode.level)
     return name if kind == levels.MACHINE else settings.MACHINE_NAME
-
-
-class ThisMachine(models.Manager):
-    """The rows of this machine only: machine-level settings, as the console and the services see them."""
-
-    def get_queryset(self):
-        return super().get_queryset().filter(machine=this_machine())
 
 
 class Interface(models.Model):
     """An IP interface: an address the console and the listeners serve on (candidate). Machine-level:
     in a cluster every machine has its own, under its name; "" on an appliance of its own."""
 
-    machine = models.CharField(max_length=64, blank=True, default=this_machine)
+    machine = models.CharField(max_length=64, blank=True)
     name = models.CharField(max_length=64)
     ip_address = models.GenericIPAddressField()
     netmask = models.PositiveSmallIntegerField(default=24)
@@ -153,7 +146,7 @@ class Interface(models.Model):
     certificate_name = models.CharField(max_length=64, blank=True)
 
     every_machine = models.Manager()
-    objects = ThisMachine()
+    objects = OfMachine()
 
     class Meta:
         ordering = ["machine", "name"]

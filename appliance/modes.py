@@ -1,6 +1,6 @@
-"""The administrator's Centralized Management mode: the level a page or a console command sees and
-changes (``appliance.config.candidate_levels``). A page's mode is its session's, chosen with Change
-Mode…; a console command's is its ``--mode``."""
+"""The administrator's Centralized Management mode (``levels.Mode``): the level a page or a console
+command sees and changes. A page's mode is its session's, chosen with Change Mode… and carried by the
+request (``request.mode``); a console command's is its ``--mode``."""
 
 from __future__ import annotations
 
@@ -37,13 +37,14 @@ def chosen_level(request) -> str:
 
 
 class ModeMiddleware:
+    """Gives each request its session's mode: ``request.mode``."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         try:
-            level = chosen_level(request)
+            request.mode = candidate_levels.mode_for(chosen_level(request))
         except workflow.DATABASE_UNREACHABLE:
-            level = ""  # the page answers 503 itself if it needs the database
-        with candidate_levels.editing(level):
-            return self.get_response(request)
+            request.mode = levels.CLUSTER_MODE  # the page answers 503 itself if it needs the database
+        return self.get_response(request)

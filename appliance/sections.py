@@ -161,7 +161,7 @@ def register_sections():
                     ),
                 )
             ),
-            read=lambda: [{f: getattr(SslSettings.load(), f) for f in SSL_FIELDS}],
+            read=lambda level: [{f: getattr(SslSettings.load(level), f) for f in SSL_FIELDS}],
             write=_write_ssl,
             clean_item=_clean_ssl,
         )
@@ -233,8 +233,8 @@ def _tls_version(value: str) -> None:
         raise ValueError(f"must be one of {', '.join(tls.TLSVersion.values)}, not {value!r}")
 
 
-def _write_ssl(items):
-    SslSettings.objects.update_or_create(defaults={f: items[0][f] for f in SSL_FIELDS})
+def _write_ssl(items, level):
+    SslSettings.objects.at(level).update_or_create(defaults={f: items[0][f] for f in SSL_FIELDS})
 
 
 def _clean_ssl(item):

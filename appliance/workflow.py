@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from appliance import audit
 from appliance.audit import Action
-from appliance.config import candidate_levels, checks, levels
+from appliance.config import checks, levels
 from appliance.config.diff import SectionChange, diff
 from appliance.config.sections import Config, registry
 from appliance.config.xmlfile import Document, SecretMode, parse, render
@@ -209,8 +209,16 @@ def _replace_atomically(path: Path, data: bytes) -> None:
 # --- the verbs ---------------------------------------------------------------
 
 
-def submit(user, description: str, apply: Callable[[], Any], source: str = "", action=Action.SUBMIT):
-    """Stage a change made by ``apply`` in the candidate.
+def submit(
+    user,
+    description: str,
+    apply: Callable[[], Any],
+    source: str = "",
+    action=Action.SUBMIT,
+    mode: levels.Mode = levels.CLUSTER_MODE,
+):
+    """Stage a change made by ``apply`` in the candidate, in the administrator's ``mode`` (which
+    refuses changing settings its level does not define; the Cluster mode refuses none).
 
     A Read-Only Operator's submit runs ``apply`` and is rolled back: it returns
     a Preview and never stores anything nor takes the lock.
@@ -220,7 +228,7 @@ def submit(user, description: str, apply: Callable[[], Any], source: str = "", a
         with transaction.atomic():
             before = registry.candidate()
             savepoint = transaction.savepoint()
-            _at_the_modes_level(apply)
+            _at_the_modes_level(mode, apply)
             changes = diff(before, registry.candidate())
             transaction.savepoint_rollback(savepoint)
         return Preview(changes)
@@ -228,7 +236,7 @@ def submit(user, description: str, apply: Callable[[], Any], source: str = "", a
         lock = _locked()
         if lock.owner_name and lock.owner_name != user.username:
             raise ChangeRefused(_owner_text(lock))
-        result = _at_the_modes_level(apply)
+        result = _at_the_modes_level(mode, apply)
         if not pending_changes():
             _release(lock)  # back where the running configuration is: nothing to commit
         elif not lock.owner_name:
@@ -238,21 +246,20 @@ def submit(user, description: str, apply: Callable[[], Any], source: str = "", a
     return result
 
 
-def _at_the_modes_level(apply: Callable[[], Any]):
+def _at_the_modes_level(mode: levels.Mode, apply: Callable[[], Any]):
     """Run ``apply``, refusing a change to settings the mode's level does not define: a feature it
     inherits from another level (a machine's view of the cluster's Certificates), which changes at its
     own level or is overridden first, and, in a group's or machine's mode, the cluster's settings
     without levels (Address Lists). Each machine's own (IP interfaces) change in any mode."""
-    mode = candidate_levels.current()
     cluster_only = [
         tag
         for tag, section in registry.sections.items()
         if mode.level and tag not in registry.levelled and not section.scope
     ]
     watched = [*mode.inherited, *cluster_only]
-    before = {tag: registry.sections[tag].read() for tag in watched}
+    before = {tag: registry.read(tag, mode.seen(tag)) for tag in watched}
     result = apply()
-    changed = [tag for tag in watched if diff({tag: before[tag]}, {tag: registry.sections[tag].read()})]
+    changed = [tag for tag in watched if diff({tag: before[tag]}, {tag: registry.read(tag, mode.seen(tag))})]
     if not changed:
         return result
     [tag, *_] = changed
@@ -402,8 +409,7 @@ def write_config(config: Config) -> None:
     for section in registry.ordered():
         if section.tag not in config:
             continue
-        with candidate_levels.rows_at(levels.CLUSTER):
-            section.write(config[section.tag])
+        registry.write(section.tag, config[section.tag])
         if section.tag in registry.levelled:
             registry.level_store.replace(section.tag, levels.overrides(config, section.tag))
 
@@ -456,14 +462,10 @@ def rollback_to(user, number: int, source: str = "", confirmed: bool = False):
         if lock.owner_name and lock.owner_name != user.username:
             raise ChangeRefused(_owner_text(lock))
         _confirm_discard(config, f"Rolling back to version {number}", confirmed)
-    with candidate_levels.editing(levels.CLUSTER):  # a whole version: every level, whatever the mode
-        return submit(
-            user,
-            f"staged version {number} for rollback",
-            lambda: write_config(config),
-            source,
-            action=Action.ROLLBACK,
-        )
+    # A whole version: every level, whatever the administrator's mode (the Cluster mode's submit).
+    return submit(
+        user, f"staged version {number} for rollback", lambda: write_config(config), source, Action.ROLLBACK
+    )
 
 
 def load_document(user, document: Document, description: str, source: str = ""):
@@ -474,5 +476,5 @@ def load_document(user, document: Document, description: str, source: str = ""):
     problems = checks.reference_problems({**kept, **document.config}, document)
     if problems:
         raise ChangeRefused("The configuration cannot be loaded", problems)
-    with candidate_levels.editing(levels.CLUSTER):  # sections as a whole: every level, whatever the mode
-        return submit(user, description, lambda: write_config(document.config), source, action=Action.LOAD)
+    # Sections as a whole: every level, whatever the administrator's mode (the Cluster mode's submit).
+    return submit(user, description, lambda: write_config(document.config), source, Action.LOAD)

@@ -22,6 +22,7 @@ LISTENER, GROUP = "IncomingMail", "ALLOWED_LIST"
 
 def rows(certificates: int, destinations: int, senders: int):
     """The change that puts the rows into the candidate (for ``workflow.submit``)."""
+    from appliance.config.levels import CLUSTER
     from certificates.models import Certificate
     from destinations import entries
     from destinations.models import Destination
@@ -29,8 +30,9 @@ def rows(certificates: int, destinations: int, senders: int):
     from listeners.senders import parse_sender
 
     def add_rows():
-        demo = Certificate.objects.get(name="Demo")
-        Certificate.objects.bulk_create(
+        cluster_certificates = Certificate.objects.at(CLUSTER)
+        demo = cluster_certificates.get(name="Demo")
+        cluster_certificates.bulk_create(
             Certificate(
                 name=f"cert-{n:05d}",
                 certificate_pem=demo.certificate_pem,
@@ -44,15 +46,15 @@ def rows(certificates: int, destinations: int, senders: int):
             )
             for n in range(certificates)
         )
-        entries.default_row()
-        Destination.objects.bulk_create(
+        entries.default_row(CLUSTER)
+        Destination.objects.at(CLUSTER).bulk_create(
             (
                 Destination(name=f"d{n:05d}.example.com", tls="required", max_connections=n % 1000 + 1)
                 for n in range(destinations)
             ),
             batch_size=2000,
         )
-        group = SenderGroup.objects.get(listener__name=LISTENER, name=GROUP)
+        group = SenderGroup.objects.get(listener__level=CLUSTER, listener__name=LISTENER, name=GROUP)
         sender_rows = []
         for n in range(senders):
             sender = parse_sender(f"10.{n // 65536 + 100}.{n // 256 % 256}.{n % 256}")

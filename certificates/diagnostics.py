@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from appliance import dns
 from appliance.alerts import Severity
+from appliance.config import levels
 from appliance.config.sections import Config, registry
 from certificates import expiry, trust, verify
 from certificates.models import Certificate
@@ -471,17 +472,20 @@ _REMOTE = {
 # --- one entry of the store ----------------------------------------------------------------------
 
 
-def diagnostics_config(*, full: bool = True) -> Config:
-    """The parts of the candidate the diagnostics read: the trust lists, the interfaces (the host
-    names the listeners' certificates cover) and every section that names a certificate (so
-    ``registry.where_used`` answers from it too), each at its top level (no destination table);
-    ``full``: also the DNS servers and the listeners' RATs, whose domains' MX hosts ``diagnose``
-    compares. The list page needs no more than the top level."""
+def diagnostics_config(mode: levels.Mode, *, full: bool = True) -> Config:
+    """The parts of the candidate the diagnostics read, as ``mode`` sees it: the trust lists, the
+    interfaces (the host names the listeners' certificates cover) and every section that names a
+    certificate (so ``registry.where_used_in`` answers from it too), each at its top level (no
+    destination table); ``full``: also the DNS servers and the listeners' RATs, whose domains' MX
+    hosts ``diagnose`` compares. The list page needs no more than the top level."""
     tags = ["certificate_authorities", "interfaces", *(["dns"] if full else [])]
     tags += [section.tag for section in registry.ordered() if _names_certificates(section.fields)]
-    sections = [registry.get(tag) for tag in dict.fromkeys(tags) if registry.get(tag)]
     nested = {"listeners"} if full else set()  # their RATs: the only nested fields read here
-    return {s.tag: s.read() if s.tag in nested else s.read_top_level() for s in sections}
+    return {
+        tag: registry.read(tag, mode.seen(tag), top=tag not in nested)
+        for tag in dict.fromkeys(tags)
+        if registry.get(tag)
+    }
 
 
 def _names_certificates(fields) -> bool:
@@ -611,11 +615,10 @@ def mx_findings(
     return findings
 
 
-def diagnose(entry: Certificate, config: Config | None = None, lookup_mx: bool = True) -> list[Finding]:
+def diagnose(entry: Certificate, config: Config, lookup_mx: bool = True) -> list[Finding]:
     """Everything wrong with one certificate of the store: its chain, its dates and keys, its names
     against the interfaces and listeners that use it and (``lookup_mx``) the MX hosts of the
-    domains those listeners serve. ``config``: default, the candidate (``diagnostics_config``)."""
-    config = diagnostics_config() if config is None else config
+    domains those listeners serve, in ``config`` (``diagnostics_config``)."""
     leaf = entry.certificate
     findings = chain_findings(leaf, entry.chain, trust.anchors(config), own=True)
     findings += name_findings(entry.name, leaf, hostnames(config).get(entry.name, {}))
@@ -624,10 +627,10 @@ def diagnose(entry: Certificate, config: Config | None = None, lookup_mx: bool =
     return ordered(findings)
 
 
-def summary(entries, config: Config | None = None) -> dict[str, list[Finding]]:
+def summary(entries, config: Config) -> dict[str, list[Finding]]:
     """Name → findings of each entry, for the list page: chain, dates, keys and the interfaces'
-    host names; no DNS, and no query per entry (``entries`` carry their PEM)."""
-    config = diagnostics_config(full=False) if config is None else config
+    host names in ``config`` (``diagnostics_config(full=False)``); no DNS, and no query per entry
+    (``entries`` carry their PEM)."""
     anchors = trust.anchors(config)
     wanted = hostnames(config)
     found = {}

@@ -67,7 +67,7 @@ def watched(config: Config, warn: Callable[[str], None]) -> list[Watched]:
     """The appliance certificates, then the Custom List CAs, of ``config``, one per fingerprint;
     ``warn`` is told of each one that cannot be read."""
     found: dict[str, Watched] = {}
-    users = registry.where_used("certificates", config)
+    users = registry.where_used_in("certificates", config)
     for item in config.get("certificates", []):
         try:
             certificate = pki.load_certificate(item["certificate_pem"])

@@ -26,7 +26,7 @@ class Certificate(models.Model):
         PENDING = "pending", "Signing request pending"
         SELF_SIGNED = "self_signed", "Self-signed"
 
-    level = level_field("certificates")
+    level = level_field()
     name = models.CharField(max_length=64)
     certificate_pem = models.TextField()
     intermediates = models.JSONField(default=list)  # PEM texts, leaf → root-ward

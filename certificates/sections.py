@@ -13,7 +13,7 @@ from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 from certificates.store import DEMO_NAME
 
 
-def _read_certificates():
+def _read_certificates(level):
     return [
         {
             "certificate_name": c.name,
@@ -23,11 +23,11 @@ def _read_certificates():
             "private_key": c.private_key_sealed,
             "pending_private_key": c.pending_key_sealed,
         }
-        for c in Certificate.objects.all()
+        for c in Certificate.objects.at(level)
     ]
 
 
-def _write_certificates(items):
+def _write_certificates(items, level):
     rows = [
         Certificate(
             name=item["certificate_name"],
@@ -41,8 +41,8 @@ def _write_certificates(items):
     ]
     for row in rows:
         row.read_metadata()
-    Certificate.objects.all().delete()
-    Certificate.objects.bulk_create(rows)
+    Certificate.objects.at(level).delete()
+    Certificate.objects.at(level).bulk_create(rows)
 
 
 def _clean_certificate(item):

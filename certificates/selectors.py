@@ -13,10 +13,12 @@ from certificates import pki, verify
 from certificates.models import Certificate
 
 
-def certificate_choices(blank: str | None = None) -> list[tuple[str, str]]:
-    """Certificates that can serve (every entry has its private key), labelled with their status."""
+def certificate_choices(level: str, blank: str | None = None) -> list[tuple[str, str]]:
+    """The certificates of ``level`` that can serve (every entry has its private key), labelled with
+    their status."""
     choices = [("", blank)] if blank is not None else []
-    for entry in Certificate.objects.only("name", "csr_pem", "self_signed", "not_before", "not_after"):
+    entries = Certificate.objects.at(level).only("name", "csr_pem", "self_signed", "not_before", "not_after")
+    for entry in entries:
         choices.append((entry.name, f"{entry.name} ({entry.status.label})"))
     return choices
 
@@ -39,9 +41,9 @@ def problems(name: str, certificate_pem: str, csr_pending: bool, hostnames: list
     return found
 
 
-def warnings_for(name: str, hostnames: list[str] = ()) -> list[str]:
-    """Advice for choosing certificate ``name`` (from the candidate store) for these host names."""
-    entry = Certificate.objects.filter(name=name).first()
+def warnings_for(level: str, name: str, hostnames: list[str] = ()) -> list[str]:
+    """Advice for choosing certificate ``name`` (of ``level`` in the candidate) for these host names."""
+    entry = Certificate.objects.at(level).filter(name=name).first()
     if entry is None:
         return []
     return problems(name, entry.certificate_pem, bool(entry.csr_pem), list(hostnames))

@@ -1,6 +1,7 @@
 """What an administrator does to the certificate store, for the pages and ``certconfig`` alike.
 
-Each operation changes candidate rows and is meant to run inside
+Each operation acts on the certificates of one level (``level``: the one the administrator's mode
+sees) and changes candidate rows; it is meant to run inside
 ``workflow.submit``: nothing takes effect before a commit. A refusal is a
 ``CertificateError`` naming the problem; nothing is half-saved because the
 submit's transaction rolls back.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from cryptography import x509
 
 from appliance import vault
+from appliance.config import levels
 from appliance.config.sections import registry
 from appliance.validators import validate_object_name
 from appliance.workflow import Outcome
@@ -36,20 +38,21 @@ def unseal(sealed: str):
     return pki.load_private_key(vault.unseal(sealed), thorough=False)
 
 
-def get(name: str) -> Certificate:
-    certificate = Certificate.objects.filter(name=name).first()
+def get(level: str, name: str) -> Certificate:
+    certificate = Certificate.objects.at(level).filter(name=name).first()
     if certificate is None:
         raise CertificateError(f"There is no certificate named '{name}'")
     return certificate
 
 
-def where_used() -> dict[str, list[str]]:
-    """Certificate name → what uses it in the candidate, asked of every section that names certificates."""
-    return registry.where_used("certificates")
+def where_used(mode: levels.Mode) -> dict[str, list[str]]:
+    """Certificate name → what uses it in the candidate as ``mode`` sees it, asked of every section
+    that names certificates."""
+    return registry.where_used("certificates", mode)
 
 
-def users_of(name: str) -> list[str]:
-    return where_used().get(name, [])
+def users_of(mode: levels.Mode, name: str) -> list[str]:
+    return where_used(mode).get(name, [])
 
 
 def chain_notes(entry: Certificate) -> list[str]:
@@ -62,12 +65,12 @@ def chain_notes(entry: Certificate) -> list[str]:
     return [f"The last certificate served is issued by '{name}', which clients must already trust."]
 
 
-def _new_name(name: str) -> None:
+def _new_name(level: str, name: str) -> None:
     try:
         validate_object_name(name)
     except ValueError as exc:
         raise CertificateError(f"The certificate name {exc}") from None
-    if Certificate.objects.filter(name=name).exists():
+    if Certificate.objects.at(level).filter(name=name).exists():
         raise CertificateError(f"A certificate named '{name}' already exists")
 
 
@@ -93,10 +96,10 @@ def _check_leaf(certificate: x509.Certificate) -> None:
 
 
 def create_self_signed(
-    name: str, subject: pki.Subject, days: int, names: list[str], key_type: str
+    level: str, name: str, subject: pki.Subject, days: int, names: list[str], key_type: str
 ) -> Certificate:
     """Create Self-Signed Certificate: a new key, the certificate, and a CSR for the same key."""
-    _new_name(name)
+    _new_name(level, name)
     subject.validate()
     if not 1 <= days <= MAX_DAYS:
         raise CertificateError(f"The duration must be between 1 and {MAX_DAYS} days")
@@ -109,7 +112,7 @@ def create_self_signed(
     names = names or [subject.common_name]
     certificate = pki.self_signed(key, subject.name(), names, days)
     request = pki.signing_request(key, subject.name(), names)
-    return Certificate.objects.create(
+    return Certificate.objects.at(level).create(
         name=name,
         certificate_pem=pki.certificate_pem(certificate),
         csr_pem=pki.csr_pem(request),
@@ -122,13 +125,13 @@ def create_demo_certificate(hostname: str) -> None:
     key = pki.generate_key(pki.KeyType.RSA2048)
     subject = pki.Subject(common_name=hostname, organization="Mail Gateway Demo Certificate")
     certificate = pki.self_signed(key, subject.name(), [hostname], days=3650)
-    Certificate.objects.update_or_create(
+    Certificate.objects.at(levels.CLUSTER).update_or_create(
         name=DEMO_NAME,
         defaults={"certificate_pem": pki.certificate_pem(certificate), "private_key_sealed": seal(key)},
     )
 
 
-def _add(name, key, certificate, chain, accept_dates: bool) -> Outcome:
+def _add(level: str, name, key, certificate, chain, accept_dates: bool) -> Outcome:
     outcome = Outcome()
     _check_leaf(certificate)
     if pki.public_key_id(key) != pki.public_key_id(certificate):
@@ -136,8 +139,8 @@ def _add(name, key, certificate, chain, accept_dates: bool) -> Outcome:
     _check_dates(certificate, accept_dates, outcome)
     arranged = arrange(certificate, chain)
     outcome.notes += arranged.notes
-    _new_name(name)
-    Certificate.objects.create(
+    _new_name(level, name)
+    Certificate.objects.at(level).create(
         name=name,
         certificate_pem=pki.certificate_pem(certificate),
         intermediates=[pki.certificate_pem(c) for c in arranged.intermediates],
@@ -147,6 +150,7 @@ def _add(name, key, certificate, chain, accept_dates: bool) -> Outcome:
 
 
 def paste(
+    level: str,
     name: str,
     certificate_data: bytes,
     key_pem: str,
@@ -161,16 +165,18 @@ def paste(
     chain = [c for c in found if c is not leaf]
     if intermediates_data:
         chain += pki.read_certificate_file(intermediates_data).certificates
-    return _add(name, key, leaf, chain, accept_dates)
+    return _add(level, name, key, leaf, chain, accept_dates)
 
 
-def import_pkcs12(name: str, data: bytes, password: str, accept_dates: bool = False) -> tuple[str, Outcome]:
+def import_pkcs12(
+    level: str, name: str, data: bytes, password: str, accept_dates: bool = False
+) -> tuple[str, Outcome]:
     """Import Certificate: key, leaf and chain from a PKCS#12 file; the name defaults to the CN."""
     content = pki.read_pkcs12(data, password)
     name = name or pki.common_name(content.certificate) or content.friendly_name
     if not name:
         raise CertificateError("The certificate has no common name: give the certificate a name")
-    return name, _add(name, content.key, content.certificate, content.chain, accept_dates)
+    return name, _add(level, name, content.key, content.certificate, content.chain, accept_dates)
 
 
 # --- signed certificate and intermediates ------------------------------------
@@ -190,9 +196,9 @@ def _matching(found: list[x509.Certificate], key, name: str) -> x509.Certificate
     )
 
 
-def upload_signed(name: str, data: bytes, accept_dates: bool = False) -> Outcome:
+def upload_signed(level: str, name: str, data: bytes, accept_dates: bool = False) -> Outcome:
     """Upload Signed Certificate: replaces the self-signed one and keeps the key (or the renewal key)."""
-    entry = get(name)
+    entry = get(level, name)
     content = pki.read_certificate_file(data)
     keys = {"current": unseal(entry.private_key_sealed)}
     if entry.pending_key_sealed:
@@ -230,8 +236,8 @@ def upload_signed(name: str, data: bytes, accept_dates: bool = False) -> Outcome
     return outcome
 
 
-def add_intermediates(name: str, data: bytes) -> Outcome:
-    entry = get(name)
+def add_intermediates(level: str, name: str, data: bytes) -> Outcome:
+    entry = get(level, name)
     found = pki.read_certificate_file(data).certificates
     arranged = arrange(entry.certificate, entry.chain + found)
     entry.intermediates = [pki.certificate_pem(c) for c in arranged.intermediates]
@@ -239,8 +245,8 @@ def add_intermediates(name: str, data: bytes) -> Outcome:
     return Outcome(notes=arranged.notes)
 
 
-def remove_intermediate(name: str, fingerprint: str) -> None:
-    entry = get(name)
+def remove_intermediate(level: str, name: str, fingerprint: str) -> None:
+    entry = get(level, name)
     kept = [c for c in entry.chain if pki.fingerprint(c) != fingerprint]
     if len(kept) == len(entry.intermediates):
         raise CertificateError(f"'{name}' has no such intermediate certificate")
@@ -251,12 +257,12 @@ def remove_intermediate(name: str, fingerprint: str) -> None:
 # --- renew, delete -----------------------------------------------------------
 
 
-def renew(name: str, new_key: bool = False) -> str:
+def renew(level: str, name: str, new_key: bool = False) -> str:
     """Renew: self-signed gets a new self-signed certificate; CA-signed a new CSR, the old one stays in service.
 
     Returns what happened, in a sentence.
     """
-    entry = get(name)
+    entry = get(level, name)
     current = entry.certificate
     key = pki.generate_key_like(unseal(entry.private_key_sealed)) if new_key else None
     names = pki.alternative_names(current)
@@ -282,9 +288,10 @@ def renew(name: str, new_key: bool = False) -> str:
     )
 
 
-def delete(name: str) -> None:
-    entry = get(name)
-    users = users_of(name)
+def delete(mode: levels.Mode, name: str) -> None:
+    """Delete certificate ``name`` of the level ``mode`` sees, unless something there uses it."""
+    entry = get(mode.seen("certificates"), name)
+    users = users_of(mode, name)
     if users:
         raise CertificateError(f"'{name}' cannot be deleted while it is used by {', '.join(users)}")
     entry.delete()
@@ -296,17 +303,17 @@ def delete(name: str) -> None:
 PKCS12_MIN_PASSWORD = 8
 
 
-def export_pkcs12(name: str, password: str, profile: str) -> bytes:
+def export_pkcs12(level: str, name: str, password: str, profile: str) -> bytes:
     if len(password) < PKCS12_MIN_PASSWORD:
         raise CertificateError(f"The file password needs at least {PKCS12_MIN_PASSWORD} characters")
-    entry = get(name)
+    entry = get(level, name)
     return pki.write_pkcs12(
         name, unseal(entry.private_key_sealed), entry.certificate, entry.chain, password, profile
     )
 
 
-def export_pem(name: str, full_chain: bool) -> str:
-    entry = get(name)
+def export_pem(level: str, name: str, full_chain: bool) -> str:
+    entry = get(level, name)
     return (
         entry.certificate_pem.strip()
         + "\n"

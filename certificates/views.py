@@ -37,7 +37,8 @@ ATTENTION_LISTED = 10  # certificates named in the summary line above the list
 @requires(Capability.VIEW_CONFIG)
 def certificate_list(request: ConsoleRequest):
     # The PEM stays: the diagnostics read each certificate of the page (no query per row).
-    certificates = Certificate.objects.defer("private_key_sealed", "pending_key_sealed")
+    level = request.mode.seen("certificates")
+    certificates = Certificate.objects.at(level).defer("private_key_sealed", "pending_key_sealed")
     query = request.GET.get("q", "").strip()
     if query:
         certificates = certificates.filter(
@@ -50,8 +51,8 @@ def certificate_list(request: ConsoleRequest):
     field = SORTS.get(sort.removeprefix("-"), "name")
     certificates = certificates.order_by(f"-{field}" if sort.startswith("-") else field, "name")
     page = Paginator(certificates, 50).get_page(request.GET.get("page"))
-    config = diagnostics.diagnostics_config(full=False)
-    used = registry.where_used("certificates", config)
+    config = diagnostics.diagnostics_config(request.mode, full=False)
+    used = registry.where_used_in("certificates", config)
     findings = diagnostics.summary(page, config)
     rows = [
         (c, used.get(c.name, []), diagnostics.tally(findings[c.name]), diagnostics.worst(findings[c.name]))
@@ -83,12 +84,14 @@ def add_certificate(request: ConsoleRequest):
         "paste": forms.PasteForm,
     }.get(option, forms.SelfSignedForm)
     form = form_class(request.POST or None, request.FILES or None)
+    level = request.mode.seen("certificates")
 
     def change(data):
         if option == "import":
 
             def apply():
                 _, outcome = store.import_pkcs12(
+                    level,
                     data["name"],
                     forms.uploaded_bytes(data["cert_file"]),
                     data["cert_pass"],
@@ -101,6 +104,7 @@ def add_certificate(request: ConsoleRequest):
 
             def apply():
                 return store.paste(
+                    level,
                     data["name"],
                     data["certificate"].encode(),
                     data["private_key"],
@@ -113,6 +117,7 @@ def add_certificate(request: ConsoleRequest):
 
         def apply():
             store.create_self_signed(
+                level,
                 data["name"],
                 form.subject(),
                 data["expiration"],
@@ -136,8 +141,9 @@ def add_certificate(request: ConsoleRequest):
     )
 
 
-def _entry(name: str) -> Certificate:
-    certificate = Certificate.objects.filter(name=name).first()
+def _entry(request: ConsoleRequest, name: str) -> Certificate:
+    """Certificate ``name`` of the level the request's mode sees."""
+    certificate = Certificate.objects.at(request.mode.seen("certificates")).filter(name=name).first()
     if certificate is None:
         raise Http404(f"There is no certificate named '{name}'.")
     return certificate
@@ -153,22 +159,23 @@ ACTIONS = {
 
 
 def _operation(action: str, name: str, data: dict, request):
+    level = request.mode.seen("certificates")
     if action == "upload_signed":
         return lambda: store.upload_signed(
-            name, forms.uploaded_bytes(data["signed_cert"]), data["accept_dates"]
+            level, name, forms.uploaded_bytes(data["signed_cert"]), data["accept_dates"]
         )
     if action == "add_intermediates":
-        return lambda: store.add_intermediates(name, forms.uploaded_bytes(data["interm_cert"]))
+        return lambda: store.add_intermediates(level, name, forms.uploaded_bytes(data["interm_cert"]))
     if action == "remove_intermediate":
-        return lambda: store.remove_intermediate(name, request.POST.get("fingerprint", ""))
+        return lambda: store.remove_intermediate(level, name, request.POST.get("fingerprint", ""))
     if action == "renew":
-        return lambda: workflow.Outcome(notes=[store.renew(name, data["new_key"])])
-    return lambda: store.delete(name)
+        return lambda: workflow.Outcome(notes=[store.renew(level, name, data["new_key"])])
+    return lambda: store.delete(request.mode, name)
 
 
 @requires(Capability.VIEW_CONFIG)
 def certificate_detail(request: ConsoleRequest, name: str):
-    entry = _entry(name)
+    entry = _entry(request, name)
     context = _detail_context(request, entry)
     if request.method != "POST":
         return render(request, "certificates/detail.html", context)
@@ -199,7 +206,7 @@ def certificate_detail(request: ConsoleRequest, name: str):
 
 def _detail_context(request, entry: Certificate) -> dict:
     certificate = entry.certificate
-    config = diagnostics.diagnostics_config(full=False)  # the MX hosts come by htmx (mx_check)
+    config = diagnostics.diagnostics_config(request.mode, full=False)  # the MX hosts come by htmx (mx_check)
     return {
         "entry": entry,
         "certificate": certificate,
@@ -208,7 +215,7 @@ def _detail_context(request, entry: Certificate) -> dict:
         "fingerprint": pki.fingerprint(certificate),
         "served_chain": [certificate, *entry.chain],
         "chain_notes": store.chain_notes(entry),
-        "used_by": registry.where_used("certificates", config).get(entry.name, []),
+        "used_by": registry.where_used_in("certificates", config).get(entry.name, []),
         "diagnostics": diagnostics.diagnose(entry, config, lookup_mx=False),
         "mx_listeners": [
             item["listener_name"]
@@ -227,14 +234,16 @@ def _detail_context(request, entry: Certificate) -> dict:
 def certificate_mx_check(request: ConsoleRequest, name: str):
     """The certificate's names against the MX hosts of its listeners' domains: DNS lookups (up to
     ``diagnostics.MX_BUDGET`` seconds), so the certificate page loads this part after itself."""
-    entry = _entry(name)
-    findings = diagnostics.mx_findings(entry.name, entry.certificate, diagnostics.diagnostics_config())
+    entry = _entry(request, name)
+    findings = diagnostics.mx_findings(
+        entry.name, entry.certificate, diagnostics.diagnostics_config(request.mode)
+    )
     return render(request, "certificates/_mx_findings.html", {"diagnostics": findings})
 
 
 @requires(Capability.VIEW_CONFIG)
 def download_csr(request: ConsoleRequest, name: str):
-    entry = _entry(name)
+    entry = _entry(request, name)
     if not entry.csr_pem:
         raise Http404(f"'{name}' has no signing request.")
     downloads.record(entry, request.user)
@@ -246,13 +255,13 @@ def download_csr(request: ConsoleRequest, name: str):
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def export_certificate(request: ConsoleRequest, name: str):
-    entry = _entry(name)
+    entry = _entry(request, name)
     form = forms.ExportForm(request.POST, user=request.user)
     if form.is_valid() and form.cleaned_data["what"] == "pkcs12":
         require(request.user, Capability.EXPORT_SECRETS)
         profile = form.cleaned_data["profile"] or pki.Pkcs12Profile.MODERN
         try:
-            payload = store.export_pkcs12(name, form.cleaned_data["password"], profile)
+            payload = store.export_pkcs12(entry.level, name, form.cleaned_data["password"], profile)
         except pki.CertificateError as refusal:
             form.add_error("password", str(refusal))
     if not form.is_valid():
@@ -263,7 +272,7 @@ def export_certificate(request: ConsoleRequest, name: str):
         filename, content_type = f"{data['file_name']}.p12", "application/x-pkcs12"
         detail = f"exported certificate {name} with its private key (PKCS#12, {profile})"
     else:
-        payload = store.export_pem(name, full_chain=data["what"] == "chain").encode()
+        payload = store.export_pem(entry.level, name, full_chain=data["what"] == "chain").encode()
         filename, content_type = f"{data['file_name']}.pem", "application/x-pem-file"
         detail = f"exported certificate {name} as PEM ({data['what']})"
     audit.record(request.user.username, Action.EXPORT, detail, source_of(request))

@@ -27,9 +27,6 @@ class CandidateLevels:
     def defined(self) -> list[tuple[str, str]]:
         return list(Override.objects.values_list("section", "level"))
 
-    def rows_at(self, level: str):
-        return candidate_levels.rows_at(level)
-
     def replace(self, tag: str, definitions: dict[str, list[Item]]) -> None:
         """Make ``definitions`` (level → items) the group and machine definitions of section ``tag``."""
         for level in Override.objects.filter(section=tag).values_list("level", flat=True):
@@ -41,8 +38,7 @@ class CandidateLevels:
     def define(self, tag: str, level: str, items: list[Item]) -> None:
         """Make ``items`` section ``tag``'s settings at ``level``."""
         Override.objects.get_or_create(section=tag, level=level)
-        with candidate_levels.rows_at(level):
-            registry.sections[tag].write(items)
+        registry.write(tag, items, level)
 
     def remove(self, tag: str, level: str) -> None:
         candidate_levels.delete_rows(tag, level)

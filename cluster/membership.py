@@ -92,8 +92,10 @@ def join(
     https_port: int,
     group: str = MAIN_GROUP,
     source: str = "",
+    mode: levels.Mode = levels.CLUSTER_MODE,
 ) -> Machine:
-    """``machine`` joins the cluster, with a Management interface of its own at ``address``."""
+    """``machine`` joins the cluster, with a Management interface of its own at ``address`` (in the
+    administrator's ``mode``, which must be the Cluster's to change the groups)."""
     require_shared_database()
     _checked_name("Machine name", machine)
     _checked_name("Group name", group)
@@ -117,6 +119,7 @@ def join(
             f"Management interface of machine '{machine}', in group '{group}'",
             management_interface_and_group,
             source,
+            mode=mode,
         )
         workflow.commit(user, f"Machine '{machine}' joined cluster '{cluster}'", source=source)
     return joined
@@ -145,11 +148,18 @@ def what_joining_changes(
 
 
 def leave(
-    user, machine: str, mode: SecretMode, passphrase: str | None, path: Path | None, source: str = ""
+    user,
+    machine: str,
+    secrets: SecretMode,
+    passphrase: str | None,
+    path: Path | None,
+    source: str = "",
+    mode: levels.Mode = levels.CLUSTER_MODE,
 ) -> Path:
     """``machine`` leaves the cluster. What it ran (the cluster's settings and its own interfaces,
     certificates and keys included) is written to ``path`` as the configuration of an appliance of
-    its own, so nothing is lost: run the machine on a database of its own and load the file."""
+    its own, so nothing is lost: run the machine on a database of its own and load the file. (In the
+    administrator's ``mode``, which must be the Cluster's to change the groups.)"""
     require_shared_database()
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update().first()
@@ -163,7 +173,7 @@ def leave(
                 f"{timezone.localtime(leaving.checked_in):%H:%M:%S}): stop it first"
             )
         _refuse_over_uncommitted_changes("Leaving")
-        document = configfile.running_document(user, mode, passphrase, source, machine=machine)
+        document = configfile.running_document(user, secrets, passphrase, source, machine=machine)
         leaving.delete()
         if Machine.objects.exists():
             change, what = lambda: _remove_machine(machine), "removed"
@@ -171,7 +181,9 @@ def leave(
             cluster.delete()
             change = lambda: workflow.write_config(registry.on_its_own(registry.candidate(), machine))  # noqa: E731
             what = "no longer a machine's"
-        workflow.submit(user, f"IP interfaces and settings of machine '{machine}' {what}", change, source)
+        workflow.submit(
+            user, f"IP interfaces and settings of machine '{machine}' {what}", change, source, mode=mode
+        )
         workflow.commit(user, f"Machine '{machine}' left cluster '{cluster}'", source=source)
         path = (
             path

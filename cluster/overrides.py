@@ -38,9 +38,7 @@ def override(user, feature_name: str, level: str, source: str = ""):
 
     def copy():
         for tag, at in inherited.items():
-            with candidate_levels.rows_at(at):
-                items = registry.sections[tag].read()
-            registry.level_store.define(tag, level, items)
+            registry.level_store.define(tag, level, registry.read(tag, at))
 
     return workflow.submit(
         user,

@@ -42,8 +42,12 @@ class ModeBar:
 
     cluster: str
     page: str  # a feature's name, levels.CLUSTER_ONLY or levels.EACH_MACHINE
-    level: str  # the mode's
+    mode: levels.Mode
     choices: list[tuple[str, str]]  # (level, label)
+
+    @property
+    def level(self) -> str:
+        return self.mode.level
 
     @property
     def feature(self) -> levels.Feature | None:
@@ -60,14 +64,14 @@ class ModeBar:
     @property
     def machine_shown(self) -> str:
         """Of each machine's settings: whose the page shows (the mode's machine, else this one)."""
-        return this_machine()
+        return this_machine(self.mode)
 
     @property
     def defined_at(self) -> str:
         """The level whose settings the mode sees (of a feature of several sections, one the mode's
         level does not define, if any: the page then offers to complete it)."""
         if self.feature:
-            seen = [candidate_levels.current().seen(tag) for tag in self.feature.sections]
+            seen = [self.mode.seen(tag) for tag in self.feature.sections]
             return next((at for at in seen if at != self.level), self.level)
         return self.level if self.each_machine else levels.CLUSTER
 
@@ -112,7 +116,7 @@ def mode_bar(request) -> ModeBar | None:
     return ModeBar(
         cluster=cluster.name,
         page=page,
-        level=candidate_levels.current().level,
+        mode=request.mode,
         choices=[
             (level, levels.describe(level, cluster.name)) for level in registry.level_store.known_levels()
         ],
@@ -134,7 +138,7 @@ def change_mode(request: ConsoleRequest):
 def _stage(request: ConsoleRequest, change, done: str) -> HttpResponse:
     """Stage ``change(user, feature, level, source)`` (override or remove) for the mode's level;
     ``done``: what the administrator reads, with ``{level}`` for the level."""
-    level = candidate_levels.current().level
+    level = request.mode.level
     try:
         result = change(request.user, request.POST.get("feature", ""), level, source_of(request))
     except workflow.ChangeRefused as refusal:

@@ -1,8 +1,9 @@
 """Network > Mail Delivery (``<delivery>``, ``deliveryconfig``): how mail leaves the appliance, system-wide.
 
 The default delivery interface (Auto, or the IP interface whose address is the
-source address and whose hostname is the EHLO name), the outbound connection
-limits, and how long an undelivered message is retried before it is bounced.
+source address and whose hostname is the EHLO name: one of the interfaces of the machine
+the administrator's mode sees), the outbound connection limits, and how long an
+undelivered message is retried before it is bounced.
 
 The delivery engine reads the running configuration (``delivery_of(config)``:
 the defaults when a version has no ``<delivery>``). The page and the console
@@ -13,6 +14,7 @@ refusal is a ``DeliveryRefused`` in the administrator's words and changes nothin
 from __future__ import annotations
 
 from appliance import interfaces
+from appliance.config import levels
 from appliance.config.sections import Config, Item
 from appliance.models import SystemSettings
 from appliance.workflow import ChangeRefused, Outcome
@@ -57,25 +59,26 @@ def interface_label(item: Item) -> str:
     return f"{item['interface_name']} ({item['ip']}: {item['interface_hostname']})"
 
 
-def interface_choices() -> list[tuple[str, str]]:
+def interface_choices(mode: levels.Mode) -> list[tuple[str, str]]:
     """Auto, then the candidate interfaces labelled with their address and hostname."""
     return [
         (AUTO, "Auto"),
-        *((item["interface_name"], interface_label(item)) for item in interfaces.candidate_items()),
+        *((item["interface_name"], interface_label(item)) for item in interfaces.candidate_items(mode)),
     ]
 
 
-def interface_display(name: str, items: list[Item] | None = None) -> str:
-    """The interface as the page and ``deliveryconfig print`` show it: Auto, or "Name (ip: hostname)"."""
+def interface_display(name: str, items: list[Item]) -> str:
+    """The interface among ``items`` as the page and ``deliveryconfig print`` show it: Auto, or "Name
+    (ip: hostname)"."""
     if name == AUTO:
         return "Auto"
-    found = interfaces.named(name, interfaces.candidate_items() if items is None else items)
+    found = interfaces.named(name, items)
     return interface_label(found) if found else f"{name} (no such IP interface)"
 
 
-def describe(item: Item) -> list[tuple[str, str]]:
+def describe(mode: levels.Mode, item: Item) -> list[tuple[str, str]]:
     """The settings as the page and ``deliveryconfig print`` show them: (label, text) in order."""
-    items = interfaces.candidate_items()
+    items = interfaces.candidate_items(mode)
     name = item[INTERFACE]
     found = interfaces.named(name, items)
     if found:
@@ -197,7 +200,7 @@ def advice(item: Item) -> list[str]:
 # --- what an administrator does (inside workflow.submit) ------------------------------------
 
 
-def set_delivery(**changes) -> Outcome:
+def set_delivery(mode: levels.Mode, **changes) -> Outcome:
     """Edit Settings (``deliveryconfig setup``): the settings given, by element name, change; the rest stay.
 
     ``default_delivery_interface`` is ``AUTO`` ("") or the name of a candidate IP interface.
@@ -210,7 +213,7 @@ def set_delivery(**changes) -> Outcome:
     problems = []
     name = item[INTERFACE]
     if name != AUTO:
-        names = [candidate["interface_name"] for candidate in interfaces.candidate_items()]
+        names = [candidate["interface_name"] for candidate in interfaces.candidate_items(mode)]
         if name not in names:
             choices = ", ".join(["Auto", *names])
             problems.append(f"There is no IP interface named '{name}': choose one of {choices}")

@@ -123,27 +123,30 @@ def sort_key(name: str) -> tuple[bool, str]:
     return name != DEFAULT_DESTINATION, name
 
 
-def read_items() -> list[dict]:
-    """The candidate table as ``<destination>`` items; the Default entry is there even if its row is not."""
-    columns = list(ELEMENTS.values())
-    items = [dict(zip(ELEMENTS, row, strict=True)) for row in Destination.objects.values_list(*columns)]
+def read_items(level: str) -> list[dict]:
+    """The candidate table of ``level`` as ``<destination>`` items; the Default entry is there even if its
+    row is not."""
+    rows = Destination.objects.at(level).values_list(*ELEMENTS.values())
+    items = [dict(zip(ELEMENTS, row, strict=True)) for row in rows]
     if not any(item["destination_name"] == DEFAULT_DESTINATION for item in items):
         items.append(to_item(Entry.shipped_default()))
     items.sort(key=lambda item: sort_key(item["destination_name"]))
     return items
 
 
-def replace_table(entries: list[Entry]) -> None:
-    """Make the candidate table hold exactly ``entries`` (the Default entry re-created if they lack it)."""
+def replace_table(level: str, entries: list[Entry]) -> None:
+    """Make the candidate table of ``level`` hold exactly ``entries`` (the Default entry re-created if
+    they lack it)."""
     if not any(entry.is_default for entry in entries):
         entries = [Entry.shipped_default(), *entries]
-    Destination.objects.all().delete()
-    Destination.objects.bulk_create(Destination(**vars(entry)) for entry in entries)  # no asdict deep copies
+    table = Destination.objects.at(level)
+    table.delete()
+    table.bulk_create(Destination(**vars(entry)) for entry in entries)  # no asdict deep copies
 
 
-def default_row() -> Destination:
-    """The Default entry's row (made with the shipped settings if missing)."""
-    return Destination.objects.get_or_create(name=DEFAULT_DESTINATION, defaults=SHIPPED_DEFAULT)[0]
+def default_row(level: str) -> Destination:
+    """The Default entry's row of ``level`` (made with the shipped settings if missing)."""
+    return Destination.objects.at(level).get_or_create(name=DEFAULT_DESTINATION, defaults=SHIPPED_DEFAULT)[0]
 
 
 def shown(attribute: str, value, on_default: bool = False) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from appliance.config import levels
 from appliance.forms import CheckedForm, config_validator, uploaded_text
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
@@ -28,13 +29,26 @@ UNCHANGED = "(unchanged)"
 
 
 class CertificateField(forms.ChoiceField):
-    """A certificate selector: the store's certificates, read when the form is made, and a blank choice."""
+    """A certificate selector: a blank choice, then the certificates of the level the form is made for
+    (``CertificateChoices``)."""
 
     def __init__(self, *, blank: str, **kwargs):
-        super().__init__(choices=lambda: certificate_choices(blank=blank), required=False, **kwargs)
+        super().__init__(required=False, **kwargs)
+        self.blank = blank
 
 
-class DestinationControlsForm(CheckedForm):
+class CertificateChoices:
+    """A form whose certificate selectors offer the certificates of ``certificates_level`` (the level
+    whose certificates the administrator's mode sees), read when the form is made."""
+
+    def __init__(self, *args, certificates_level: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, CertificateField):
+                field.choices = certificate_choices(certificates_level, blank=field.blank)
+
+
+class DestinationControlsForm(CertificateChoices, CheckedForm):
     """Mail Policies > Destination Controls > Edit Global Settings (ESA ids ``certificate``, ``send_tls_req_alert``)."""
 
     certificate = CertificateField(
@@ -74,7 +88,6 @@ class MailDeliveryForm(forms.Form):
 
     default_delivery_interface = forms.ChoiceField(
         label=delivery_settings.LABELS[delivery_settings.INTERFACE],
-        choices=delivery_settings.interface_choices,
         required=False,
         help_text=(
             "The IP interface mail leaves from: its address is the source address and its hostname the "
@@ -107,6 +120,11 @@ class MailDeliveryForm(forms.Form):
         "At least the initial wait.",
     )
 
+    def __init__(self, *args, mode: levels.Mode, **kwargs):
+        """``mode``: the administrator's, whose machine's interfaces are offered."""
+        super().__init__(*args, **kwargs)
+        self.fields["default_delivery_interface"].choices = delivery_settings.interface_choices(mode)
+
     def clean(self):
         cleaned = super().clean()
         initial, maximum = cleaned.get("initial_retry"), cleaned.get("max_retry_interval")
@@ -116,7 +134,7 @@ class MailDeliveryForm(forms.Form):
         return cleaned
 
 
-class LdapSettingsForm(forms.Form):
+class LdapSettingsForm(CertificateChoices, forms.Form):
     """System Administration > LDAP > LDAP Global Settings."""
 
     certificate = CertificateField(
@@ -182,7 +200,7 @@ class LdapServerForm(forms.Form):
         return self.cleaned_data["bind_password"] or None
 
 
-class UrlFilteringForm(forms.Form):
+class UrlFilteringForm(CertificateChoices, forms.Form):
     """Security Services > URL Filtering: Edit Global Settings."""
 
     enabled = forms.BooleanField(label="Enable URL Category and Reputation Filters", required=False)

@@ -19,7 +19,6 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from appliance import https, vault
-from appliance.config import candidate_levels
 from appliance.config.sections import Config, registry
 from appliance.workflow import ChangeRefused
 from certificates import trust
@@ -65,13 +64,13 @@ def client_certificate(config: Config) -> str:
     return settings["certificate_name"]
 
 
-def test_server(server: Profile, config: Config | None = None) -> probe.Report:
+def test_server(server: Profile, config: Config) -> probe.Report:
     """Test Server: connect as the appliance would, then bind; every step a line of the report.
 
-    ``config``: the configuration whose certificates, trusted lists and LDAP
-    certificate apply (default: the candidate, so a change can be tried before commit).
+    ``config``: the configuration whose certificates, trusted lists and LDAP certificate apply (the
+    candidate as the administrator's mode sees it, ``candidate_levels.seen_candidate``, so a change
+    can be tried before commit).
     """
-    config = candidate_levels.seen_candidate() if config is None else config
     report = probe.Report(
         f"Test Server: LDAP server profile '{server.name}' ({server.host} port {server.port})"
     )

@@ -87,11 +87,13 @@ class Match:
         return getattr(self.default, attribute) if value is None else value
 
 
-def entry_for(address_or_domain: str) -> Match:
-    """The entry for a recipient address, a domain or an IP literal (ValueError if it is none of these)."""
+def entry_for(level: str, address_or_domain: str) -> Match:
+    """The entry of ``level``'s candidate table for a recipient address, a domain or an IP literal
+    (ValueError if it is none of these)."""
     destination = destination_of(address_or_domain)
     names = candidate_names(destination)
-    rows = {row.name: row for row in Destination.objects.filter(name__in=[*names, DEFAULT_DESTINATION])}
+    table = Destination.objects.at(level)
+    rows = {row.name: row for row in table.filter(name__in=[*names, DEFAULT_DESTINATION])}
     default = Entry.of(rows[DEFAULT_DESTINATION]) if DEFAULT_DESTINATION in rows else Entry.shipped_default()
     found = next((Entry.of(rows[name]) for name in names if name in rows), default)
     return Match(destination, found, default)

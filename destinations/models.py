@@ -23,7 +23,7 @@ class DestinationControls(models.Model):
     settings are global on the ESA, "not a per-domain setting".
     """
 
-    level = level_field("destination_controls")
+    level = level_field()
     # The certificate presented on every outgoing TLS connection; empty: none.
     certificate_name = models.CharField(max_length=64, blank=True)
     send_tls_required_alert = models.BooleanField(default=False)
@@ -41,8 +41,8 @@ class DestinationControls(models.Model):
         return "Destination Controls global settings"
 
     @classmethod
-    def load(cls) -> DestinationControls:
-        return cls.objects.get_or_create()[0]
+    def load(cls, level: str) -> DestinationControls:
+        return cls.objects.at(level).get_or_create()[0]
 
 
 # Network > Mail Delivery: the ranges of its numbers (the configuration file's as well) and the
@@ -146,7 +146,7 @@ class Destination(models.Model):
     entries an empty (null) setting and ``tls == "default"`` take the Default entry's.
     """
 
-    level = level_field("destination_controls")
+    level = level_field()
     name = models.CharField(max_length=255)  # unique at its level: the index behind the lookup
     tls = models.CharField(max_length=20, choices=TlsSupport.choices, default=TlsSupport.DEFAULT)
     # Null, as for the numbers: the Default entry's setting (one meaning of "inherited" for every column).
@@ -234,7 +234,7 @@ LIMITS = {
 class LdapSettings(models.Model):
     """System Administration > LDAP > LDAP Global Settings: the single row."""
 
-    level = level_field("ldap")
+    level = level_field()
     # The client certificate presented on every LDAPS connection; empty: none.
     certificate_name = models.CharField(max_length=64, blank=True)
 
@@ -251,8 +251,8 @@ class LdapSettings(models.Model):
         return "LDAP global settings"
 
     @classmethod
-    def load(cls) -> LdapSettings:
-        return cls.objects.get_or_create()[0]
+    def load(cls, level: str) -> LdapSettings:
+        return cls.objects.at(level).get_or_create()[0]
 
 
 LDAPS_PORT = 636
@@ -262,7 +262,7 @@ LDAP_PORT = 389
 class LdapServer(models.Model):
     """An LDAP server profile: where the appliance binds, as whom, and below which base DN."""
 
-    level = level_field("ldap_servers")
+    level = level_field()
     name = models.CharField(max_length=64)
     host = models.CharField(max_length=253)
     port = models.PositiveIntegerField(default=LDAPS_PORT)

@@ -12,7 +12,7 @@ runs each child element's validator, and the diff shows each entry as an object.
 from __future__ import annotations
 
 from appliance.config import checks, levels
-from appliance.config.sections import Config, Field, Kind, Section, registry
+from appliance.config.sections import Config, Field, Item, Kind, Section, registry
 from appliance.validators import choice_validator, validate_object_name
 from destinations import delivery_settings, entries
 from destinations.models import (
@@ -93,15 +93,15 @@ DESTINATION = Field(
 )
 
 
-def _read_destination_controls():
-    [item] = _read_singleton(DestinationControls, DESTINATION_CONTROLS)
-    item["destination"] = entries.read_items()
+def _read_destination_controls(level):
+    [item] = _item(DestinationControls.load(level), DESTINATION_CONTROLS)
+    item["destination"] = entries.read_items(level)
     return [item]
 
 
-def _write_destination_controls(items):
-    _writer(DestinationControls, DESTINATION_CONTROLS)(items)
-    entries.replace_table([entries.from_item(child) for child in items[0]["destination"]])
+def _write_destination_controls(items, level):
+    _update(DestinationControls.objects.at(level), DESTINATION_CONTROLS, items)
+    entries.replace_table(level, [entries.from_item(child) for child in items[0]["destination"]])
 
 
 def _clean_destination_controls(item):
@@ -118,18 +118,15 @@ def _clean_destination_controls(item):
     return []
 
 
-def _read_singleton(model, fields: dict[str, str]):
-    row = model.load()
+def _item(row, fields: dict[str, str]) -> list[Item]:
+    """A section of settings as its one item: the columns of its single row (tag → attribute)."""
     return [{tag: getattr(row, attribute) for tag, attribute in fields.items()}]
 
 
-def _writer(model, fields: dict[str, str]):
-    def write(items):
-        [item] = items
-        # The row of the level being written, for a feature that has levels (``cluster.levels``).
-        model.objects.update_or_create(defaults={attribute: item[tag] for tag, attribute in fields.items()})
-
-    return write
+def _update(rows, fields: dict[str, str], items: list[Item]) -> None:
+    """The single row of ``rows`` (a model's, or a level's: ``objects.at(level)``) takes the item."""
+    [item] = items
+    rows.update_or_create(defaults={attribute: item[tag] for tag, attribute in fields.items()})
 
 
 # --- <delivery> ------------------------------------------------------------------
@@ -164,8 +161,8 @@ def _delivery_section() -> Section:
             ),
             *numbers,
         ),
-        read=lambda: _read_singleton(DeliverySettings, delivery_settings.FIELDS),
-        write=_writer(DeliverySettings, delivery_settings.FIELDS),
+        read=lambda: _item(DeliverySettings.load(), delivery_settings.FIELDS),
+        write=lambda items: _update(DeliverySettings.objects, delivery_settings.FIELDS, items),
         clean_item=delivery_settings.clean_item,
     )
 
@@ -202,16 +199,16 @@ LDAP_SERVER = {
 }
 
 
-def _read_ldap_servers():
+def _read_ldap_servers(level):
     return [
         {tag: getattr(row, attribute) for tag, attribute in LDAP_SERVER.items()}
-        for row in LdapServer.objects.all()
+        for row in LdapServer.objects.at(level)
     ]
 
 
-def _write_ldap_servers(items):
-    LdapServer.objects.all().delete()
-    LdapServer.objects.bulk_create(
+def _write_ldap_servers(items, level):
+    LdapServer.objects.at(level).delete()
+    LdapServer.objects.at(level).bulk_create(
         LdapServer(**{attribute: item[tag] for tag, attribute in LDAP_SERVER.items()}) for item in items
     )
 
@@ -245,7 +242,7 @@ def register_sections():
                 DESTINATION,
             ),
             read=_read_destination_controls,
-            read_top=lambda: _read_singleton(DestinationControls, DESTINATION_CONTROLS),
+            read_top=lambda level: _item(DestinationControls.load(level), DESTINATION_CONTROLS),
             write=_write_destination_controls,
             clean_item=_clean_destination_controls,
         )
@@ -266,8 +263,8 @@ def register_sections():
                     references="certificates",
                 ),
             ),
-            read=lambda: _read_singleton(UrlFiltering, URL_FILTERING),
-            write=_writer(UrlFiltering, URL_FILTERING),
+            read=lambda: _item(UrlFiltering.load(), URL_FILTERING),
+            write=lambda items: _update(UrlFiltering.objects, URL_FILTERING, items),
         )
     )
     registry.register(
@@ -277,8 +274,8 @@ def register_sections():
             heading="LDAP",
             position=80,
             fields=(Field("certificate_name", "Certificate", default="", references="certificates"),),
-            read=lambda: _read_singleton(LdapSettings, LDAP),
-            write=_writer(LdapSettings, LDAP),
+            read=lambda level: _item(LdapSettings.load(level), LDAP),
+            write=lambda items, level: _update(LdapSettings.objects.at(level), LDAP, items),
         )
     )
     registry.register(

@@ -65,9 +65,15 @@ DESTINATION_SORTS = {
 }
 
 
+def _table_level(request: ConsoleRequest) -> str:
+    """The level whose Destination Controls the request's mode sees."""
+    return request.mode.seen("destination_controls")
+
+
 def _destination_table(request: ConsoleRequest) -> dict:
     """One page of the table (the Default entry apart, always shown), searched and sorted: four queries."""
-    rows = Destination.objects.exclude(name=DEFAULT_DESTINATION)
+    level = _table_level(request)
+    rows = Destination.objects.at(level).exclude(name=DEFAULT_DESTINATION)
     query = request.GET.get("q", "").strip()
     if query:
         rows = rows.filter(name__icontains=query.strip("[]").lower())
@@ -78,12 +84,12 @@ def _destination_table(request: ConsoleRequest) -> dict:
     key = F(key) if isinstance(key, str) else key
     order = key.desc() if sort.startswith("-") else key.asc()
     page = Paginator(rows.order_by(order, "name"), PAGE_SIZE).get_page(request.GET.get("page"))
-    return {"page": page, "query": query, "sort": sort, "default_entry": entries.default_row()}
+    return {"page": page, "query": query, "sort": sort, "default_entry": entries.default_row(level)}
 
 
 def _destinations_context(request: ConsoleRequest, **extra) -> dict:
     return {
-        "settings": DestinationControls.load(),
+        "settings": DestinationControls.load(_table_level(request)),
         "lookup_form": forms.LookupForm(),
         **_destination_table(request),
         **extra,
@@ -105,7 +111,7 @@ def destination_lookup(request: ConsoleRequest):
     context = {"lookup_form": form, "match": None, "lookup_error": ""}
     if form.is_valid():
         try:
-            context["match"] = lookup.entry_for(form.cleaned_data["address"])
+            context["match"] = lookup.entry_for(_table_level(request), form.cleaned_data["address"])
         except ValueError as exc:
             context["lookup_error"] = str(exc)
     if partial_wanted(request):
@@ -115,10 +121,10 @@ def destination_lookup(request: ConsoleRequest):
     )
 
 
-def _destination_row(name: str) -> Destination:
+def _destination_row(level: str, name: str) -> Destination:
     if name == DEFAULT_DESTINATION:
-        return entries.default_row()
-    row = Destination.objects.filter(name=name).first()
+        return entries.default_row(level)
+    row = Destination.objects.at(level).filter(name=name).first()
     if row is None:
         raise Http404(f"'{name}' was not found in the destination control table.")
     return row
@@ -127,9 +133,10 @@ def _destination_row(name: str) -> Destination:
 @requires(Capability.VIEW_CONFIG)
 def destination_entry(request: ConsoleRequest, name: str | None = None):
     """Add Destination (``name`` None) or edit an entry, the Default entry included."""
-    row = _destination_row(name) if name is not None else None
+    level = _table_level(request)
+    row = _destination_row(level, name) if name is not None else None
     for_default = row is not None and row.is_default
-    default = Entry.of(row if for_default else entries.default_row())
+    default = Entry.of(row if for_default else entries.default_row(level))
     initial = forms.DestinationForm.initial_for(Entry.of(row)) if row else {"table_tls": TlsSupport.DEFAULT}
     form = forms.DestinationForm(
         request.POST or None, initial=initial, default=default, for_default=for_default
@@ -138,7 +145,7 @@ def destination_entry(request: ConsoleRequest, name: str | None = None):
     def change(data):
         entry = form.entry(DEFAULT_DESTINATION if for_default else None)
         description = f"added destination {entry.name}" if row is None else f"edited destination {row.name}"
-        return description, lambda: store.save_destination(entry, original=row.name if row else None)
+        return description, lambda: store.save_destination(level, entry, original=row.name if row else None)
 
     return staged_form_page(
         request,
@@ -162,7 +169,7 @@ def destination_delete(request: ConsoleRequest):
     return submit_change(
         request,
         f"deleted destination{'s' if len(names) > 1 else ''} {', '.join(names)}",
-        lambda: store.delete_destinations(names),
+        lambda: store.delete_destinations(_table_level(request), names),
         success_url=reverse("destinations:destination_controls"),
         template="destinations/destination_controls.html",
         context=_destinations_context(request),
@@ -177,7 +184,7 @@ def destination_import(request: ConsoleRequest):
         forms.ImportTableForm(request.POST or None, request.FILES or None),
         lambda data: (
             f"imported the destination table from {request.FILES['table'].name}",
-            lambda: store.import_destinations(data["table"]),
+            lambda: store.import_destinations(_table_level(request), data["table"]),
         ),
         full_template="destinations/destination_import.html",
         success_url=reverse("destinations:destination_controls"),
@@ -187,21 +194,27 @@ def destination_import(request: ConsoleRequest):
 @requires(Capability.VIEW_CONFIG)
 def destination_export(request: ConsoleRequest):
     """Export Table...: the candidate table as text, one entry a line."""
-    response = HttpResponse(store.export_destinations(), content_type="text/plain; charset=utf-8")
+    table = store.export_destinations(_table_level(request))
+    response = HttpResponse(table, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="destination-controls.txt"'
     return response
 
 
 @requires(Capability.VIEW_CONFIG)
 def destination_controls_settings(request: ConsoleRequest):
-    current = DestinationControls.load()
+    current = DestinationControls.load(_table_level(request))
     initial = {"certificate": current.certificate_name, "send_tls_req_alert": current.send_tls_required_alert}
+    form = forms.DestinationControlsForm(
+        request.POST or None, initial=initial, certificates_level=request.mode.seen("certificates")
+    )
     return staged_form_page(
         request,
-        forms.DestinationControlsForm(request.POST or None, initial=initial),
+        form,
         lambda data: (
             "edited the Destination Controls global settings",
-            lambda: store.set_destination_controls(data["certificate"], data["send_tls_req_alert"]),
+            lambda: store.set_destination_controls(
+                request.mode, data["certificate"], data["send_tls_req_alert"]
+            ),
         ),
         full_template="destinations/destination_controls_settings.html",
         success_url=reverse("destinations:destination_controls"),
@@ -214,7 +227,7 @@ def destination_controls_settings(request: ConsoleRequest):
 @requires(Capability.VIEW_CONFIG)
 def mail_delivery(request: ConsoleRequest):
     """Network > Mail Delivery: the settings (candidate) and Edit Settings."""
-    rows = delivery_settings.describe(delivery_settings.current())
+    rows = delivery_settings.describe(request.mode, delivery_settings.current())
     return render(request, "destinations/mail_delivery.html", {"rows": rows})
 
 
@@ -222,8 +235,11 @@ def mail_delivery(request: ConsoleRequest):
 def mail_delivery_settings(request: ConsoleRequest):
     return staged_form_page(
         request,
-        forms.MailDeliveryForm(request.POST or None, initial=delivery_settings.current()),
-        lambda data: ("edited the Mail Delivery settings", lambda: delivery_settings.set_delivery(**data)),
+        forms.MailDeliveryForm(request.POST or None, initial=delivery_settings.current(), mode=request.mode),
+        lambda data: (
+            "edited the Mail Delivery settings",
+            lambda: delivery_settings.set_delivery(request.mode, **data),
+        ),
         full_template="destinations/mail_delivery_settings.html",
         success_url=reverse("destinations:mail_delivery"),
     )
@@ -234,8 +250,8 @@ def mail_delivery_settings(request: ConsoleRequest):
 
 def _ldap_context(request: ConsoleRequest) -> dict:
     return {
-        "servers": LdapServer.objects.all(),
-        "settings": LdapSettings.load(),
+        "servers": LdapServer.objects.at(request.mode.seen("ldap_servers")),
+        "settings": LdapSettings.load(request.mode.seen("ldap")),
         "may_test": can(request.user, TEST),
     }
 
@@ -248,14 +264,16 @@ def ldap_overview(request: ConsoleRequest):
 @requires(Capability.VIEW_CONFIG)
 def ldap_settings(request: ConsoleRequest):
     form = forms.LdapSettingsForm(
-        request.POST or None, initial={"certificate": LdapSettings.load().certificate_name}
+        request.POST or None,
+        initial={"certificate": LdapSettings.load(request.mode.seen("ldap")).certificate_name},
+        certificates_level=request.mode.seen("certificates"),
     )
     return staged_form_page(
         request,
         form,
         lambda data: (
             "edited the LDAP global settings",
-            lambda: store.set_ldap_certificate(data["certificate"]),
+            lambda: store.set_ldap_certificate(request.mode, data["certificate"]),
         ),
         full_template="destinations/ldap_settings.html",
         success_url=reverse("destinations:ldap"),
@@ -266,7 +284,7 @@ def ldap_settings(request: ConsoleRequest):
 @require_POST
 def ldap_test(request: ConsoleRequest, name: str):
     """Test Server of a staged profile, with the candidate's certificates and trusted lists."""
-    config = candidate_levels.seen_candidate()
+    config = candidate_levels.seen_candidate(request.mode)
     if not any(item["ldap_server_name"] == name for item in config.get("ldap_servers", [])):
         raise Http404(f"There is no LDAP server profile named '{name}'.")
     report = ldap.test_server(ldap.profile(name, config), config)
@@ -277,8 +295,9 @@ def ldap_test(request: ConsoleRequest, name: str):
 def ldap_server(request: ConsoleRequest, name: str | None = None):
     """Add or edit a profile; its form's buttons: Submit, Test Server (the values typed), Delete."""
     server = None
+    level = request.mode.seen("ldap_servers")
     if name is not None:
-        server = LdapServer.objects.filter(name=name).first()
+        server = LdapServer.objects.at(level).filter(name=name).first()
         if server is None:
             raise Http404(f"There is no LDAP server profile named '{name}'.")
     initial = (
@@ -302,14 +321,18 @@ def ldap_server(request: ConsoleRequest, name: str | None = None):
         return submit_change(
             request,
             f"deleted LDAP server profile {server.name}",
-            lambda: store.delete_ldap_server(server.name),
+            lambda: store.delete_ldap_server(level, server.name),
             success_url=reverse("destinations:ldap"),
             template=template,
             context={**context, "form": forms.LdapServerForm(initial=initial, has_password=has_password)},
         )
     if request.method == "POST" and action == "test":
         require(request.user, TEST)
-        report = _ldap_test_typed(form, server) if form.is_valid() else _form_problems(form, "Test Server")
+        report = (
+            _ldap_test_typed(request, form, server)
+            if form.is_valid()
+            else _form_problems(form, "Test Server")
+        )
         return _test_result(request, template, {**context, "form": form}, report)
 
     def change(data):
@@ -325,7 +348,7 @@ def ldap_server(request: ConsoleRequest, name: str | None = None):
         verb = "added" if server is None else "edited"
         return (
             f"{verb} LDAP server profile {fields.name}",
-            lambda: store.save_ldap_server(fields, original=server.name if server else None),
+            lambda: store.save_ldap_server(level, fields, original=server.name if server else None),
         )
 
     return staged_form_page(
@@ -338,10 +361,10 @@ def ldap_server(request: ConsoleRequest, name: str | None = None):
     )
 
 
-def _ldap_test_typed(form: forms.LdapServerForm, server: LdapServer | None):
+def _ldap_test_typed(request: ConsoleRequest, form: forms.LdapServerForm, server: LdapServer | None):
     """Test Server with the values in the form; an empty password field uses the stored password."""
     data = form.cleaned_data
-    config = candidate_levels.seen_candidate()
+    config = candidate_levels.seen_candidate(request.mode)
     password = form.new_password
     if password is None and server is not None and server.bind_password_sealed and data["bind_dn"]:
         password = ldap.profile(server.name, config).bind_password
@@ -380,7 +403,9 @@ def url_filtering(request: ConsoleRequest):
         "endpoint": current.endpoint,
         "client_certificate": current.client_certificate_name,
     }
-    form = forms.UrlFilteringForm(request.POST or None, initial=initial)
+    form = forms.UrlFilteringForm(
+        request.POST or None, initial=initial, certificates_level=request.mode.seen("certificates")
+    )
     context = {"settings": current, "may_test": can(request.user, TEST)}
     template = "destinations/url_filtering.html"
     action = request.POST.get("action", "submit")
@@ -389,14 +414,17 @@ def url_filtering(request: ConsoleRequest):
         # Test what is typed, even an endpoint not yet valid: the report says what is wrong.
         endpoint = request.POST.get("endpoint", "").strip()
         certificate = form.data.get("client_certificate", "")
-        report = websecurity.test_connection(endpoint, certificate)
+        config = candidate_levels.seen_candidate(request.mode)
+        report = websecurity.test_connection(endpoint, certificate, config)
         return _test_result(request, template, {**context, "form": form}, report)
     return staged_form_page(
         request,
         form,
         lambda data: (
             "edited the URL Filtering settings",
-            lambda: store.set_url_filtering(data["enabled"], data["endpoint"], data["client_certificate"]),
+            lambda: store.set_url_filtering(
+                request.mode, data["enabled"], data["endpoint"], data["client_certificate"]
+            ),
         ),
         full_template=template,
         context=context,

@@ -7,7 +7,6 @@ and reports it step by step.
 
 from __future__ import annotations
 
-from appliance.config import candidate_levels
 from appliance.config.sections import Config
 from destinations import probe
 from destinations.validators import parse_endpoint
@@ -21,12 +20,12 @@ def settings(config: Config) -> dict:
     return item
 
 
-def test_connection(endpoint: str, certificate_name: str, config: Config | None = None) -> probe.Report:
+def test_connection(endpoint: str, certificate_name: str, config: Config) -> probe.Report:
     """Test Connection to ``endpoint`` (host:port) presenting ``certificate_name``.
 
-    ``config``: whose certificates and trusted lists apply (default: the candidate).
+    ``config``: whose certificates and trusted lists apply (the candidate as the administrator's mode
+    sees it, ``candidate_levels.seen_candidate``).
     """
-    config = candidate_levels.seen_candidate() if config is None else config
     report = probe.Report(f"Test Connection: Web Security Services endpoint {endpoint or '(none)'}")
     return probe.guarded(report, lambda: _test(report, endpoint, certificate_name, config))
 

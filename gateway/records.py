@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 
 from gateway.spool import Envelope
@@ -123,16 +124,18 @@ class Recorder:
     @staticmethod
     def write(batch: tuple[list[Connection], list[Message], list[Event]]) -> None:
         connections, messages, events = batch
+        machine = settings.MACHINE_NAME  # the gateway's records are its machine's
         with transaction.atomic():
-            Connection.objects.bulk_create(connections)
-            Message.objects.bulk_create(messages)
-            Event.objects.bulk_create(events)
+            Connection.objects.of(machine).bulk_create(connections)
+            Message.objects.of(machine).bulk_create(messages)
+            Event.objects.of(machine).bulk_create(events)
 
     @staticmethod
     def prune(before: datetime.datetime) -> None:
-        Connection.objects.filter(started__lt=before).delete()
-        Message.objects.filter(received__lt=before).delete()
-        Event.objects.filter(time__lt=before).delete()
+        machine = settings.MACHINE_NAME
+        Connection.objects.of(machine).filter(started__lt=before).delete()
+        Message.objects.of(machine).filter(received__lt=before).delete()
+        Event.objects.of(machine).filter(time__lt=before).delete()
 
     async def flush(self) -> None:
         """Write what has gathered; once an hour, delete what is past retention. A database that

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import DomainNameValidator, EmailValidator
 
 from appliance import workflow
+from appliance.config import levels
 from appliance.config.sections import Config, Field, Item, Section, registry
 from appliance.validators import validate_object_name
 from listeners.models import AddressList, Listener, MailFlowPolicy
@@ -206,7 +207,8 @@ def edit(
 def delete(name: str) -> None:
     """Delete Address List; refused while a mail flow policy names it (TLS is Mandatory for Address List)."""
     address_list = get(name)
-    users = registry.where_used("address_lists").get(name)
+    # An address list is the cluster's alone: its users are those of every level, whatever the mode.
+    users = registry.where_used("address_lists", levels.CLUSTER_MODE).get(name)
     if users:
         raise AddressListRefused(f"'{name}' cannot be deleted while it is used by {', '.join(users)}")
     address_list.delete()

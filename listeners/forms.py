@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 
+from appliance.config import levels
 from appliance.forms import CheckedForm, config_validator
 from appliance.validators import validate_object_name
 from certificates.selectors import certificate_choices
@@ -48,10 +49,13 @@ class ListenerForm(CheckedForm):
     max_concurrency = limit_field("max_concurrency", initial=DEFAULT_LIMITS["max_concurrency"])
     max_tls_concurrency = limit_field("max_tls_concurrency", initial=DEFAULT_LIMITS["max_tls_concurrency"])
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, mode: levels.Mode, **kwargs):
+        """``mode``: the administrator's, whose machine's interfaces and certificates are offered."""
         super().__init__(*args, **kwargs)
-        self.fields["interface_name"].choices = store.interface_choices()
-        self.fields["certificate_name"].choices = certificate_choices(blank=NO_CERTIFICATE)
+        self.fields["interface_name"].choices = store.interface_choices(mode)
+        self.fields["certificate_name"].choices = certificate_choices(
+            mode.seen("certificates"), blank=NO_CERTIFICATE
+        )
 
     @classmethod
     def initial_for(cls, listener: Listener) -> dict:

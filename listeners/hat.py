@@ -329,8 +329,8 @@ def _entry(group: SenderGroup, position: int, sender: senders.Sender) -> SenderE
 # --- reading -------------------------------------------------------------------------------------
 
 
-def listener(name: str) -> Listener:
-    row = Listener.objects.filter(name=name).first()
+def listener(level: str, name: str) -> Listener:
+    row = Listener.objects.at(level).filter(name=name).first()
     if row is None:
         raise HatRefused(f"There is no listener named '{name}'")
     return row
@@ -471,6 +471,7 @@ def _check_tls(tls: str, verify: bool, address_list: str, *, is_default: bool) -
 
 
 def save_policy(
+    level: str,
     listener_name: str,
     name: str,
     *,
@@ -486,7 +487,7 @@ def save_policy(
 
     ``limits``: POLICY_LIMITS tag → a number, or None for Use Default; tags left out are kept.
     """
-    listener_row = listener(listener_name)
+    listener_row = listener(level, listener_name)
     if create:
         _check_name(name, "policy")
         if listener_row.policies.filter(name=name).exists():
@@ -522,6 +523,7 @@ def save_policy(
 
 
 def set_default_parameters(
+    level: str,
     listener_name: str,
     *,
     tls: str | None = None,
@@ -531,7 +533,7 @@ def set_default_parameters(
 ) -> Outcome:
     """Default Policy Parameters: the TLS settings of every policy whose TLS is Use Default, and the
     limits of every policy that sets none of its own."""
-    row = listener(listener_name)
+    row = listener(level, listener_name)
     if any(value is None for value in (limits or {}).values()):
         raise HatRefused("The Default Policy Parameters need a number for each limit")
     _set_limits(row, limits or {}, "default_{}")
@@ -561,8 +563,8 @@ def _set_limits(row, limits: dict[str, int | None], attribute: str) -> None:
         setattr(row, attribute.format(tag), value)
 
 
-def delete_policy(listener_name: str, name: str) -> None:
-    listener_row = listener(listener_name)
+def delete_policy(level: str, listener_name: str, name: str) -> None:
+    listener_row = listener(level, listener_name)
     row = policy(listener_row, name)
     users = list(listener_row.sender_groups.filter(policy_name=name).values_list("name", flat=True))
     if users:
@@ -595,6 +597,7 @@ def _place(listener_row: Listener, row: SenderGroup, order: int | None) -> None:
 
 
 def save_group(
+    level: str,
     listener_name: str,
     name: str,
     *,
@@ -605,7 +608,7 @@ def save_group(
     create: bool = False,
 ) -> Outcome:
     """Add Sender Group (``create``) or edit one; ``order`` moves it (1 = first). ALL keeps its place."""
-    listener_row = listener(listener_name)
+    listener_row = listener(level, listener_name)
     if create:
         _check_name(name, "sender group")
         if name.upper() == ALL or listener_row.sender_groups.filter(name=name).exists():
@@ -637,17 +640,17 @@ def save_group(
     return Outcome()
 
 
-def delete_group(listener_name: str, name: str) -> None:
-    listener_row = listener(listener_name)
+def delete_group(level: str, listener_name: str, name: str) -> None:
+    listener_row = listener(level, listener_name)
     if name == ALL:
         raise HatRefused("The ALL sender group cannot be deleted: it holds every host no other group holds")
     group(listener_row, name).delete()
 
 
-def add_senders(listener_name: str, group_name: str, texts: list[str]) -> Outcome:
+def add_senders(level: str, listener_name: str, group_name: str, texts: list[str]) -> Outcome:
     """Add Senders: entries at the end of the group. An entry already in the group is refused; one that
     another group also holds is fine (first match wins), and the outcome says which group wins."""
-    listener_row = listener(listener_name)
+    listener_row = listener(level, listener_name)
     group_row = group(listener_row, group_name)
     texts = [text.strip() for text in texts if text.strip()]
     if not texts:
@@ -692,8 +695,8 @@ def _overlaps(listener_row: Listener, group_row: SenderGroup, added: list[sender
     return notes
 
 
-def remove_senders(listener_name: str, group_name: str, texts: list[str]) -> None:
-    listener_row = listener(listener_name)
+def remove_senders(level: str, listener_name: str, group_name: str, texts: list[str]) -> None:
+    listener_row = listener(level, listener_name)
     group_row = group(listener_row, group_name)
     if group_name == ALL:
         raise HatRefused("The ALL sender group always holds ALL")
@@ -711,9 +714,9 @@ def remove_senders(listener_name: str, group_name: str, texts: list[str]) -> Non
     group_row.entries.filter(host__in=hosts).delete()
 
 
-def replace_hat(listener_name: str, groups: list[Item]) -> None:
+def replace_hat(level: str, listener_name: str, groups: list[Item]) -> None:
     """Import HAT: the listener's sender groups become ``groups`` (items as in the configuration file)."""
-    listener_row = listener(listener_name)
+    listener_row = listener(level, listener_name)
     item = {
         "listener_type": listener_row.listener_type,
         "default_policy_parameters": default_parameters_item(listener_row),

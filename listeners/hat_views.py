@@ -55,7 +55,8 @@ def _plural(count: int, noun: str) -> str:
 def _selected_listener(request: ConsoleRequest) -> Listener | None:
     """The listener chosen with ``?listener=``, else the first (None: there is none)."""
     name = request.GET.get("listener")
-    return listener_or_404(name) if name else Listener.objects.order_by("name").first()
+    first = Listener.objects.at(request.mode.seen("listeners")).order_by("name").first()
+    return listener_or_404(request, name) if name else first
 
 
 def _policy(listener: Listener, name: str) -> MailFlowPolicy:
@@ -73,9 +74,15 @@ def _group(listener: Listener, name: str) -> SenderGroup:
 
 
 def _selector(listener: Listener | None, url_name: str) -> dict:
+    """The listener shown and the others of its level (none shown: its level has none)."""
+    names = (
+        Listener.objects.at(listener.level).order_by("name").values_list("name", flat=True)
+        if listener
+        else []
+    )
     return {
         "listener": listener,
-        "listener_names": Listener.objects.order_by("name").values_list("name", flat=True),
+        "listener_names": names,
         "selector_url": reverse(url_name),
     }
 
@@ -147,12 +154,12 @@ def policies(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def add_policy(request: ConsoleRequest, listener: str):
-    return _policy_page(request, listener_or_404(listener), None)
+    return _policy_page(request, listener_or_404(request, listener), None)
 
 
 @requires(Capability.VIEW_CONFIG)
 def edit_policy(request: ConsoleRequest, listener: str, name: str):
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     return _policy_page(request, row, _policy(row, name))
 
 
@@ -170,11 +177,13 @@ def _policy_page(request: ConsoleRequest, listener: Listener, policy: MailFlowPo
         if policy is None:
             return (
                 f"added mail flow policy {data['name']} to listener {listener.name}",
-                lambda: hat.save_policy(listener.name, data["name"], create=True, **settings),
+                lambda: hat.save_policy(listener.level, listener.name, data["name"], create=True, **settings),
             )
         return (
             f"edited mail flow policy {policy.name} of listener {listener.name}",
-            lambda: hat.save_policy(listener.name, policy.name, new_name=data["name"], **settings),
+            lambda: hat.save_policy(
+                listener.level, listener.name, policy.name, new_name=data["name"], **settings
+            ),
         )
 
     return staged_form_page(
@@ -190,7 +199,7 @@ def _policy_page(request: ConsoleRequest, listener: Listener, policy: MailFlowPo
 
 @requires(Capability.VIEW_CONFIG)
 def default_parameters(request: ConsoleRequest, listener: str):
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     form = DefaultParametersForm(
         request.POST or None, initial=DefaultParametersForm.initial_for(row), listener=row
     )
@@ -199,6 +208,7 @@ def default_parameters(request: ConsoleRequest, listener: str):
         return (
             f"edited the Default Policy Parameters of listener {row.name}",
             lambda: hat.set_default_parameters(
+                row.level,
                 row.name,
                 tls=data["tls"],
                 tls_verify_client=data["tls_verify_client"],
@@ -222,12 +232,12 @@ def default_parameters(request: ConsoleRequest, listener: str):
 @require_POST
 def delete_policy(request: ConsoleRequest, listener: str, name: str):
     """Delete a policy; refused while a sender group uses it (the message names them)."""
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     _policy(row, name)
     return submit_change(
         request,
         f"deleted mail flow policy {name} of listener {row.name}",
-        lambda: hat.delete_policy(row.name, name),
+        lambda: hat.delete_policy(row.level, row.name, name),
         success_url=listener_page("listeners:policies", row),
         template="listeners/hat/policies.html",
         context=_policies_context(row),
@@ -255,7 +265,7 @@ def hat_overview(request: ConsoleRequest):
 @requires(Capability.VIEW_CONFIG)
 def find_senders(request: ConsoleRequest, listener: str):
     """Which sender group and policy a host gets: the answer alone for htmx, else the page with it."""
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     form = FindSendersForm(request.GET or None)
     context = {"find_form": form, "finding": None, "find_error": ""}
     if form.is_bound and not form.is_valid():
@@ -282,12 +292,12 @@ def _group_order(group: SenderGroup) -> int:
 
 @requires(Capability.VIEW_CONFIG)
 def add_group(request: ConsoleRequest, listener: str):
-    return _group_form_page(request, listener_or_404(listener), None)
+    return _group_form_page(request, listener_or_404(request, listener), None)
 
 
 @requires(Capability.VIEW_CONFIG)
 def edit_group(request: ConsoleRequest, listener: str, name: str):
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     return _group_form_page(request, row, _group(row, name))
 
 
@@ -317,18 +327,23 @@ def _group_form_page(request: ConsoleRequest, listener: Listener, group: SenderG
             return (
                 f"added sender group {data['name']} to listener {listener.name}",
                 lambda: hat.save_group(
-                    listener.name, data["name"], order=data["order"], create=True, **settings
+                    listener.level, listener.name, data["name"], order=data["order"], create=True, **settings
                 ),
             )
         if group.name == ALL:  # keeps its name and its place
             return (
                 f"edited sender group ALL of listener {listener.name}",
-                lambda: hat.save_group(listener.name, ALL, **settings),
+                lambda: hat.save_group(listener.level, listener.name, ALL, **settings),
             )
         return (
             f"edited sender group {group.name} of listener {listener.name}",
             lambda: hat.save_group(
-                listener.name, group.name, new_name=data["name"], order=data["order"], **settings
+                listener.level,
+                listener.name,
+                group.name,
+                new_name=data["name"],
+                order=data["order"],
+                **settings,
             ),
         )
 
@@ -353,12 +368,12 @@ def _group_form_page(request: ConsoleRequest, listener: Listener, group: SenderG
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def delete_group(request: ConsoleRequest, listener: str, name: str):
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     _group(row, name)
     return submit_change(
         request,
         f"deleted sender group {name} of listener {row.name}",
-        lambda: hat.delete_group(row.name, name),
+        lambda: hat.delete_group(row.level, row.name, name),
         success_url=listener_page("listeners:hat", row),
         template="listeners/hat/overview.html",
         context=_hat_context(row),
@@ -391,7 +406,7 @@ def _group_context(request: ConsoleRequest, listener: Listener, group: SenderGro
 @requires(Capability.VIEW_CONFIG)
 def group_page(request: ConsoleRequest, listener: str, name: str):
     """The sender group: its settings and senders (100 a page, searchable); POST removes the ticked ones."""
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     group = _group(row, name)
     if request.method != "POST":
         if partial_wanted(request):
@@ -407,7 +422,7 @@ def group_page(request: ConsoleRequest, listener: str, name: str):
     return submit_change(
         request,
         f"removed {_plural(len(hosts), 'sender')} from sender group {group.name} of listener {row.name}",
-        lambda: hat.remove_senders(row.name, group.name, hosts),
+        lambda: hat.remove_senders(row.level, row.name, group.name, hosts),
         success_url=here,
         template="listeners/hat/group.html",
         context=_group_context(request, row, group),
@@ -417,7 +432,7 @@ def group_page(request: ConsoleRequest, listener: str, name: str):
 @requires(Capability.VIEW_CONFIG)
 def add_senders(request: ConsoleRequest, listener: str, name: str):
     """Add Senders: at the end of the group; overlaps with other groups come back as notes."""
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     group = _group(row, name)
     form = AddSendersForm(request.POST or None)
 
@@ -425,7 +440,7 @@ def add_senders(request: ConsoleRequest, listener: str, name: str):
         texts = split_senders(data["senders"])
         return (
             f"added {_plural(len(texts), 'sender')} to sender group {group.name} of listener {row.name}",
-            lambda: hat.add_senders(row.name, group.name, texts),
+            lambda: hat.add_senders(row.level, row.name, group.name, texts),
         )
 
     return staged_form_page(
@@ -442,9 +457,9 @@ def add_senders(request: ConsoleRequest, listener: str, name: str):
 # --- Import HAT / Export HAT ---------------------------------------------------------------
 
 
-def _import(listener: str, text: str) -> Outcome:
+def _import(listener: Listener, text: str) -> Outcome:
     groups = hatfile.parse_hat(text)
-    hat.replace_hat(listener, groups)
+    hat.replace_hat(listener.level, listener.name, groups)
     count = sum(len(group["host"]) for group in groups if group["sender_group_name"] != ALL)
     return Outcome(
         notes=[f"Imported {_plural(len(groups), 'sender group')} with {_plural(count, 'sender')}."]
@@ -454,14 +469,14 @@ def _import(listener: str, text: str) -> Outcome:
 @requires(Capability.VIEW_CONFIG)
 def import_hat(request: ConsoleRequest, listener: str):
     """Import HAT: the text (typed or a file) replaces the listener's sender groups; its policies stay."""
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     form = ImportHatForm(request.POST or None, request.FILES or None)
     return staged_form_page(
         request,
         form,
         lambda data: (
             f"imported the HAT of listener {row.name}",
-            lambda: _import(row.name, form.imported_text),
+            lambda: _import(row, form.imported_text),
         ),
         full_template="listeners/hat/import.html",
         context={"listener": row},
@@ -472,7 +487,7 @@ def import_hat(request: ConsoleRequest, listener: str):
 @requires(Capability.VIEW_CONFIG)
 def export_hat(request: ConsoleRequest, listener: str):
     """Export HAT: the candidate sender groups as text, in order (three queries, however many senders)."""
-    row = listener_or_404(listener)
+    row = listener_or_404(request, listener)
     groups = row.sender_groups.order_by("position").prefetch_related(
         Prefetch("entries", SenderEntry.objects.order_by("position").only("group_id", "host"))
     )

@@ -56,7 +56,7 @@ class Listener(models.Model):
         PUBLIC = "public", "Public"  # accepts mail from the internet
         PRIVATE = "private", "Private"  # relays mail from the organisation's own hosts
 
-    level = level_field("listeners")
+    level = level_field()
     name = models.CharField(max_length=64)
     listener_type = models.CharField(max_length=10, choices=Type.choices, default=Type.PUBLIC)
     interface_name = models.CharField(max_length=64)

@@ -164,9 +164,9 @@ def table(listener) -> list[Item]:
     return [{"recipient": e.recipient, "action": e.action} for e in listener.rat_entries.order_by("position")]
 
 
-def replace(listener_name: str, entries: list[Item]) -> None:
+def replace(level: str, listener_name: str, entries: list[Item]) -> None:
     """The listener's RAT becomes ``entries`` (canonical items); refused, naming why, if it breaks a rule."""
-    listener = Listener.objects.filter(name=listener_name).first()
+    listener = Listener.objects.at(level).filter(name=listener_name).first()
     if listener is None:
         raise RatRefused(f"There is no listener named '{listener_name}'")
     found = [
@@ -212,9 +212,9 @@ def parse_checked(text: str) -> list[Item]:
 # They would sit well in listeners.rat, beside replace().
 
 
-def public_listener(name: str) -> Listener:
+def public_listener(level: str, name: str) -> Listener:
     """The listener named, which must be public: a private one has no RAT."""
-    row = Listener.objects.filter(name=name).first()
+    row = Listener.objects.at(level).filter(name=name).first()
     if row is None:
         raise RatRefused(f"There is no listener named '{name}'")
     if row.listener_type != Listener.Type.PUBLIC:
@@ -260,30 +260,31 @@ def _not_taken(listener: Listener, entries: list[Item], recipient: str) -> None:
         raise RatRefused(f"The RAT of listener {listener.name} already has an entry for '{recipient}'")
 
 
-def set_table(listener_name: str, entries: list[Item]) -> None:
+def set_table(level: str, listener_name: str, entries: list[Item]) -> None:
     """Edit RAT: the listener's entries become ``entries`` (as ``parse_checked`` gives them)."""
-    replace(public_listener(listener_name).name, entries)
+    replace(level, public_listener(level, listener_name).name, entries)
 
 
-def import_table(listener_name: str, text: str) -> Outcome:
+def import_table(level: str, listener_name: str, text: str) -> Outcome:
     """Import RAT: the text replaces every entry of the listener's RAT."""
-    listener = public_listener(listener_name)
+    listener = public_listener(level, listener_name)
     entries = parse_checked(text)
-    replace(listener.name, entries)
+    replace(level, listener.name, entries)
     return Outcome(notes=[f"Imported {counted(len(entries))}."])
 
 
-def add_entry(listener_name: str, recipient: str, action: str, order: int | None = None) -> None:
+def add_entry(level: str, listener_name: str, recipient: str, action: str, order: int | None = None) -> None:
     """Add Entry: at ``order`` (1 = first), else last before ALL."""
-    listener = public_listener(listener_name)
+    listener = public_listener(level, listener_name)
     entries = table(listener)
     recipient = _recipient(recipient)
     _not_taken(listener, entries, recipient)
     entries.insert(_place(entries, order), {"recipient": recipient, "action": _action(action)})
-    replace(listener.name, entries)
+    replace(level, listener.name, entries)
 
 
 def edit_entry(
+    level: str,
     listener_name: str,
     recipient: str,
     *,
@@ -292,7 +293,7 @@ def edit_entry(
     order: int | None = None,
 ) -> None:
     """Edit Entry: what is given changes (None: stays). ALL keeps its recipient and its place."""
-    listener = public_listener(listener_name)
+    listener = public_listener(level, listener_name)
     entries = table(listener)
     recipient = _recipient(recipient)
     index = _index(listener, entries, recipient)
@@ -309,11 +310,11 @@ def edit_entry(
     if order is not None and recipient == ALL:
         raise RatRefused("ALL is always the last entry of the RAT: only its action can change")
     entries.insert(index if order is None else _place(entries, order), entry)
-    replace(listener.name, entries)
+    replace(level, listener.name, entries)
 
 
-def delete_entry(listener_name: str, recipient: str) -> None:
-    listener = public_listener(listener_name)
+def delete_entry(level: str, listener_name: str, recipient: str) -> None:
+    listener = public_listener(level, listener_name)
     entries = table(listener)
     recipient = _recipient(recipient)
     if recipient == ALL:
@@ -321,7 +322,7 @@ def delete_entry(listener_name: str, recipient: str) -> None:
             "The ALL entry cannot be deleted: every RAT ends with it (change its action instead)"
         )
     del entries[_index(listener, entries, recipient)]
-    replace(listener.name, entries)
+    replace(level, listener.name, entries)
 
 
 # --- forms -------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from listeners.views import listener_or_404, listener_page
 # --- finding what the URL names ------------------------------------------------------------
 
 
-def _public_listener(name: str) -> Listener:
-    row = listener_or_404(name)
+def _public_listener(request: ConsoleRequest, name: str) -> Listener:
+    row = listener_or_404(request, name)
     if row.listener_type != Listener.Type.PUBLIC:
         raise Http404(rat.PRIVATE.format(name=row.name) + ".")
     return row
@@ -40,20 +40,20 @@ def _entry(listener: Listener, recipient: str) -> RatEntry:
     return row
 
 
-def _names(listener_type: str) -> list[str]:
-    return list(
-        Listener.objects.filter(listener_type=listener_type).order_by("name").values_list("name", flat=True)
-    )
+def _names(level: str, listener_type: str) -> list[str]:
+    listeners = Listener.objects.at(level).filter(listener_type=listener_type)
+    return list(listeners.order_by("name").values_list("name", flat=True))
 
 
 # --- the table ---------------------------------------------------------------------------------
 
 
-def _rat_context(listener: Listener | None, **extra) -> dict:
+def _rat_context(request: ConsoleRequest, listener: Listener | None, **extra) -> dict:
+    level = request.mode.seen("listeners")
     return {
         "listener": listener,
-        "listener_names": _names(Listener.Type.PUBLIC),
-        "private_names": _names(Listener.Type.PRIVATE),
+        "listener_names": _names(level, Listener.Type.PUBLIC),
+        "private_names": _names(level, Listener.Type.PRIVATE),
         "selector_url": reverse("listeners:rat"),
         "entries": list(listener.rat_entries.order_by("position")) if listener else [],
         "lookup_form": RecipientLookupForm(),
@@ -65,18 +65,23 @@ def _rat_context(listener: Listener | None, **extra) -> dict:
 def rat_overview(request: ConsoleRequest):
     """The listener's RAT in order, with Add Entry, Edit RAT, Import/Export RAT and Test Recipient."""
     name = request.GET.get("listener")
-    row = listener_or_404(name) if name else None
+    row = listener_or_404(request, name) if name else None
     if row is not None and row.listener_type != Listener.Type.PUBLIC:
-        return render(request, "listeners/rat/overview.html", _rat_context(None, private_listener=row))
+        return render(
+            request, "listeners/rat/overview.html", _rat_context(request, None, private_listener=row)
+        )
     if row is None:
-        row = Listener.objects.filter(listener_type=Listener.Type.PUBLIC).order_by("name").first()
-    return render(request, "listeners/rat/overview.html", _rat_context(row))
+        public = Listener.objects.at(request.mode.seen("listeners")).filter(
+            listener_type=Listener.Type.PUBLIC
+        )
+        row = public.order_by("name").first()
+    return render(request, "listeners/rat/overview.html", _rat_context(request, row))
 
 
 @requires(Capability.VIEW_CONFIG)
 def lookup_recipient(request: ConsoleRequest, listener: str):
     """Which entry decides for an address: the answer alone for htmx, else the page with it."""
-    row = _public_listener(listener)
+    row = _public_listener(request, listener)
     form = RecipientLookupForm(request.GET or None)
     context = {"lookup_form": form, "lookup": None, "lookup_error": ""}
     if form.is_bound and not form.is_valid():
@@ -92,7 +97,7 @@ def lookup_recipient(request: ConsoleRequest, listener: str):
         }
     if partial_wanted(request):
         return render(request, "listeners/rat/_test.html", {"listener": row, **context})
-    return render(request, "listeners/rat/overview.html", _rat_context(row, **context))
+    return render(request, "listeners/rat/overview.html", _rat_context(request, row, **context))
 
 
 # --- Edit RAT, Import RAT, Export RAT --------------------------------------------------------
@@ -107,12 +112,12 @@ def _as_text(entries: list[dict]) -> str:
 @requires(Capability.VIEW_CONFIG)
 def edit_rat(request: ConsoleRequest, listener: str):
     """Edit RAT: the whole table as text, one entry a line."""
-    row = _public_listener(listener)
+    row = _public_listener(request, listener)
     form = EditRatForm(request.POST or None, initial={"text": _as_text(rat.table(row))})
 
     def change(data):
         entries = data["entries"]
-        return f"edited the RAT of listener {row.name}", lambda: rat.set_table(row.name, entries)
+        return f"edited the RAT of listener {row.name}", lambda: rat.set_table(row.level, row.name, entries)
 
     return staged_form_page(
         request,
@@ -128,14 +133,14 @@ def edit_rat(request: ConsoleRequest, listener: str):
 @requires(Capability.VIEW_CONFIG)
 def import_rat(request: ConsoleRequest, listener: str):
     """Import RAT: the text (typed or a file) replaces every entry of the listener's RAT."""
-    row = _public_listener(listener)
+    row = _public_listener(request, listener)
     form = ImportRatForm(request.POST or None, request.FILES or None)
     return staged_form_page(
         request,
         form,
         lambda data: (
             f"imported the RAT of listener {row.name}",
-            lambda: rat.import_table(row.name, form.imported_text),
+            lambda: rat.import_table(row.level, row.name, form.imported_text),
         ),
         full_template="listeners/rat/import.html",
         context={"listener": row},
@@ -146,7 +151,7 @@ def import_rat(request: ConsoleRequest, listener: str):
 @requires(Capability.VIEW_CONFIG)
 def export_rat(request: ConsoleRequest, listener: str):
     """Export RAT: the candidate entries as text, in order, as Import RAT reads it."""
-    row = _public_listener(listener)
+    row = _public_listener(request, listener)
     response = HttpResponse(
         rat.format_table(row.name, rat.table(row)), content_type="text/plain; charset=utf-8"
     )
@@ -163,13 +168,13 @@ def _others(listener: Listener) -> int:
 
 @requires(Capability.VIEW_CONFIG)
 def add_entry(request: ConsoleRequest, listener: str):
-    row = _public_listener(listener)
+    row = _public_listener(request, listener)
     form = EntryForm(request.POST or None, entry_count=_others(row))
 
     def change(data):
         return (
             f"added RAT entry {data['recipient']} to listener {row.name}",
-            lambda: rat.add_entry(row.name, data["recipient"], data["action"], data["order"]),
+            lambda: rat.add_entry(row.level, row.name, data["recipient"], data["action"], data["order"]),
         )
 
     return staged_form_page(
@@ -185,7 +190,7 @@ def add_entry(request: ConsoleRequest, listener: str):
 
 @requires(Capability.VIEW_CONFIG)
 def edit_entry(request: ConsoleRequest, listener: str, recipient: str):
-    row = _public_listener(listener)
+    row = _public_listener(request, listener)
     entry = _entry(row, recipient)
     order = row.rat_entries.filter(position__lt=entry.position).count() + 1
     form = EntryForm(
@@ -197,9 +202,10 @@ def edit_entry(request: ConsoleRequest, listener: str, recipient: str):
 
     def change(data):
         if entry.recipient == ALL:  # keeps its recipient and its place
-            apply = lambda: rat.edit_entry(row.name, ALL, action=data["action"])  # noqa: E731
+            apply = lambda: rat.edit_entry(row.level, row.name, ALL, action=data["action"])  # noqa: E731
         else:
             apply = lambda: rat.edit_entry(  # noqa: E731
+                row.level,
                 row.name,
                 entry.recipient,
                 new_recipient=data["recipient"],
@@ -223,15 +229,15 @@ def edit_entry(request: ConsoleRequest, listener: str, recipient: str):
 @require_POST
 def delete_entry(request: ConsoleRequest, listener: str, recipient: str):
     """Delete an entry; ALL stays (its action can change)."""
-    row = _public_listener(listener)
+    row = _public_listener(request, listener)
     _entry(row, recipient)
     return submit_change(
         request,
         f"deleted RAT entry {recipient} of listener {row.name}",
-        lambda: rat.delete_entry(row.name, recipient),
+        lambda: rat.delete_entry(row.level, row.name, recipient),
         success_url=listener_page("listeners:rat", row),
         template="listeners/rat/overview.html",
-        context=_rat_context(row),
+        context=_rat_context(request, row),
     )
 
 

@@ -51,10 +51,10 @@ DEFAULT_PARAMETER_FIELDS = {
 }
 
 
-def _read_listeners() -> list[Item]:
-    """Every listener with its policies, HAT and RAT: five queries, however long the HAT (whose
-    senders are read as values, not as thousands of model instances)."""
-    listeners = Listener.objects.prefetch_related(
+def _read_listeners(level: str) -> list[Item]:
+    """Every listener of ``level`` with its policies, HAT and RAT: five queries, however long the HAT
+    (whose senders are read as values, not as thousands of model instances)."""
+    listeners = Listener.objects.at(level).prefetch_related(
         "policies", "rat_entries", Prefetch("sender_groups", SenderGroup.objects.order_by("position"))
     )
     hosts: dict[int, list[str]] = defaultdict(list)
@@ -86,14 +86,14 @@ def _own_fields(listener: Listener) -> Item:
     return {tag: getattr(listener, attribute) for tag, attribute in LISTENER_FIELDS.items()}
 
 
-def _read_listener_rows() -> list[Item]:
-    """The listeners without their policies, HAT and RAT: one query."""
-    return [_own_fields(listener) for listener in Listener.objects.all()]
+def _read_listener_rows(level: str) -> list[Item]:
+    """The listeners of ``level`` without their policies, HAT and RAT: one query."""
+    return [_own_fields(listener) for listener in Listener.objects.at(level)]
 
 
-def _write_listeners(items: list[Item]) -> None:
-    Listener.objects.all().delete()
-    rows = Listener.objects.bulk_create(
+def _write_listeners(items: list[Item], level: str) -> None:
+    Listener.objects.at(level).delete()
+    rows = Listener.objects.at(level).bulk_create(
         Listener(
             **{attribute: item[tag] for tag, attribute in LISTENER_FIELDS.items()},
             **{

@@ -1,7 +1,8 @@
 """What an administrator does to listeners, for Network > Listeners and ``listenerconfig`` alike.
 
-Each operation changes candidate rows and is meant to run inside
-``workflow.submit``: nothing takes effect before a commit. A refusal is a
+Each operation acts as the administrator's mode sees the candidate (``mode``: its listeners, the
+certificates they may offer, its machine's interfaces), changes candidate rows and is meant to run
+inside ``workflow.submit``: nothing takes effect before a commit. A refusal is a
 ``ListenerRefused`` naming the problem; the submit's transaction rolls back
 whatever was half done. Listeners' ports join the sockets every service
 registers (``checks.register_sockets``): the same rule refuses a port here, on
@@ -17,7 +18,7 @@ import os
 
 from appliance import interfaces
 from appliance.bootstrap import MANAGEMENT_INTERFACE, BootstrapError
-from appliance.config import checks
+from appliance.config import checks, levels
 from appliance.config.sections import Config, Item, registry
 from appliance.validators import validate_object_name
 from appliance.workflow import ChangeRefused, Outcome
@@ -51,49 +52,47 @@ def listener_sockets(config: Config) -> list[checks.SocketUse]:
     return sockets
 
 
-def interface_choices() -> list[tuple[str, str]]:
+def interface_choices(mode: levels.Mode) -> list[tuple[str, str]]:
     """The candidate interfaces, labelled with their address and hostname."""
     return [
         (item["interface_name"], f"{item['interface_name']} ({item['ip']}: {item['interface_hostname']})")
-        for item in interfaces.candidate_items()
+        for item in interfaces.candidate_items(mode)
     ]
 
 
 # --- reading -----------------------------------------------------------------------
 
 
-def get(name: str) -> Listener:
-    listener = Listener.objects.filter(name=name).first()
+def get(level: str, name: str) -> Listener:
+    listener = Listener.objects.at(level).filter(name=name).first()
     if listener is None:
         raise ListenerRefused(f"There is no listener named '{name}'")
     return listener
 
 
-def advice(listener: Listener, items: list[Item] | None = None) -> list[str]:
+def advice(mode: levels.Mode, listener: Listener, items: list[Item]) -> list[str]:
     """What to know about the listener's certificate: expired, still waiting for its CA, or not
-    covering the interface's hostname (the name clients connect to)."""
+    covering the hostname of its interface among ``items`` (the name clients connect to)."""
     if not listener.certificate_name:
         return []
-    interface = interfaces.named(
-        listener.interface_name, interfaces.candidate_items() if items is None else items
-    )
+    interface = interfaces.named(listener.interface_name, items)
     hostnames = [interface["interface_hostname"]] if interface else []
-    return selectors.warnings_for(listener.certificate_name, hostnames)
+    return selectors.warnings_for(mode.seen("certificates"), listener.certificate_name, hostnames)
 
 
 # --- checking and changing ---------------------------------------------------------
 
 
-def _check_name(name: str) -> None:
+def _check_name(level: str, name: str) -> None:
     try:
         validate_object_name(name)
     except ValueError as exc:
         raise ListenerRefused(f"The listener name {exc}") from None
-    if Listener.objects.filter(name=name).exists():
+    if Listener.objects.at(level).filter(name=name).exists():
         raise ListenerRefused(f"A listener named '{name}' already exists")
 
 
-def _check(listener: Listener, items: list[Item]) -> None:
+def _check(mode: levels.Mode, listener: Listener, items: list[Item]) -> None:
     """Each setting of one listener, against the candidate's interfaces and certificates."""
     if listener.listener_type not in Listener.Type.values:
         raise ListenerRefused(
@@ -106,23 +105,25 @@ def _check(listener: Listener, items: list[Item]) -> None:
     for tag in LISTENER_LIMITS:
         if problem := limit_problem(tag, getattr(listener, tag)):
             raise ListenerRefused(problem)
-    if listener.certificate_name and not Certificate.objects.filter(name=listener.certificate_name).exists():
+    certificates = Certificate.objects.at(mode.seen("certificates"))
+    if listener.certificate_name and not certificates.filter(name=listener.certificate_name).exists():
         raise ListenerRefused(f"There is no certificate named '{listener.certificate_name}'")
 
 
-def _save(listener: Listener) -> Outcome:
+def _save(mode: levels.Mode, listener: Listener) -> Outcome:
     """Check, save, then refuse if its address and port are another service's (the submit rolls back)."""
-    items = interfaces.candidate_items()
-    _check(listener, items)
+    items = interfaces.candidate_items(mode)
+    _check(mode, listener, items)
     conflicts_before = checks.socket_conflicts(registry.candidate())
     listener.save()
     conflicts = checks.new_socket_conflicts(conflicts_before)
     if conflicts:
         raise ListenerRefused("The port is in use: " + "; ".join(conflicts))
-    return Outcome(warnings=advice(listener, items))
+    return Outcome(warnings=advice(mode, listener, items))
 
 
 def create(
+    mode: levels.Mode,
     name: str,
     listener_type: str,
     interface_name: str,
@@ -134,8 +135,10 @@ def create(
 ) -> Outcome:
     """Add Listener, with the predefined mail flow policies and HAT of its type; the outcome warns
     about the chosen certificate."""
-    _check_name(name)
+    level = mode.seen("listeners")
+    _check_name(level, name)
     listener = Listener(
+        level=level,
         name=name,
         listener_type=listener_type,
         interface_name=interface_name,
@@ -144,8 +147,8 @@ def create(
         max_concurrency=max_concurrency,
         max_tls_concurrency=max_tls_concurrency,
     )
-    outcome = _save(listener)
-    [system] = registry.get("hostname").read()
+    outcome = _save(mode, listener)
+    [system] = registry.read("hostname")
     _add_tables(listener, system["hostname"])
     return outcome
 
@@ -159,6 +162,7 @@ def _add_tables(listener: Listener, hostname: str) -> None:
 
 
 def edit(
+    mode: levels.Mode,
     name: str,
     *,
     new_name: str | None = None,
@@ -170,9 +174,9 @@ def edit(
     max_tls_concurrency: int | None = None,
 ) -> Outcome:
     """Change the settings given (None: keep); ``certificate_name=""`` chooses no certificate."""
-    listener = get(name)
+    listener = get(mode.seen("listeners"), name)
     if new_name is not None and new_name != name:
-        _check_name(new_name)
+        _check_name(listener.level, new_name)
         listener.name = new_name
     changes = {
         "listener_type": listener_type,
@@ -185,16 +189,16 @@ def edit(
     for attribute, value in changes.items():
         if value is not None:
             setattr(listener, attribute, value)
-    return _save(listener)
+    return _save(mode, listener)
 
 
-def set_certificate(name: str, certificate_name: str) -> Outcome:
+def set_certificate(mode: levels.Mode, name: str, certificate_name: str) -> Outcome:
     """listenerconfig EDIT > CERTIFICATE: the certificate the listener offers for TLS."""
-    return edit(name, certificate_name=certificate_name)
+    return edit(mode, name, certificate_name=certificate_name)
 
 
-def delete(name: str) -> None:
-    get(name).delete()
+def delete(level: str, name: str) -> None:
+    get(level, name).delete()
 
 
 # --- first start ---------------------------------------------------------------------
@@ -205,7 +209,7 @@ def create_default_listener(hostname: str) -> None:
     port = os.environ.get("APPLIANCE_SMTP_PORT", DEFAULT_SMTP_PORT)
     if not (port.isascii() and port.isdigit()) or not PORT_MIN <= int(port) <= PORT_MAX:
         raise BootstrapError(f"APPLIANCE_SMTP_PORT must be a port number, not {port!r}")
-    listener, created = Listener.objects.update_or_create(
+    listener, created = Listener.objects.at(levels.CLUSTER).update_or_create(
         name=DEFAULT_LISTENER,
         defaults={
             "listener_type": Listener.Type.PUBLIC,

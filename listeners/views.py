@@ -17,15 +17,16 @@ from listeners.forms import ListenerForm
 from listeners.models import Listener
 
 
-def _list_context() -> dict:
-    by_name = {item["interface_name"]: item for item in interfaces.candidate_items()}
-    rows = [(listener, by_name.get(listener.interface_name)) for listener in Listener.objects.all()]
-    return {"rows": rows}
+def _list_context(request: ConsoleRequest) -> dict:
+    by_name = {item["interface_name"]: item for item in interfaces.candidate_items(request.mode)}
+    shown = Listener.objects.at(request.mode.seen("listeners"))
+    return {"rows": [(listener, by_name.get(listener.interface_name)) for listener in shown]}
 
 
-def listener_or_404(name: str) -> Listener:
-    """The listener a URL names (the Mail Policies pages use it too)."""
-    listener = Listener.objects.filter(name=name).first()
+def listener_or_404(request: ConsoleRequest, name: str) -> Listener:
+    """The listener a URL names, of the level the request's mode sees (the Mail Policies pages use it
+    too)."""
+    listener = Listener.objects.at(request.mode.seen("listeners")).filter(name=name).first()
     if listener is None:
         raise Http404(f"There is no listener named '{name}'.")
     return listener
@@ -38,7 +39,7 @@ def listener_page(url_name: str, listener: Listener) -> str:
 
 @requires(Capability.VIEW_CONFIG)
 def listener_list(request: ConsoleRequest):
-    return render(request, "listeners/list.html", _list_context())
+    return render(request, "listeners/list.html", _list_context(request))
 
 
 @requires(Capability.VIEW_CONFIG)
@@ -48,21 +49,23 @@ def add_listener(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def edit_listener(request: ConsoleRequest, name: str):
-    return _form_page(request, listener_or_404(name))
+    return _form_page(request, listener_or_404(request, name))
 
 
 def _form_page(request: ConsoleRequest, listener: Listener | None):
     """Add (``listener`` None) or edit: the form, then the change staged through the workflow."""
     initial = ListenerForm.initial_for(listener) if listener else None
-    form = ListenerForm(request.POST or None, initial=initial)
+    form = ListenerForm(request.POST or None, initial=initial, mode=request.mode)
 
     def change(data):
         keys = ("listener_type", "interface_name", "port", "certificate_name", *store.LISTENER_LIMITS)
         settings = {key: data[key] for key in keys}
         if listener is None:
-            return f"created listener {data['name']}", lambda: store.create(data["name"], **settings)
+            return f"created listener {data['name']}", lambda: store.create(
+                request.mode, data["name"], **settings
+            )
         return f"edited listener {listener.name}", lambda: store.edit(
-            listener.name, new_name=data["name"], **settings
+            request.mode, listener.name, new_name=data["name"], **settings
         )
 
     return staged_form_page(
@@ -79,12 +82,12 @@ def _form_page(request: ConsoleRequest, listener: Listener | None):
 @requires(Capability.VIEW_CONFIG)
 @require_POST
 def delete_listener(request: ConsoleRequest, name: str):
-    listener_or_404(name)
+    listener = listener_or_404(request, name)
     return submit_change(
         request,
         f"deleted listener {name}",
-        lambda: store.delete(name),
+        lambda: store.delete(listener.level, name),
         success_url=reverse("listeners:list"),
         template="listeners/list.html",
-        context=_list_context(),
+        context=_list_context(request),
     )

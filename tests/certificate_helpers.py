@@ -6,6 +6,7 @@ import pytest
 from cryptography import x509
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.models import AuditEvent
 from certificates import pki
 from certificates.models import Certificate
@@ -28,7 +29,9 @@ def fingerprints(*certificates) -> list[str]:
 
 def snapshot():
     return list(
-        Certificate.objects.order_by("name").values_list(
+        Certificate.objects.at(CLUSTER)
+        .order_by("name")
+        .values_list(
             "name", "certificate_pem", "intermediates", "csr_pem", "private_key_sealed", "pending_key_sealed"
         )
     )

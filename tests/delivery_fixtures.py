@@ -39,6 +39,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.config.sections import Config, registry
 from certificates import store as certificate_store
 from destinations import routes, store
@@ -504,16 +505,16 @@ def route_change(domain: str, *hosts: str | dict):
 
 def destination_change(name: str, tls: str):
     # One message a connection: each test sees its connection end (reuse has tests of its own).
-    return lambda: store.save_destination(Entry(name, tls=tls, max_messages_per_connection=1))
+    return lambda: store.save_destination(CLUSTER, Entry(name, tls=tls, max_messages_per_connection=1))
 
 
 def default_tls_change(tls: str):
     """The Default entry's TLS Support (its other settings kept)."""
 
     def change():
-        entry = Entry.of(store.get_destination("default"))
+        entry = Entry.of(store.get_destination(CLUSTER, "default"))
         entry.tls = tls
-        store.save_destination(entry, original="default")
+        store.save_destination(CLUSTER, entry, original="default")
 
     return change
 

@@ -25,6 +25,7 @@ import pytest
 from django.conf import settings
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER_MODE
 from gateway.records import Recorder
 from gateway.server import Gateway
 from gateway.smtpd import Shared
@@ -177,7 +178,7 @@ class GatewayHarness:
 def gateway_fixture(admin, loop_thread, mail_log):
     """The gateway serving version 2: IncomingMail moved to a free port on Management (127.0.0.1)."""
     port = free_port()
-    workflow.submit(admin, "IncomingMail on a free port", lambda: store.edit(IN, port=port))
+    workflow.submit(admin, "IncomingMail on a free port", lambda: store.edit(CLUSTER_MODE, IN, port=port))
     workflow.commit(admin, "IncomingMail on a free port")
     loop_thread.errors.clear()
     harness = GatewayHarness(admin, loop_thread, Gateway(), mail_log, port)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from certificates import pki
 from certificates import store as certificate_store
@@ -45,7 +46,7 @@ def stage_certificate(user, name: str, credential: Credential) -> None:
         user,
         f"pasted certificate {name}",
         lambda: certificate_store.paste(
-            name, credential.cert_pem.encode(), credential.key_pem, accept_dates=True
+            CLUSTER, name, credential.cert_pem.encode(), credential.key_pem, accept_dates=True
         ),
     )
 
@@ -54,7 +55,9 @@ def stage_pending(user, name: str, common_name: str = HOSTNAME) -> None:
     """Create Self-Signed Certificate: its signing request waits for the CA."""
     subject = pki.Subject(common_name=common_name)
     workflow.submit(
-        user, f"created {name}", lambda: certificate_store.create_self_signed(name, subject, 30, [], "ec256")
+        user,
+        f"created {name}",
+        lambda: certificate_store.create_self_signed(CLUSTER, name, subject, 30, [], "ec256"),
     )
 
 
@@ -62,12 +65,14 @@ def stage_listener(
     user, name: str, port: int, certificate: str = "", interface: str = "Management", kind="public"
 ):
     return workflow.submit(
-        user, f"created listener {name}", lambda: store.create(name, kind, interface, port, certificate)
+        user,
+        f"created listener {name}",
+        lambda: store.create(CLUSTER_MODE, name, kind, interface, port, certificate),
     )
 
 
 def listeners() -> list[dict]:
-    return registry.get("listeners").read()
+    return registry.read("listeners")
 
 
 BASIC_SETTINGS = ("listener_name", "listener_type", "interface_name", "port", "certificate_name")

@@ -19,7 +19,7 @@ ENTRIES = ["ceo@example.com", "partner.example.org", "@.example.net", "postmaste
 
 
 def lists() -> list[dict]:
-    return registry.get("address_lists").read()
+    return registry.read("address_lists")
 
 
 def stage(user, name="Mandatory", entries=ENTRIES, description=""):
@@ -116,14 +116,14 @@ def test_the_section_round_trips(admin):
 
 def test_a_partial_document_replaces_only_the_address_lists(admin):
     stage(admin)
-    listeners_before = registry.get("listeners").read()
+    listeners_before = registry.read("listeners")
     document = parse(
         b"<config><address_lists><address_list><address_list_name>New</address_list_name>"
         b"<address>user@</address></address_list></address_lists></config>"
     )
     workflow.load_document(admin, document, "loaded")
     assert lists() == [{"address_list_name": "New", "description": "", "address": ["user@"]}]
-    assert registry.get("listeners").read() == listeners_before
+    assert registry.read("listeners") == listeners_before
     workflow.load_document(admin, parse(b"<config><address_lists/></config>"), "loaded")
     assert lists() == []
 

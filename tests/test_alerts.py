@@ -19,7 +19,7 @@ ALL_CLASSES = list(AlertClass.values)
 
 
 def recipients() -> list[dict]:
-    return registry.get("alerts").read()
+    return registry.read("alerts")
 
 
 def stage(user, address, classes, severities):
@@ -60,7 +60,7 @@ def test_the_section_round_trips_and_all_expands(admin):
 
 def test_a_partial_document_replaces_only_the_alerts(admin):
     stage(admin, "old@example.com", ["system"], ["critical"])
-    listeners_before = registry.get("listeners").read()
+    listeners_before = registry.read("listeners")
     document = parse(
         b"<config><alerts><alert_recipient><address>new@example.com</address>"
         b"<alert_class>all</alert_class><severity>warning</severity>"
@@ -70,7 +70,7 @@ def test_a_partial_document_replaces_only_the_alerts(admin):
     assert recipients() == [
         {"address": "new@example.com", "alert_class": ALL_CLASSES, "severity": ["warning"]}
     ]
-    assert registry.get("listeners").read() == listeners_before
+    assert registry.read("listeners") == listeners_before
     workflow.load_document(admin, parse(b"<config><alerts/></config>"), "loaded")
     assert recipients() == []
 

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from appliance.alerts import Severity
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.models import DnsServer, Interface
 from certificates import diagnostics, expiry, store
@@ -311,10 +312,10 @@ def put(user, name: str, credential: Credential, *chain: Credential, accept_date
     stage(
         user,
         lambda: store.paste(
-            name, credential.cert.read_bytes(), credential.key_pem, None, intermediates, accept_dates
+            CLUSTER, name, credential.cert.read_bytes(), credential.key_pem, None, intermediates, accept_dates
         ),
     )
-    return Certificate.objects.get(name=name)
+    return Certificate.objects.at(CLUSTER).get(name=name)
 
 
 def trust_test_root(user, certs: Certs) -> None:
@@ -323,24 +324,24 @@ def trust_test_root(user, certs: Certs) -> None:
 
 
 def use_everywhere(name: str) -> None:
-    Interface.objects.filter(name="Management").update(certificate_name=name)
-    Listener.objects.filter(name="IncomingMail").update(certificate_name=name)
+    Interface.objects.of("").filter(name="Management").update(certificate_name=name)
+    Listener.objects.at(CLUSTER).filter(name="IncomingMail").update(certificate_name=name)
 
 
 def test_an_entry_with_its_chain_and_a_trusted_ca_is_clean(admin, certs):
     entry = put(admin, "Mail", certs.mail, certs.pki.intermediate)
-    assert kinds(diagnostics.diagnose(entry, lookup_mx=False)) == [
-        "chain_incomplete"
-    ]  # the root: not trusted
+    assert kinds(
+        diagnostics.diagnose(entry, diagnostics.diagnostics_config(CLUSTER_MODE), lookup_mx=False)
+    ) == ["chain_incomplete"]  # the root: not trusted
     trust_test_root(admin, certs)
-    assert diagnostics.diagnose(entry, lookup_mx=False) == []
+    assert diagnostics.diagnose(entry, diagnostics.diagnostics_config(CLUSTER_MODE), lookup_mx=False) == []
 
 
 def test_name_mismatch_with_the_interface_and_the_listener(admin, certs):
     entry = put(admin, "Mail", certs.mail, certs.pki.intermediate)
     trust_test_root(admin, certs)
     use_everywhere("Mail")
-    [finding] = diagnostics.diagnose(entry, lookup_mx=False)
+    [finding] = diagnostics.diagnose(entry, diagnostics.diagnostics_config(CLUSTER_MODE), lookup_mx=False)
     assert finding.kind == "name_mismatch_interface" and finding.severity == Severity.WARNING
     assert finding.text == (
         "'Mail' is for mail.example.org; it does not cover esa.example.com, the host name of "
@@ -353,9 +354,9 @@ def test_the_system_hostname_plays_no_part(admin, certs):
     entry = put(admin, "Mail", certs.mail, certs.pki.intermediate)
     trust_test_root(admin, certs)
     use_everywhere("Mail")
-    Interface.objects.filter(name="Management").update(hostname="MAIL.example.org")
+    Interface.objects.of("").filter(name="Management").update(hostname="MAIL.example.org")
     # The system hostname stays esa.example.com: only the interface's host name counts.
-    assert diagnostics.diagnose(entry, lookup_mx=False) == []
+    assert diagnostics.diagnose(entry, diagnostics.diagnostics_config(CLUSTER_MODE), lookup_mx=False) == []
 
 
 def test_a_wildcard_covers_one_label_only(admin, certs):
@@ -363,9 +364,9 @@ def test_a_wildcard_covers_one_label_only(admin, certs):
     entry = put(admin, "Wild", wildcard, certs.pki.intermediate)
     trust_test_root(admin, certs)
     use_everywhere("Wild")
-    assert diagnostics.diagnose(entry, lookup_mx=False) == []
-    Interface.objects.filter(name="Management").update(hostname="a.esa.example.com")
-    [finding] = diagnostics.diagnose(entry, lookup_mx=False)
+    assert diagnostics.diagnose(entry, diagnostics.diagnostics_config(CLUSTER_MODE), lookup_mx=False) == []
+    Interface.objects.of("").filter(name="Management").update(hostname="a.esa.example.com")
+    [finding] = diagnostics.diagnose(entry, diagnostics.diagnostics_config(CLUSTER_MODE), lookup_mx=False)
     assert finding.kind == "name_mismatch_interface" and "a.esa.example.com" in finding.text
 
 
@@ -386,7 +387,7 @@ def dns():
 
 
 def serve_domains(*entries: tuple[str, str]) -> None:
-    listener = Listener.objects.get(name="IncomingMail")
+    listener = Listener.objects.at(CLUSTER).get(name="IncomingMail")
     RatEntry.objects.filter(listener=listener).delete()
     for position, (recipient, action) in enumerate([*entries, ("ALL", "reject")]):
         RatEntry.objects.create(listener=listener, position=position, recipient=recipient, action=action)
@@ -397,8 +398,8 @@ def mail_entry(admin, certs, dns):
     """'Mail' (mail.example.org) on the listener, whose RAT accepts a few domains, with the test DNS."""
     entry = put(admin, "Mail", certs.mail, certs.pki.intermediate)
     trust_test_root(admin, certs)
-    Listener.objects.filter(name="IncomingMail").update(certificate_name="Mail")
-    Interface.objects.filter(name="Management").update(hostname="mail.example.org")
+    Listener.objects.at(CLUSTER).filter(name="IncomingMail").update(certificate_name="Mail")
+    Interface.objects.of("").filter(name="Management").update(hostname="mail.example.org")
     serve_domains(
         ("example.org", "accept"),
         ("partial.example.org", "accept"),
@@ -414,7 +415,7 @@ def mail_entry(admin, certs, dns):
 
 def test_name_mismatch_with_the_mx_hosts_of_the_served_domains(mail_entry, dns):
     resolver, _ = dns
-    findings = diagnostics.diagnose(mail_entry)
+    findings = diagnostics.diagnose(mail_entry, diagnostics.diagnostics_config(CLUSTER_MODE))
     mismatch = [f for f in findings if f.kind == "name_mismatch_mx"]
     assert [f.severity for f in mismatch] == [Severity.WARNING, Severity.INFORMATION]
     assert mismatch[0].text.startswith(
@@ -432,23 +433,30 @@ def test_name_mismatch_with_the_mx_hosts_of_the_served_domains(mail_entry, dns):
 
 
 def test_mx_lookup_failure_is_a_note(mail_entry):
-    finding = only(diagnostics.diagnose(mail_entry), "mx_unknown")
+    finding = only(
+        diagnostics.diagnose(mail_entry, diagnostics.diagnostics_config(CLUSTER_MODE)), "mx_unknown"
+    )
     assert finding.severity == Severity.INFORMATION
     assert finding.text == (
         "Could not look up MX of missing.example.org: missing.example.org does not exist (NXDOMAIN)."
     )
-    assert kinds(diagnostics.diagnose(mail_entry, lookup_mx=False)) == []
+    assert (
+        kinds(diagnostics.diagnose(mail_entry, diagnostics.diagnostics_config(CLUSTER_MODE), lookup_mx=False))
+        == []
+    )
 
 
 def test_the_mx_lookups_share_a_short_time_budget(admin, certs):
     entry = put(admin, "Mail", certs.mail, certs.pki.intermediate)
-    Listener.objects.filter(name="IncomingMail").update(certificate_name="Mail")
+    Listener.objects.at(CLUSTER).filter(name="IncomingMail").update(certificate_name="Mail")
     serve_domains(("one.example.org", "accept"), ("two.example.org", "accept"))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # a DNS server that never answers
         silent.bind(("127.0.0.1", 0))
         DnsServer.objects.create(address=f"127.0.0.1:{silent.getsockname()[1]}")
         start = time.monotonic()
-        findings = diagnostics.mx_findings("Mail", entry.certificate, diagnostics.diagnostics_config(), 0.5)
+        findings = diagnostics.mx_findings(
+            "Mail", entry.certificate, diagnostics.diagnostics_config(CLUSTER_MODE), 0.5
+        )
         took = time.monotonic() - start
     assert took < 1.5
     assert [f.text for f in findings] == [
@@ -459,15 +467,17 @@ def test_the_mx_lookups_share_a_short_time_budget(admin, certs):
 
 def test_where_used_from_the_config_says_what_the_registry_says(admin, certs):
     put(admin, "Mail", certs.mail, certs.pki.intermediate)
-    Listener.objects.filter(name="IncomingMail").update(certificate_name="Mail")
-    used = registry.where_used("certificates", diagnostics.diagnostics_config(full=False))
-    assert used == store.where_used()
+    Listener.objects.at(CLUSTER).filter(name="IncomingMail").update(certificate_name="Mail")
+    used = registry.where_used_in("certificates", diagnostics.diagnostics_config(CLUSTER_MODE, full=False))
+    assert used == store.where_used(CLUSTER_MODE)
     assert used["Mail"] == ["listener 'IncomingMail' (Certificate)"]
 
 
 def test_summary_reads_no_dns(mail_entry, dns):
     resolver, _ = dns
-    found = diagnostics.summary(Certificate.objects.all())
+    found = diagnostics.summary(
+        Certificate.objects.at(CLUSTER).all(), diagnostics.diagnostics_config(CLUSTER_MODE, full=False)
+    )
     assert kinds(found["Mail"]) == []
     # Demo serves the interface, whose host name is now mail.example.org.
     assert kinds(found["Demo"]) == ["self_signed", "name_mismatch_interface"]
@@ -556,7 +566,7 @@ def test_the_list_checks_a_page_of_certificates_in_constant_queries(
     client = login(admin)
     with CaptureQueriesContext(connection) as few:
         client.get(reverse("certificates:list"))
-    Certificate.objects.bulk_create(
+    Certificate.objects.at(CLUSTER).bulk_create(
         Certificate(
             name=f"copy-{n:03d}",
             certificate_pem=mail.certificate_pem,

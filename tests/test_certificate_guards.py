@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.exceptions import PermissionDenied
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.config.xmlfile import ConfigFileError
 from certificates import downloads, pki, store
 from certificates.models import Certificate
@@ -15,24 +16,26 @@ from tests.console import run
 
 def create_mail(user, key_type=pki.KeyType.EC256):
     subject = pki.Subject(common_name="mail.example.org")
-    workflow.submit(user, "mail", lambda: store.create_self_signed("Mail", subject, 30, [], key_type))
+    workflow.submit(
+        user, "mail", lambda: store.create_self_signed(CLUSTER, "Mail", subject, 30, [], key_type)
+    )
 
 
 def test_console_clear_asks_then_force_confirms_destroying_a_downloaded_request(admin):
     create_mail(admin)
-    downloads.record(Certificate.objects.get(name="Mail"), admin)
+    downloads.record(Certificate.objects.at(CLUSTER).get(name="Mail"), admin)
     with pytest.raises(SystemExit) as exit_status:
         run("clear")
     assert exit_status.value.code == 1
-    assert Certificate.objects.filter(name="Mail").exists()
+    assert Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
     assert run("clear", "--force") == ("Changes cleared.\n", "")
-    assert not Certificate.objects.filter(name="Mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
 
 
 def test_console_rollback_force_confirms(admin):
     create_mail(admin)
     workflow.commit(admin, "mail")
-    downloads.record(Certificate.objects.get(name="Mail"), admin)
+    downloads.record(Certificate.objects.at(CLUSTER).get(name="Mail"), admin)
     with pytest.raises(workflow.ConfirmationNeeded):
         workflow.rollback_to(admin, 1)
     assert run("rollbackconfig", "--to", "1", "--force")[0] == "Version 1 staged. Use commit to apply it.\n"
@@ -41,24 +44,24 @@ def test_console_rollback_force_confirms(admin):
 def test_rollback_checks_role_and_lock_before_asking(admin, guest, second_admin, read_only):
     create_mail(admin)
     workflow.commit(admin, "mail")
-    downloads.record(Certificate.objects.get(name="Mail"), admin)
+    downloads.record(Certificate.objects.at(CLUSTER).get(name="Mail"), admin)
     with pytest.raises(PermissionDenied):
         workflow.rollback_to(guest, 1)
     assert isinstance(workflow.rollback_to(read_only, 1), workflow.Preview)
-    workflow.submit(second_admin, "hold the lock", lambda: store.renew("Demo"))
+    workflow.submit(second_admin, "hold the lock", lambda: store.renew(CLUSTER, "Demo"))
     with pytest.raises(workflow.ChangeRefused, match=r"^bob has uncommitted changes since \d\d:\d\d$"):
         workflow.rollback_to(admin, 1)
 
 
 def test_renewing_with_a_new_key_keeps_the_curve(admin):
     create_mail(admin, pki.KeyType.EC384)
-    workflow.submit(admin, "renew", lambda: store.renew("Mail", new_key=True))
-    key = store.unseal(Certificate.objects.get(name="Mail").private_key_sealed)
+    workflow.submit(admin, "renew", lambda: store.renew(CLUSTER, "Mail", new_key=True))
+    key = store.unseal(Certificate.objects.at(CLUSTER).get(name="Mail").private_key_sealed)
     assert key.curve.name == "secp384r1"
 
 
 def section_document(inner: str) -> bytes:
-    demo = Certificate.objects.get(name="Demo")
+    demo = Certificate.objects.at(CLUSTER).get(name="Demo")
     from appliance import vault
 
     return (

@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from certificates import pki, store, trust
 from certificates.models import AuthoritySettings, Certificate, CustomAuthority
 from certificates.pki import KeyType
@@ -47,7 +48,7 @@ def leaves(ca):
 
 
 def key_of(name):
-    return store.unseal(Certificate.objects.get(name=name).private_key_sealed)
+    return store.unseal(Certificate.objects.at(CLUSTER).get(name=name).private_key_sealed)
 
 
 def running_names():
@@ -90,11 +91,11 @@ def test_import_pkcs12(case, admin, ca, leaves, tmp_path):
     info = openssl_info("pkcs12", "-in", path, "-info", "-noout", "-legacy", "-passin", f"pass:{PASSWORD}")
     assert algorithm in info  # the file really is what the case says
 
-    name, outcome = stage(admin, lambda: store.import_pkcs12("", data, PASSWORD))
+    name, outcome = stage(admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD))
 
     assert name == f"{kind}.example.com"  # the CN
     assert (outcome.notes, outcome.warnings) == ([ROOT_NOTE] if chain == "full" else [], [])
-    entry = Certificate.objects.get(name=name)
+    entry = Certificate.objects.at(CLUSTER).get(name=name)
     assert fingerprints(entry.certificate) == fingerprints(leaf.cert)
     assert fingerprints(*entry.chain) == (fingerprints(ca.intermediate.cert) if chain else [])
     assert pki.public_key_id(key_of(name)) == pki.public_key_id(entry.certificate)
@@ -106,19 +107,19 @@ def test_import_pkcs12(case, admin, ca, leaves, tmp_path):
 
 def test_import_takes_the_given_name_and_refuses_a_taken_one(admin, ca, leaves, tmp_path):
     _, data = make_file(tmp_path, ca, leaves["rsa"], (), "intermediate", friendly_name="backup")
-    name, _ = stage(admin, lambda: store.import_pkcs12("mail-2026", data, PASSWORD))
+    name, _ = stage(admin, lambda: store.import_pkcs12(CLUSTER, "mail-2026", data, PASSWORD))
     assert name == "mail-2026"
-    assert fingerprints(Certificate.objects.get(name="mail-2026").certificate) == fingerprints(
+    assert fingerprints(Certificate.objects.at(CLUSTER).get(name="mail-2026").certificate) == fingerprints(
         leaves["rsa"].cert
     )
-    stage(admin, lambda: store.import_pkcs12("", data, PASSWORD))
+    stage(admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD))
     assert_refused(
         admin,
-        lambda: store.import_pkcs12("", data, PASSWORD),
+        lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD),
         "A certificate named 'rsa.example.com' already exists",
     )
     workflow.abandon(admin)
-    assert Certificate.objects.filter(name__in=["mail-2026", "rsa.example.com"]).count() == 0
+    assert Certificate.objects.at(CLUSTER).filter(name__in=["mail-2026", "rsa.example.com"]).count() == 0
 
 
 def test_imported_expired_certificate_needs_accepting(admin, ca, tmp_path):
@@ -130,10 +131,12 @@ def test_imported_expired_certificate_needs_accepting(admin, ca, tmp_path):
     _, data = make_file(tmp_path, ca, old, (), "intermediate")
     ends = pki.load_certificate(old.cert_pem).not_valid_after_utc
     problem = f"The certificate 'old.example.com' expired on {ends:%Y-%m-%d %H:%M} UTC"
-    assert_refused(admin, lambda: store.import_pkcs12("", data, PASSWORD), problem, store.DatesRefused)
-    _, outcome = stage(admin, lambda: store.import_pkcs12("", data, PASSWORD, accept_dates=True))
+    assert_refused(
+        admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD), problem, store.DatesRefused
+    )
+    _, outcome = stage(admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD, accept_dates=True))
     assert outcome.warnings == [f"{problem}; accepted as asked."]
-    assert Certificate.objects.get(name="old.example.com").status == Certificate.Status.EXPIRED
+    assert Certificate.objects.at(CLUSTER).get(name="old.example.com").status == Certificate.Status.EXPIRED
 
 
 REFUSALS = {
@@ -157,7 +160,7 @@ REFUSALS = {
 def test_import_refusals(case, admin, ca, leaves, tmp_path):
     _, full = make_file(tmp_path, ca, leaves["rsa"], (), "intermediate")
     cut, password, message = REFUSALS[case]
-    assert_refused(admin, lambda: store.import_pkcs12("", cut(full), password), message)
+    assert_refused(admin, lambda: store.import_pkcs12(CLUSTER, "", cut(full), password), message)
     assert not workflow.has_uncommitted_changes()
 
 
@@ -170,12 +173,12 @@ def test_import_refuses_a_file_without_key_and_one_of_another_format(admin, ca, 
     )
     assert_refused(
         admin,
-        lambda: store.import_pkcs12("", data, PASSWORD),
+        lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD),
         "The PKCS#12 file holds no private key, only certificates",
     )
     assert_refused(
         admin,
-        lambda: store.import_pkcs12("", to_p7b(leaves["ec"].cert, der=True), PASSWORD),
+        lambda: store.import_pkcs12(CLUSTER, "", to_p7b(leaves["ec"].cert, der=True), PASSWORD),
         "The file is not a readable PKCS#12 file (damaged, or another format)",
     )
     assert not workflow.has_uncommitted_changes()
@@ -201,10 +204,10 @@ def test_the_import_page_says_what_is_wrong_and_changes_nothing(login, admin, ca
     assert response.context["form"].errors == {
         "cert_file": ["The file is not a readable PKCS#12 file (damaged, or another format)."]
     }
-    assert not Certificate.objects.filter(name="ec.example.com").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="ec.example.com").exists()
     response = post(PASSWORD)
     assert (response.status_code, response["Location"]) == (302, reverse("certificates:list"))
-    assert fingerprints(*Certificate.objects.get(name="ec.example.com").chain) == fingerprints(
+    assert fingerprints(*Certificate.objects.at(CLUSTER).get(name="ec.example.com").chain) == fingerprints(
         ca.intermediate.cert
     )
 
@@ -220,14 +223,14 @@ def test_paste_with_an_encrypted_key(kind, traditional, admin, ca, leaves):
     assert "ENCRYPTED" in encrypted
     cert, chain = leaf.cert.read_bytes(), bundle(ca.intermediate.cert, ca.root.cert)
 
-    assert_refused(admin, lambda: store.paste("pasted", cert, encrypted, None, chain),
+    assert_refused(admin, lambda: store.paste(CLUSTER, "pasted", cert, encrypted, None, chain),
                    "The private key is encrypted: give its passphrase")  # fmt: skip
-    assert_refused(admin, lambda: store.paste("pasted", cert, encrypted, "wrong phrase", chain),
+    assert_refused(admin, lambda: store.paste(CLUSTER, "pasted", cert, encrypted, "wrong phrase", chain),
                    "The passphrase does not decrypt the private key")  # fmt: skip
 
-    outcome = stage(admin, lambda: store.paste("pasted", cert, encrypted, "key pass phrase", chain))
+    outcome = stage(admin, lambda: store.paste(CLUSTER, "pasted", cert, encrypted, "key pass phrase", chain))
     assert outcome.notes == [ROOT_NOTE]
-    entry = Certificate.objects.get(name="pasted")
+    entry = Certificate.objects.at(CLUSTER).get(name="pasted")
     assert fingerprints(entry.certificate, *entry.chain) == fingerprints(leaf.cert, ca.intermediate.cert)
     assert pki.public_key_id(key_of("pasted")) == pki.public_key_id(entry.certificate)
     assert entry.status == Certificate.Status.VALID
@@ -235,16 +238,16 @@ def test_paste_with_an_encrypted_key(kind, traditional, admin, ca, leaves):
 
 def test_paste_refusals_name_the_problem(admin, ca, leaves):
     rsa, ec = leaves["rsa"], leaves["ec"]
-    assert_refused(admin, lambda: store.paste("p", rsa.cert.read_bytes(), rsa.key_pem, "a phrase"),
+    assert_refused(admin, lambda: store.paste(CLUSTER, "p", rsa.cert.read_bytes(), rsa.key_pem, "a phrase"),
                    "The private key is not encrypted, but a passphrase was given")  # fmt: skip
-    assert_refused(admin, lambda: store.paste("p", rsa.cert.read_bytes(), ec.key_pem),
+    assert_refused(admin, lambda: store.paste(CLUSTER, "p", rsa.cert.read_bytes(), ec.key_pem),
                    "The certificate 'rsa.example.com' does not match the private key of 'p'")  # fmt: skip
-    assert_refused(admin, lambda: store.paste("p", rsa.cert.read_bytes(), rsa.cert_pem),
+    assert_refused(admin, lambda: store.paste(CLUSTER, "p", rsa.cert.read_bytes(), rsa.cert_pem),
                    "This is not a PEM private key (RSA or EC)")  # fmt: skip
     stray = ca.other.issue("Other Intermediate CA", ca=True)
     assert_refused(
         admin,
-        lambda: store.paste("p", rsa.cert.read_bytes(), rsa.key_pem, None, stray.cert.read_bytes()),
+        lambda: store.paste(CLUSTER, "p", rsa.cert.read_bytes(), rsa.key_pem, None, stray.cert.read_bytes()),
         "'Other Intermediate CA' does not chain to 'rsa.example.com' or to the other intermediates: "
         "check that it belongs to this certificate's CA",
     )
@@ -260,7 +263,7 @@ def exported(admin, ca, leaves):
     stage(
         admin,
         lambda: store.paste(
-            "mail", leaf.cert.read_bytes(), leaf.key_pem, None, ca.intermediate.cert.read_bytes()
+            CLUSTER, "mail", leaf.cert.read_bytes(), leaf.key_pem, None, ca.intermediate.cert.read_bytes()
         ),
     )
     workflow.commit(admin)
@@ -283,7 +286,7 @@ PROFILES = {
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_export_pkcs12_opens_with_openssl_and_cryptography(profile, exported, ca, tmp_path):
-    data = store.export_pkcs12("mail", "export pass 1", profile)
+    data = store.export_pkcs12(CLUSTER, "mail", "export pass 1", profile)
     path = tmp_path / "mail.p12"
     path.write_bytes(data)
     info = openssl_info("pkcs12", "-in", path, "-info", "-noout", "-passin", "pass:export pass 1")
@@ -299,25 +302,30 @@ def test_export_pkcs12_opens_with_openssl_and_cryptography(profile, exported, ca
 
 
 def test_export_pem_with_and_without_the_chain(exported, ca):
-    alone = store.export_pem("mail", full_chain=False)
+    alone = store.export_pem(CLUSTER, "mail", full_chain=False)
     assert "PRIVATE KEY" not in alone
     assert fingerprints(*pki.load_certificates(alone)) == fingerprints(exported.cert)
-    chain = store.export_pem("mail", full_chain=True)
+    chain = store.export_pem(CLUSTER, "mail", full_chain=True)
     assert fingerprints(*pki.load_certificates(chain)) == fingerprints(exported.cert, ca.intermediate.cert)
     assert "PRIVATE KEY" not in chain
 
 
 def test_an_export_imports_back_under_another_name(admin, exported, ca):
-    data = store.export_pkcs12("mail", "export pass 1", pki.Pkcs12Profile.COMPATIBLE)
-    name, _ = stage(admin, lambda: store.import_pkcs12("mail-copy", data, "export pass 1"))
-    copy, original = Certificate.objects.get(name=name), Certificate.objects.get(name="mail")
+    data = store.export_pkcs12(CLUSTER, "mail", "export pass 1", pki.Pkcs12Profile.COMPATIBLE)
+    name, _ = stage(admin, lambda: store.import_pkcs12(CLUSTER, "mail-copy", data, "export pass 1"))
+    copy, original = (
+        Certificate.objects.at(CLUSTER).get(name=name),
+        Certificate.objects.at(CLUSTER).get(name="mail"),
+    )
     assert (copy.certificate_pem, copy.intermediates) == (original.certificate_pem, original.intermediates)
 
 
 def test_a_new_self_signed_certificate_exports_without_chain(admin):
     subject = pki.Subject("self.example.com")
-    stage(admin, lambda: store.create_self_signed("self", subject, 30, [], KeyType.EC384))
-    bundle_ = pkcs12.load_pkcs12(store.export_pkcs12("self", "export pass 1", "modern"), b"export pass 1")
+    stage(admin, lambda: store.create_self_signed(CLUSTER, "self", subject, 30, [], KeyType.EC384))
+    bundle_ = pkcs12.load_pkcs12(
+        store.export_pkcs12(CLUSTER, "self", "export pass 1", "modern"), b"export pass 1"
+    )
     assert bundle_.additional_certs == []
     assert pki.key_description(bundle_.key) == "ECDSA secp384r1"
 

@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from certificates import pki, store
 from certificates.models import Certificate
 from certificates.pki import KeyType
@@ -31,7 +32,7 @@ def ca(tmp_path_factory):
 
 
 def create(user, name="mail", key_type=KeyType.RSA2048, names=(), subject=SUBJECT, days=365):
-    return stage(user, lambda: store.create_self_signed(name, subject, days, list(names), key_type))
+    return stage(user, lambda: store.create_self_signed(CLUSTER, name, subject, days, list(names), key_type))
 
 
 @pytest.fixture
@@ -39,11 +40,11 @@ def entry(admin):
     """'mail': self-signed with its CSR, committed (so a refused change is seen to take no lock)."""
     create(admin)
     workflow.commit(admin)
-    return Certificate.objects.get(name="mail")
+    return Certificate.objects.at(CLUSTER).get(name="mail")
 
 
 def key_of(name):
-    return store.unseal(Certificate.objects.get(name=name).private_key_sealed)
+    return store.unseal(Certificate.objects.at(CLUSTER).get(name=name).private_key_sealed)
 
 
 # --- Upload Signed Certificate: the matrix -----------------------------------
@@ -74,7 +75,7 @@ def test_upload_signed_accepts(case, admin, entry, ca):
     leaf = ca.intermediate.sign(entry.csr_pem, f"mail-{case}")
     data = make(ca, leaf, pki.private_key_pem(key_of("mail")))
 
-    outcome = stage(admin, lambda: store.upload_signed("mail", data))
+    outcome = stage(admin, lambda: store.upload_signed(CLUSTER, "mail", data))
 
     assert (outcome.notes, outcome.warnings) == (notes, [])
     entry.refresh_from_db()
@@ -92,7 +93,7 @@ def test_reversed_three_level_chain_is_served_leaf_to_root(admin, entry, ca):
     leaf = issuing.sign(entry.csr_pem, "mail-three-levels")
     data = bundle(ca.root.cert, ca.intermediate.cert, issuing.cert, leaf)
 
-    outcome = stage(admin, lambda: store.upload_signed("mail", data))
+    outcome = stage(admin, lambda: store.upload_signed(CLUSTER, "mail", data))
 
     assert outcome.notes == [ROOT_NOTE]
     entry.refresh_from_db()
@@ -136,7 +137,7 @@ REFUSED = {
 def test_upload_signed_refuses(case, admin, entry, ca):
     make, message = REFUSED[case]
     other = ca.intermediate.issue("other.example.com")
-    assert_refused(admin, lambda: store.upload_signed("mail", make(ca, other)), message)
+    assert_refused(admin, lambda: store.upload_signed(CLUSTER, "mail", make(ca, other)), message)
     entry.refresh_from_db()
     assert entry.status == Certificate.Status.PENDING
 
@@ -145,7 +146,7 @@ def test_upload_signed_refuses_the_request_signed_as_a_ca(admin, entry, ca):
     leaf = ca.intermediate.sign(entry.csr_pem, "mail-as-ca", ca=True)
     assert_refused(
         admin,
-        lambda: store.upload_signed("mail", bundle(leaf, ca.intermediate.cert)),
+        lambda: store.upload_signed(CLUSTER, "mail", bundle(leaf, ca.intermediate.cert)),
         "'mail.example.com' is a CA certificate, not a server certificate: upload it as an intermediate",
     )
 
@@ -155,7 +156,7 @@ def test_upload_signed_refuses_a_stray_intermediate_by_name(admin, entry, ca):
     leaf = ca.intermediate.sign(entry.csr_pem, "mail-stray")
     assert_refused(
         admin,
-        lambda: store.upload_signed("mail", bundle(leaf, ca.intermediate.cert, stray.cert)),
+        lambda: store.upload_signed(CLUSTER, "mail", bundle(leaf, ca.intermediate.cert, stray.cert)),
         "'Other Intermediate CA' does not chain to 'mail.example.com' or to the other intermediates: "
         "check that it belongs to this certificate's CA",
     )
@@ -164,7 +165,7 @@ def test_upload_signed_refuses_a_stray_intermediate_by_name(admin, entry, ca):
 def test_upload_signed_refuses_its_own_self_signed_certificate(admin, entry):
     assert_refused(
         admin,
-        lambda: store.upload_signed("mail", entry.certificate_pem.encode()),
+        lambda: store.upload_signed(CLUSTER, "mail", entry.certificate_pem.encode()),
         "'mail.example.com' is self-signed: upload the certificate your CA signed",
     )
 
@@ -172,7 +173,7 @@ def test_upload_signed_refuses_its_own_self_signed_certificate(admin, entry):
 def test_upload_for_an_unknown_entry_is_refused(admin, entry, ca):
     assert_refused(
         admin,
-        lambda: store.upload_signed("nope", ca.root.cert.read_bytes()),
+        lambda: store.upload_signed(CLUSTER, "nope", ca.root.cert.read_bytes()),
         "There is no certificate named 'nope'",
     )
 
@@ -202,10 +203,13 @@ def test_dates_are_refused_unless_accepted(when, admin, entry, ca):
     data = bundle(leaf, ca.intermediate.cert)
 
     assert_refused(
-        admin, lambda: store.upload_signed("mail", data), f"The certificate {problem}", store.DatesRefused
+        admin,
+        lambda: store.upload_signed(CLUSTER, "mail", data),
+        f"The certificate {problem}",
+        store.DatesRefused,
     )
 
-    outcome = stage(admin, lambda: store.upload_signed("mail", data, accept_dates=True))
+    outcome = stage(admin, lambda: store.upload_signed(CLUSTER, "mail", data, accept_dates=True))
     assert outcome.warnings == [f"The certificate {problem}; accepted as asked."]
     entry.refresh_from_db()
     assert fingerprints(entry.certificate, *entry.chain) == fingerprints(leaf, ca.intermediate.cert)
@@ -269,47 +273,49 @@ def test_the_page_says_which_certificate_does_not_match(login, admin, entry, ca)
 def signed(admin, entry, ca):
     """'mail' signed by the test intermediate, uploaded without its chain and committed."""
     leaf = ca.intermediate.sign(entry.csr_pem, "mail-signed")
-    stage(admin, lambda: store.upload_signed("mail", leaf.read_bytes()))
+    stage(admin, lambda: store.upload_signed(CLUSTER, "mail", leaf.read_bytes()))
     workflow.commit(admin)
     return leaf
 
 
 def test_add_and_remove_intermediates(admin, signed, ca):
     outcome = stage(
-        admin, lambda: store.add_intermediates("mail", bundle(ca.root.cert, ca.intermediate.cert))
+        admin, lambda: store.add_intermediates(CLUSTER, "mail", bundle(ca.root.cert, ca.intermediate.cert))
     )
     assert outcome.notes == [ROOT_NOTE]
-    entry = Certificate.objects.get(name="mail")
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
     assert fingerprints(*entry.chain) == fingerprints(ca.intermediate.cert)
 
-    outcome = stage(admin, lambda: store.add_intermediates("mail", to_der(ca.intermediate.cert)))
+    outcome = stage(admin, lambda: store.add_intermediates(CLUSTER, "mail", to_der(ca.intermediate.cert)))
     assert outcome.notes == [TWICE_NOTE]
-    assert fingerprints(*Certificate.objects.get(name="mail").chain) == fingerprints(ca.intermediate.cert)
+    assert fingerprints(*Certificate.objects.at(CLUSTER).get(name="mail").chain) == fingerprints(
+        ca.intermediate.cert
+    )
 
     stray = ca.other.issue("Other Intermediate CA", ca=True)
     assert_refused(
         admin,
-        lambda: store.add_intermediates("mail", stray.cert.read_bytes()),
+        lambda: store.add_intermediates(CLUSTER, "mail", stray.cert.read_bytes()),
         "'Other Intermediate CA' does not chain to 'mail.example.com' or to the other intermediates: "
         "check that it belongs to this certificate's CA",
     )
     assert_refused(
         admin,
-        lambda: store.remove_intermediate("mail", "00:11"),
+        lambda: store.remove_intermediate(CLUSTER, "mail", "00:11"),
         "'mail' has no such intermediate certificate",
     )
 
     [fingerprint] = fingerprints(ca.intermediate.cert)
-    stage(admin, lambda: store.remove_intermediate("mail", fingerprint))
-    assert Certificate.objects.get(name="mail").intermediates == []
+    stage(admin, lambda: store.remove_intermediate(CLUSTER, "mail", fingerprint))
+    assert Certificate.objects.at(CLUSTER).get(name="mail").intermediates == []
 
 
 def test_a_new_signed_certificate_keeps_the_intermediates_that_still_fit(admin, signed, ca):
-    stage(admin, lambda: store.add_intermediates("mail", ca.intermediate.cert.read_bytes()))
-    entry = Certificate.objects.get(name="mail")
-    stage(admin, lambda: store.renew("mail"))
-    again = ca.intermediate.sign(Certificate.objects.get(name="mail").csr_pem, "mail-again")
-    outcome = stage(admin, lambda: store.upload_signed("mail", again.read_bytes()))
+    stage(admin, lambda: store.add_intermediates(CLUSTER, "mail", ca.intermediate.cert.read_bytes()))
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
+    stage(admin, lambda: store.renew(CLUSTER, "mail"))
+    again = ca.intermediate.sign(Certificate.objects.at(CLUSTER).get(name="mail").csr_pem, "mail-again")
+    outcome = stage(admin, lambda: store.upload_signed(CLUSTER, "mail", again.read_bytes()))
     assert outcome.notes == ["The intermediates uploaded before still fit and are kept."]
     entry.refresh_from_db()
     assert fingerprints(entry.certificate, *entry.chain) == fingerprints(again, ca.intermediate.cert)
@@ -330,7 +336,7 @@ KEYS = {
 def test_create_self_signed_with_every_key_type(key_type, admin):
     subject = pki.Subject("mail.example.com", "Example Inc", "IT", "Berlin", "Berlin", "de")
     create(admin, key_type=key_type, subject=subject, days=730)
-    entry = Certificate.objects.get(name="mail")
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
     certificate = entry.certificate
     request = x509.load_pem_x509_csr(entry.csr_pem.encode())
     assert pki.key_description(certificate.public_key()) == KEYS[key_type]
@@ -348,13 +354,13 @@ def test_create_self_signed_with_every_key_type(key_type, admin):
 
 def test_create_with_names_and_addresses_and_refusals(admin):
     create(admin, names=["mail.example.com", "smtp.example.com", "192.0.2.25"])
-    entry = Certificate.objects.get(name="mail")
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
     assert entry.domains == "mail.example.com, smtp.example.com, 192.0.2.25"
-    assert_refused(admin, lambda: store.create_self_signed("mail", SUBJECT, 30, [], KeyType.EC256),
+    assert_refused(admin, lambda: store.create_self_signed(CLUSTER, "mail", SUBJECT, 30, [], KeyType.EC256),
                    "A certificate named 'mail' already exists")  # fmt: skip
     assert_refused(
         admin,
-        lambda: store.create_self_signed("-bad", SUBJECT, 30, [], KeyType.EC256),
+        lambda: store.create_self_signed(CLUSTER, "-bad", SUBJECT, 30, [], KeyType.EC256),
         "The certificate name '-bad' is not a valid name (up to 64 letters, digits, spaces and . _ - @, "
         "starting with a letter or digit)",
     )
@@ -364,7 +370,7 @@ def test_read_only_create_is_a_preview_that_stores_nothing(read_only):
     result = create(read_only)
     assert isinstance(result, workflow.Preview)
     assert [change.title for change in result.changes] == ["Certificates"]
-    assert not Certificate.objects.filter(name="mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="mail").exists()
     assert not workflow.has_uncommitted_changes()
 
 
@@ -373,7 +379,7 @@ def test_read_only_create_is_a_preview_that_stores_nothing(read_only):
 
 def test_renew_self_signed_with_the_same_key_and_a_new_one(admin, entry):
     old = entry.certificate
-    message = stage(admin, lambda: store.renew("mail"))
+    message = stage(admin, lambda: store.renew(CLUSTER, "mail"))
     entry.refresh_from_db()
     renewed = entry.certificate
     assert (
@@ -385,7 +391,7 @@ def test_renew_self_signed_with_the_same_key_and_a_new_one(admin, entry):
     assert renewed.subject == old.subject and pki.alternative_names(renewed) == ["mail.example.com"]
     assert pki.public_key_id(x509.load_pem_x509_csr(entry.csr_pem.encode())) == pki.public_key_id(old)
 
-    stage(admin, lambda: store.renew("mail", new_key=True))
+    stage(admin, lambda: store.renew(CLUSTER, "mail", new_key=True))
     entry.refresh_from_db()
     assert pki.public_key_id(entry.certificate) != pki.public_key_id(old)
     assert pki.public_key_id(entry.certificate) == pki.public_key_id(key_of("mail"))
@@ -399,11 +405,11 @@ def test_renew_self_signed_with_the_same_key_and_a_new_one(admin, entry):
 def test_renew_gives_an_expired_self_signed_certificate_a_new_validity(admin, ca):
     old = self_signed(ca.folder, "old.example.com", not_before=NOW - datetime.timedelta(days=400),
                       not_after=NOW - datetime.timedelta(days=35))  # fmt: skip
-    stage(admin, lambda: store.paste("old", old.cert.read_bytes(), old.key_pem, accept_dates=True))
-    entry = Certificate.objects.get(name="old")
+    stage(admin, lambda: store.paste(CLUSTER, "old", old.cert.read_bytes(), old.key_pem, accept_dates=True))
+    entry = Certificate.objects.at(CLUSTER).get(name="old")
     assert (entry.status, entry.self_signed) == (Certificate.Status.EXPIRED, True)
 
-    stage(admin, lambda: store.renew("old"))
+    stage(admin, lambda: store.renew(CLUSTER, "old"))
     entry.refresh_from_db()
     assert entry.status == Certificate.Status.SELF_SIGNED
     remaining = entry.not_after - datetime.datetime.now(datetime.UTC)
@@ -414,11 +420,11 @@ def test_renew_gives_an_expired_self_signed_certificate_a_new_validity(admin, ca
 
 
 def test_renew_ca_signed_keeps_the_certificate_until_the_new_one_arrives(admin, signed, ca):
-    stage(admin, lambda: store.add_intermediates("mail", ca.intermediate.cert.read_bytes()))
-    entry = Certificate.objects.get(name="mail")
+    stage(admin, lambda: store.add_intermediates(CLUSTER, "mail", ca.intermediate.cert.read_bytes()))
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
     key_before, certificate_before = entry.private_key_sealed, entry.certificate_pem
 
-    message = stage(admin, lambda: store.renew("mail"))
+    message = stage(admin, lambda: store.renew(CLUSTER, "mail"))
     assert message == (
         "'mail' has a new signing request; the current certificate stays in service until the signed one is uploaded."
     )
@@ -432,7 +438,7 @@ def test_renew_ca_signed_keeps_the_certificate_until_the_new_one_arrives(admin, 
     assert pki.public_key_id(same_key_request) == pki.public_key_id(entry.certificate)
     assert entry.status == Certificate.Status.VALID
 
-    message = stage(admin, lambda: store.renew("mail", new_key=True))
+    message = stage(admin, lambda: store.renew(CLUSTER, "mail", new_key=True))
     assert message == (
         "'mail' has a new signing request for a new key; the current certificate stays in service "
         "until the signed one is uploaded."
@@ -445,7 +451,7 @@ def test_renew_ca_signed_keeps_the_certificate_until_the_new_one_arrives(admin, 
     assert request.subject == entry.certificate.subject
 
     renewed = ca.intermediate.sign(entry.csr_pem, "mail-renewed")
-    outcome = stage(admin, lambda: store.upload_signed("mail", renewed.read_bytes()))
+    outcome = stage(admin, lambda: store.upload_signed(CLUSTER, "mail", renewed.read_bytes()))
     assert outcome.notes == ["The intermediates uploaded before still fit and are kept."]
     entry.refresh_from_db()
     assert fingerprints(entry.certificate, *entry.chain) == fingerprints(renewed, ca.intermediate.cert)
@@ -459,12 +465,12 @@ def test_renew_ca_signed_keeps_the_certificate_until_the_new_one_arrives(admin, 
 def test_delete_is_refused_while_used_and_allowed_otherwise(admin, entry):
     assert_refused(
         admin,
-        lambda: store.delete("Demo"),
+        lambda: store.delete(CLUSTER_MODE, "Demo"),
         "'Demo' cannot be deleted while it is used by interface 'Management' (HTTPS Certificate), "
         "listener 'IncomingMail' (Certificate)",
     )
-    stage(admin, lambda: store.delete("mail"))
-    assert not Certificate.objects.filter(name="mail").exists()
+    stage(admin, lambda: store.delete(CLUSTER_MODE, "mail"))
+    assert not Certificate.objects.at(CLUSTER).filter(name="mail").exists()
     assert [c["certificate_name"] for c in workflow.running_config()["certificates"]] == ["Demo", "mail"]
     workflow.commit(admin)
     assert [c["certificate_name"] for c in workflow.running_config()["certificates"]] == ["Demo"]
@@ -481,19 +487,19 @@ def test_create_and_upload_are_staged_until_commit_and_abandon_discards_them(adm
     create(admin)
     assert list(running_certificates()) == ["Demo"]
     assert workflow.abandon(admin) == "admin"
-    assert not Certificate.objects.filter(name="mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="mail").exists()
 
     create(admin)
     workflow.commit(admin)
     committed = running_certificates()["mail"]
-    entry = Certificate.objects.get(name="mail")
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
     leaf = ca.intermediate.sign(entry.csr_pem, "mail-staged")
-    stage(admin, lambda: store.upload_signed("mail", bundle(leaf, ca.intermediate.cert)))
+    stage(admin, lambda: store.upload_signed(CLUSTER, "mail", bundle(leaf, ca.intermediate.cert)))
     assert running_certificates()["mail"] == committed
     assert [change.title for change in workflow.pending_changes()] == ["Certificates"]
 
     workflow.abandon(admin)
-    entry = Certificate.objects.get(name="mail")
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
     assert entry.certificate_pem == committed["certificate_pem"] and entry.csr_pem == committed["csr_pem"]
     assert entry.status == Certificate.Status.PENDING
 
@@ -512,17 +518,17 @@ CSR_WARNING_END = (
 
 def test_abandon_asks_before_destroying_a_key_whose_csr_was_downloaded(login, admin):
     create(admin)
-    assert download_csr(login(admin), "mail") == Certificate.objects.get(name="mail").csr_pem
+    assert download_csr(login(admin), "mail") == Certificate.objects.at(CLUSTER).get(name="mail").csr_pem
     with pytest.raises(workflow.ConfirmationNeeded) as asked:
         workflow.abandon(admin)
     assert str(asked.value) == "Abandoning the changes needs your confirmation"
     [problem] = asked.value.problems
     assert problem.startswith("The signing request of 'mail' was downloaded by admin on ")
     assert problem.endswith(CSR_WARNING_END)
-    assert Certificate.objects.filter(name="mail").exists() and workflow.has_uncommitted_changes()
+    assert Certificate.objects.at(CLUSTER).filter(name="mail").exists() and workflow.has_uncommitted_changes()
 
     assert workflow.abandon(admin, confirmed=True) == "admin"
-    assert not Certificate.objects.filter(name="mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="mail").exists()
 
 
 def test_rollback_asks_before_destroying_a_key_whose_csr_was_downloaded_uncommitted(login, admin):
@@ -533,18 +539,23 @@ def test_rollback_asks_before_destroying_a_key_whose_csr_was_downloaded_uncommit
         workflow.rollback_to(admin, 1)
     assert str(asked.value) == "Rolling back to version 1 needs your confirmation"
     assert asked.value.problems[0].startswith("The signing request of 'mail' was downloaded by admin on ")
-    assert Certificate.objects.filter(name="mail").exists() and not workflow.has_uncommitted_changes()
+    assert (
+        Certificate.objects.at(CLUSTER).filter(name="mail").exists()
+        and not workflow.has_uncommitted_changes()
+    )
     workflow.rollback_to(admin, 1, confirmed=True)
-    assert not Certificate.objects.filter(name="mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="mail").exists()
 
 
 def test_after_a_commit_the_csr_download_makes_abandon_ask_nothing(login, admin):
     create(admin)
     workflow.commit(admin)
     download_csr(login(admin), "mail")
-    stage(admin, lambda: store.renew("mail", new_key=True))
+    stage(admin, lambda: store.renew(CLUSTER, "mail", new_key=True))
     assert workflow.abandon(admin) == "admin"
-    assert Certificate.objects.get(name="mail").csr_pem == running_certificates()["mail"]["csr_pem"]
+    assert (
+        Certificate.objects.at(CLUSTER).get(name="mail").csr_pem == running_certificates()["mail"]["csr_pem"]
+    )
 
 
 def test_rollback_asks_for_a_key_whose_csr_was_downloaded_after_commit(login, admin):
@@ -554,7 +565,7 @@ def test_rollback_asks_for_a_key_whose_csr_was_downloaded_after_commit(login, ad
     download_csr(login(admin), "mail")
     with pytest.raises(workflow.ConfirmationNeeded):
         workflow.rollback_to(admin, 1)
-    assert Certificate.objects.filter(name="mail").exists()
+    assert Certificate.objects.at(CLUSTER).filter(name="mail").exists()
 
 
 # --- the guide's path ------------------------------------------------------------
@@ -565,8 +576,10 @@ def test_the_guides_path_from_csr_to_the_committed_chain(login, admin, ca, tmp_p
     workflow.commit(admin, "new certificate")  # the guide: commit before sending the CSR
     request = download_csr(login(admin), "mail")
     leaf = ca.intermediate.sign(request, "mail-guide", days=397)
-    stage(admin, lambda: store.upload_signed("mail", leaf.read_bytes()))
-    outcome = stage(admin, lambda: store.add_intermediates("mail", to_p7b(ca.intermediate.cert, der=True)))
+    stage(admin, lambda: store.upload_signed(CLUSTER, "mail", leaf.read_bytes()))
+    outcome = stage(
+        admin, lambda: store.add_intermediates(CLUSTER, "mail", to_p7b(ca.intermediate.cert, der=True))
+    )
     assert outcome.notes == []
     assert running_certificates()["mail"]["csr_pem"].strip() == request.strip()
     workflow.commit(admin, "signed certificate")
@@ -581,10 +594,10 @@ def test_the_guides_path_from_csr_to_the_committed_chain(login, admin, ca, tmp_p
         "smtp.example.com",
     ]
     served = tmp_path / "served.pem"
-    served.write_text(store.export_pem("mail", full_chain=True))
+    served.write_text(store.export_pem(CLUSTER, "mail", full_chain=True))
     chain = tmp_path / "chain.pem"
     chain.write_text("".join(item["intermediate_certificate"]))
     report = openssl("verify", "-CAfile", ca.root.cert, "-untrusted", chain, "-purpose", "sslserver", served)
     assert report.decode().strip() == f"{served}: OK"
-    entry = Certificate.objects.get(name="mail")
-    assert (entry.status.label, store.users_of("mail")) == ("Valid", [])
+    entry = Certificate.objects.at(CLUSTER).get(name="mail")
+    assert (entry.status.label, store.users_of(CLUSTER_MODE, "mail")) == ("Valid", [])

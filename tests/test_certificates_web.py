@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from appliance import vault, workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from certificates import pki, store
 from certificates.models import Certificate, CsrDownload
 from tests.conftest import PASSWORD
@@ -42,7 +43,7 @@ def test_create_self_signed_through_htmx_redirects_to_the_list(login, admin):
     client = login(admin)
     response = client.post(reverse("certificates:add"), SELF_SIGNED, headers={"HX-Request": "true"})
     assert (response.status_code, response["HX-Redirect"]) == (200, reverse("certificates:list"))
-    entry = Certificate.objects.get(name="Mail")
+    entry = Certificate.objects.at(CLUSTER).get(name="Mail")
     certificate = entry.certificate
     assert (
         certificate.subject.rfc4514_string() == "CN=mail.example.org,OU=IT,O=Example,L=Berlin,ST=Berlin,C=DE"
@@ -79,7 +80,7 @@ def test_bad_self_signed_input_is_refused_by_field(login, admin, field, value, m
     response = login(admin).post(reverse("certificates:add"), {**SELF_SIGNED, field: value})
     assert response.status_code == 400
     assert message in response.content.decode()
-    assert not Certificate.objects.filter(name__in=["Mail", "bad/name"]).exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name__in=["Mail", "bad/name"]).exists()
 
 
 def test_a_duplicate_name_is_refused_with_nothing_changed(login, admin):
@@ -107,7 +108,7 @@ def test_import_pkcs12_through_the_form(login, admin, tmp_path):
         reverse("certificates:add"),
         {"option": "import", "cert_pass": "pw", "cert_file": SimpleUploadedFile("f.p12", p12.read_bytes())},
     )
-    entry = Certificate.objects.get(name="imported.example.org")
+    entry = Certificate.objects.at(CLUSTER).get(name="imported.example.org")
     assert pki.load_private_key(vault.unseal(entry.private_key_sealed)).key_size == 2048
 
 
@@ -129,7 +130,7 @@ def test_paste_through_the_form_with_an_encrypted_key(login, admin, tmp_path):
         "The passphrase does not decrypt the private key. Nothing was changed." in response.content.decode()
     )
     client.post(reverse("certificates:add"), {**fields, "key_passphrase": "secret"})
-    assert Certificate.objects.get(name="Pasted").common_name == "pasted.example.org"
+    assert Certificate.objects.at(CLUSTER).get(name="Pasted").common_name == "pasted.example.org"
 
 
 def test_csr_download_of_an_uncommitted_certificate_warns_and_abandon_asks(login, admin):
@@ -147,9 +148,9 @@ def test_csr_download_of_an_uncommitted_certificate_warns_and_abandon_asks(login
     page = response.content.decode()
     assert "Abandoning the changes needs your confirmation" in page
     assert "The signing request of &#x27;Mail&#x27; was downloaded by admin" in page
-    assert Certificate.objects.filter(name="Mail").exists()
+    assert Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
     client.post(reverse("abandon_changes"), {"confirmed": "1"})
-    assert not Certificate.objects.filter(name="Mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
 
 
 def test_csr_download_after_commit_warns_nothing_but_a_rollback_still_asks(login, admin):
@@ -164,7 +165,7 @@ def test_csr_download_after_commit_warns_nothing_but_a_rollback_still_asks(login
     assert response.status_code == 409
     assert "Rolling back to version 1 needs your confirmation" in response.content.decode()
     client.post(reverse("rollback"), {"number": "1", "confirmed": "1"})
-    assert not Certificate.objects.filter(name="Mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
 
 
 def test_delete_is_refused_while_in_use_and_staged_otherwise(login, admin):
@@ -177,17 +178,17 @@ def test_delete_is_refused_while_in_use_and_staged_otherwise(login, admin):
     )
     client.post(reverse("certificates:add"), SELF_SIGNED)
     client.post(reverse("certificates:detail", args=["Mail"]), {"action": "delete"})
-    assert not Certificate.objects.filter(name="Mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
 
 
 def test_renew_a_self_signed_certificate_keeps_name_and_subject(login, admin):
     client = login(admin)
-    before = Certificate.objects.get(name="Demo")
+    before = Certificate.objects.at(CLUSTER).get(name="Demo")
     response = client.post(
         reverse("certificates:detail", args=["Demo"]), {"action": "renew", "new_key": "on"}, follow=True
     )
     assert "&#x27;Demo&#x27; has a new self-signed certificate valid until" in response.content.decode()
-    after = Certificate.objects.get(name="Demo")
+    after = Certificate.objects.at(CLUSTER).get(name="Demo")
     assert after.certificate.subject == before.certificate.subject
     assert after.private_key_sealed != before.private_key_sealed
     assert after.certificate_pem != before.certificate_pem
@@ -216,7 +217,7 @@ def test_export_pkcs12_needs_the_admins_password_and_is_audited(login, admin, tm
     )
     assert response["Content-Disposition"] == 'attachment; filename="demo-backup.p12"'
     bundle = pkcs12.load_pkcs12(response.content, b"file-pass-1")
-    assert bundle.cert.certificate == Certificate.objects.get(name="Demo").certificate
+    assert bundle.cert.certificate == Certificate.objects.at(CLUSTER).get(name="Demo").certificate
     path = tmp_path / "demo.p12"
     path.write_bytes(response.content)
     info = subprocess.run(
@@ -252,8 +253,8 @@ def test_read_only_cannot_export_a_private_key(login, read_only):
 
 
 def test_the_list_searches_sorts_and_pages_a_thousand_certificates_in_few_queries(login, admin):
-    demo = Certificate.objects.get(name="Demo")
-    Certificate.objects.bulk_create(
+    demo = Certificate.objects.at(CLUSTER).get(name="Demo")
+    Certificate.objects.at(CLUSTER).bulk_create(
         Certificate(
             name=f"cert-{n:04d}",
             certificate_pem=demo.certificate_pem,
@@ -313,7 +314,7 @@ def test_guest_sees_no_certificates(login, guest):
 
 
 def test_store_users_of_names_the_interface(appliance):
-    assert store.users_of("Demo") == [
+    assert store.users_of(CLUSTER_MODE, "Demo") == [
         "interface 'Management' (HTTPS Certificate)",
         "listener 'IncomingMail' (Certificate)",
     ]

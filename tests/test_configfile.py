@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from lxml import etree
 
 from appliance import configfile, vault, workflow
+from appliance.config.levels import CLUSTER
 from appliance.config.sections import Field, Kind, Section, registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render, without_header
 from appliance.models import AuditEvent, Interface, SystemSettings
@@ -81,7 +82,7 @@ def pki(tmp_path_factory):
 
 def stage_certificate(user, name, pki):
     def apply():
-        Certificate.objects.create(
+        Certificate.objects.at(CLUSTER).create(
             name=name, certificate_pem=pki.cert, private_key_sealed=vault.seal(pki.key)
         )
 
@@ -214,7 +215,7 @@ def make_interesting_then_save(admin, pki, mode, passphrase=None):
     stage_hostname(admin, "mail.example.org")
     workflow.commit(admin, "before saving")
     saved = configfile.running_document(admin, mode, passphrase)
-    workflow.submit(admin, "drop Mail", lambda: Certificate.objects.filter(name="Mail").delete())
+    workflow.submit(admin, "drop Mail", lambda: Certificate.objects.at(CLUSTER).filter(name="Mail").delete())
     stage_hostname(admin, "other.example.org")
     workflow.commit(admin, "after saving")
     return saved
@@ -274,7 +275,7 @@ def test_a_punycode_hostname_survives_commit_and_the_file(admin):
 
 
 def test_mask_mode_replaces_the_private_key(admin):
-    key = vault.unseal(Certificate.objects.get(name="Demo").private_key_sealed)
+    key = vault.unseal(Certificate.objects.at(CLUSTER).get(name="Demo").private_key_sealed)
     document = configfile.running_document(admin, SecretMode.MASK)
     assert "<private_key>*****</private_key>" in document
     assert "PRIVATE KEY" not in document and key.splitlines()[1] not in document
@@ -359,14 +360,14 @@ def test_a_document_with_only_hostname_changes_only_the_hostname(admin):
 def test_a_certificates_section_replaces_the_whole_list(admin, pki):
     stage_certificate(admin, "Mail", pki)
     workflow.commit(admin)
-    demo = Certificate.objects.get(name="Demo")
+    demo = Certificate.objects.at(CLUSTER).get(name="Demo")
     document = xml(
         "<certificates>",
         profile("Demo", demo.certificate_pem, vault.unseal(demo.private_key_sealed)),
         "</certificates>",
     )
     configfile.load(admin, document, None, "certificates.xml")
-    assert list(Certificate.objects.values_list("name", flat=True)) == ["Demo"]
+    assert list(Certificate.objects.at(CLUSTER).values_list("name", flat=True)) == ["Demo"]
     [change] = workflow.pending_changes()
     assert [(o.action, o.name) for o in change.objects] == [("deleted", "certificate 'Mail'")]
 
@@ -391,7 +392,7 @@ def test_settings_left_out_take_their_defaults(admin):
         "defaults.xml",
     )
     assert SystemSettings.load().rollback_versions_kept == 10
-    [interface] = Interface.objects.all()
+    [interface] = Interface.objects.of("").all()
     assert (interface.name, interface.netmask, interface.https_port, interface.certificate_name) == (
         "Data",
         24,
@@ -759,7 +760,7 @@ def test_a_large_configuration_loads_within_the_size_limit(admin, pki, settings)
     )
     assert len(document) <= settings.CONFIG_FILE_MAX_BYTES
     configfile.load(admin, document, None, "large.xml")
-    assert list(Certificate.objects.values_list("name", flat=True)) == names
+    assert list(Certificate.objects.at(CLUSTER).values_list("name", flat=True)) == names
     assert workflow.commit(admin, "large").number == 2
     saved = configfile.running_document(admin, SecretMode.MASK)
     assert saved.count("<certificate>") == 1000

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from appliance import redirects, workflow
+from appliance.config.levels import CLUSTER
 from appliance.models import PendingConfirmation, SslSettings, SystemSettings
 from appliance.validators import validate_hostname, validate_object_name
 
@@ -49,7 +50,7 @@ def test_stacked_unconfirmed_commits_roll_back_to_the_last_confirmed_version(adm
 
 
 def test_a_change_of_the_consoles_ssl_settings_offers_the_automatic_rollback(login, admin):
-    workflow.submit(admin, "tls", lambda: SslSettings.objects.update(gui_tls_min="TLSv1.3"))
+    workflow.submit(admin, "tls", lambda: SslSettings.objects.at(CLUSTER).update(gui_tls_min="TLSv1.3"))
     page = (
         login(admin).get(reverse("uncommitted_changes"), headers={"Host": "127.0.0.1:8443"}).content.decode()
     )

@@ -10,6 +10,7 @@ from aiosmtpd.controller import Controller
 from django.urls import reverse
 
 from appliance import alerts, workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from destinations import routes, store
 from destinations.entries import Entry
 from gateway import alert_mail
@@ -48,8 +49,8 @@ def delivery(admin, plain_server, tmp_path, settings):
 
     def change():
         routes.create("example.com", [{"host": f"127.0.0.1:{port}", "priority": None}])
-        store.save_destination(Entry("example.com", tls="required"))
-        store.set_destination_controls("", send_tls_required_alert=True)
+        store.save_destination(CLUSTER, Entry("example.com", tls="required"))
+        store.set_destination_controls(CLUSTER_MODE, "", send_tls_required_alert=True)
         alerts.create("ops@alerts.test", ["system"], ["warning"])
         alerts.create("hw@alerts.test", ["hardware"], ["critical"])
 
@@ -100,7 +101,9 @@ def test_a_required_tls_failure_alerts_the_system_warning_recipients_once_an_hou
 def test_no_alert_when_the_setting_is_off(loop_thread, delivery, admin):
     engine, _ = delivery
     workflow.submit(
-        admin, "alerts off", lambda: store.set_destination_controls("", send_tls_required_alert=False)
+        admin,
+        "alerts off",
+        lambda: store.set_destination_controls(CLUSTER_MODE, "", send_tls_required_alert=False),
     )
     workflow.commit(admin, "alerts off")
     config = workflow.running_config()

@@ -18,6 +18,7 @@ import re
 import pytest
 
 from appliance import interfaces
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from destinations import delivery_settings, store
 from destinations.entries import Entry
 from gateway.delivery import attempt as delivery
@@ -107,7 +108,7 @@ def test_the_wait_doubles_up_to_the_maximum(outbound, receivers):
     outbound.route(DOMAIN, destination.hop)
     outbound.stage(
         "Mail Delivery",
-        lambda: delivery_settings.set_delivery(initial_retry=120, max_retry_interval=400),
+        lambda: delivery_settings.set_delivery(CLUSTER_MODE, initial_retry=120, max_retry_interval=400),
     )
     outbound.commit()
     assert outbound.config["delivery"][0]["initial_retry"] == 120
@@ -233,7 +234,9 @@ def test_a_message_in_the_queue_longer_than_allowed_bounces(outbound, receivers,
     outbound.route(DOMAIN, destination.hop)
     outbound.route(SENDER_DOMAIN, sender_side.hop)
     if lifetime:
-        outbound.stage("lifetime", lambda: delivery_settings.set_delivery(max_queue_lifetime=lifetime))
+        outbound.stage(
+            "lifetime", lambda: delivery_settings.set_delivery(CLUSTER_MODE, max_queue_lifetime=lifetime)
+        )
     outbound.commit()
     allowed = lifetime or delivery.DEFAULTS["max_queue_lifetime"]
     young = outbound.queue(received=now() - datetime.timedelta(seconds=allowed - 120))
@@ -424,10 +427,10 @@ def test_the_delivery_interface_gives_the_source_address_and_the_ehlo_name(outbo
         "httpd_port": None,
         "httpsd_port": None,
     }
-    outbound.stage("interface", lambda: interfaces.save(None, interface))
+    outbound.stage("interface", lambda: interfaces.save(CLUSTER_MODE, None, interface))
     outbound.stage(
         "delivery interface",
-        lambda: delivery_settings.set_delivery(default_delivery_interface="Outgoing"),
+        lambda: delivery_settings.set_delivery(CLUSTER_MODE, default_delivery_interface="Outgoing"),
     )
     outbound.commit()
     mid, dcid = outbound.queue(), outbound.next_dcid()
@@ -485,7 +488,8 @@ def test_messages_to_one_domain_share_a_connection_up_to_the_maximum(outbound, r
     destination = receivers(PLAIN)
     outbound.route(DOMAIN, destination.hop)
     outbound.stage(
-        "two a connection", lambda: store.save_destination(Entry(DOMAIN, max_messages_per_connection=2))
+        "two a connection",
+        lambda: store.save_destination(CLUSTER, Entry(DOMAIN, max_messages_per_connection=2)),
     )
     outbound.commit()
     first_dcid = outbound.next_dcid()
@@ -503,7 +507,9 @@ def test_a_burst_to_one_domain_keeps_to_its_concurrent_connections_and_reuses_th
     outbound.route(DOMAIN, destination.hop)
     outbound.stage(
         "two connections",
-        lambda: store.save_destination(Entry(DOMAIN, max_connections=2, max_messages_per_connection=100)),
+        lambda: store.save_destination(
+            CLUSTER, Entry(DOMAIN, max_connections=2, max_messages_per_connection=100)
+        ),
     )
     outbound.commit()
     mids = [outbound.queue() for _ in range(20)]
@@ -528,7 +534,9 @@ def test_a_burst_to_one_domain_keeps_to_its_concurrent_connections_and_reuses_th
 def test_recipients_per_minute_hold_the_rest_for_later(outbound, receivers):
     destination = receivers(PLAIN)
     outbound.route(DOMAIN, destination.hop)
-    outbound.stage("two a minute", lambda: store.save_destination(Entry(DOMAIN, max_recipients_per_minute=2)))
+    outbound.stage(
+        "two a minute", lambda: store.save_destination(CLUSTER, Entry(DOMAIN, max_recipients_per_minute=2))
+    )
     outbound.commit()
     first, second = outbound.queue([RECIPIENT, f"b@{DOMAIN}"]), outbound.queue([f"c@{DOMAIN}"])
     outbound.deliver(first)

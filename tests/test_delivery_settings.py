@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from appliance import interfaces, workflow
 from appliance.config.diff import diff
+from appliance.config.levels import CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from appliance.models import Interface
@@ -58,11 +59,11 @@ def candidate() -> dict:
 
 
 def stage(user, **changes):
-    return workflow.submit(user, "edit delivery", lambda: set_delivery(**changes))
+    return workflow.submit(user, "edit delivery", lambda: set_delivery(CLUSTER_MODE, **changes))
 
 
 def add_data1(user):
-    workflow.submit(user, "add Data1", lambda: interfaces.save(None, dict(DATA1)))
+    workflow.submit(user, "add Data1", lambda: interfaces.save(CLUSTER_MODE, None, dict(DATA1)))
 
 
 def page(response) -> str:
@@ -124,13 +125,13 @@ def test_auto_is_left_out_of_the_file(admin):
 
 def test_a_partial_document_replaces_only_the_delivery_settings(admin):
     stage(admin, **CHANGED)
-    routes_before = registry.get("smtp_routes").read()
-    interfaces_before = registry.get("interfaces").read()
+    routes_before = registry.read("smtp_routes")
+    interfaces_before = registry.read("interfaces")
     document = parse(b"<config>\n<delivery>\n<max_concurrency>50</max_concurrency>\n</delivery>\n</config>")
     workflow.load_document(admin, document, "loaded")
     assert candidate() == {**DEFAULTS, "max_concurrency": 50}  # left out: the defaults
-    assert registry.get("smtp_routes").read() == routes_before
-    assert registry.get("interfaces").read() == interfaces_before
+    assert registry.read("smtp_routes") == routes_before
+    assert registry.read("interfaces") == interfaces_before
     workflow.load_document(admin, parse(b"<config><delivery/></config>"), "loaded")
     assert candidate() == DEFAULTS
     # A document without <delivery> leaves the settings alone.
@@ -318,15 +319,15 @@ def test_the_interface_in_use_cannot_be_deleted_or_renamed(admin):
     add_data1(admin)
     stage(admin, default_delivery_interface="Data1")
     use = "Mail Delivery (Default Delivery Interface)"
-    assert registry.where_used("interfaces")["Data1"] == [use]
+    assert registry.where_used("interfaces", CLUSTER_MODE)["Data1"] == [use]
     with pytest.raises(
         workflow.ChangeRefused, match=rf"^'Data1' cannot be deleted while it is used by {re.escape(use)}$"
     ):
-        workflow.submit(admin, "delete", lambda: interfaces.delete("Data1"))
+        workflow.submit(admin, "delete", lambda: interfaces.delete(CLUSTER_MODE, "Data1"))
     renamed = {**DATA1, "interface_name": "Data2"}
     with pytest.raises(workflow.ChangeRefused, match="'Data1' cannot be renamed while"):
-        workflow.submit(admin, "rename", lambda: interfaces.save("Data1", renamed))
-    assert [i["interface_name"] for i in registry.get("interfaces").read()] == ["Data1", "Management"]
+        workflow.submit(admin, "rename", lambda: interfaces.save(CLUSTER_MODE, "Data1", renamed))
+    assert [i["interface_name"] for i in registry.read("interfaces")] == ["Data1", "Management"]
     # A file that drops the interface is refused too; with Auto it may go.
     document = parse(
         render({"interfaces": registry.candidate()["interfaces"][1:]}, SecretMode.PLAIN).encode()
@@ -335,15 +336,15 @@ def test_the_interface_in_use_cannot_be_deleted_or_renamed(admin):
         workflow.load_document(admin, document, "loaded")
     assert refusal.value.problems == ["Mail Delivery uses interface 'Data1', which does not exist"]
     stage(admin, default_delivery_interface="")
-    workflow.submit(admin, "delete", lambda: interfaces.delete("Data1"))
-    assert "Data1" not in registry.where_used("interfaces")
+    workflow.submit(admin, "delete", lambda: interfaces.delete(CLUSTER_MODE, "Data1"))
+    assert "Data1" not in registry.where_used("interfaces", CLUSTER_MODE)
 
 
 def test_the_commit_checks_the_interface(admin):
     """A candidate naming an interface that is gone (written past the store) is refused at commit."""
     add_data1(admin)
     stage(admin, default_delivery_interface="Data1")
-    Interface.objects.filter(name="Data1").delete()
+    Interface.objects.of("").filter(name="Data1").delete()
     with pytest.raises(workflow.ChangeRefused) as refusal:
         workflow.commit(admin)
     assert "Mail Delivery uses interface 'Data1', which does not exist" in refusal.value.problems

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from destinations import store
 from destinations.models import TlsSupport
@@ -204,7 +205,7 @@ def assert_record(outbound, dcid: int, mode: str, kind: str, fate: str) -> None:
     """The connection's record for the TLS Connections report: its policy, TLS result and verification."""
     mode = effective(mode)
     flush_records(outbound.runner, outbound.shared)
-    record = Connection.objects.get(direction=Direction.OUTGOING, cid=dcid)
+    record = Connection.objects.of("").get(direction=Direction.OUTGOING, cid=dcid)
     policy = {
         TlsSupport.NONE: TlsPolicy.OFF,
         TlsSupport.PREFERRED: TlsPolicy.PREFERRED,
@@ -357,7 +358,7 @@ def test_the_global_outbound_certificate_is_presented_when_the_server_asks(outbo
     receiver = receivers(TRUSTED, context=context)
     outbound.stage(
         "outbound certificate",
-        lambda: store.set_destination_controls("Demo", send_tls_required_alert=False),
+        lambda: store.set_destination_controls(CLUSTER_MODE, "Demo", send_tls_required_alert=False),
     )
     configure(outbound, server_pki, TlsSupport.REQUIRED, receiver.hop)
     mid = outbound.queue()
@@ -375,7 +376,9 @@ def test_the_global_outbound_certificate_is_presented_when_the_server_asks(outbo
 def delivering_fixture(gateway, tmp_path):
     """The gateway of ``gateway_fixtures`` on a spool of this test's own, with its delivery loop."""
     gateway.gateway.shared.spool = Spool(tmp_path / "spool")
-    gateway.stage("take mail for the test domain", lambda: rat.add_entry(IN, DOMAIN, "ACCEPT", order=1))
+    gateway.stage(
+        "take mail for the test domain", lambda: rat.add_entry(CLUSTER, IN, DOMAIN, "ACCEPT", order=1)
+    )
     with running(gateway.runner, gateway.gateway.delivery):
         yield gateway
 

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render, without_header
 from destinations import entries, lookup, store
@@ -25,13 +26,13 @@ SYNTAX = (
 def add(admin, *table: Entry) -> None:
     def apply():
         for entry in table:
-            store.save_destination(entry)
+            store.save_destination(CLUSTER, entry)
 
     workflow.submit(admin, "add", apply)
 
 
 def names() -> list[str]:
-    return [item["destination_name"] for item in entries.read_items()]
+    return [item["destination_name"] for item in entries.read_items(CLUSTER)]
 
 
 @pytest.fixture
@@ -95,40 +96,42 @@ def table(admin):
 def test_bad_entries_are_refused_and_nothing_changes(admin, entry, message):
     add(admin, Entry("example.com"))
     workflow.commit(admin)
-    before = entries.read_items()
+    before = entries.read_items(CLUSTER)
     with pytest.raises(workflow.ChangeRefused) as refusal:
-        workflow.submit(admin, "bad", lambda: store.save_destination(entry))
+        workflow.submit(admin, "bad", lambda: store.save_destination(CLUSTER, entry))
     assert str(refusal.value) == message
-    assert entries.read_items() == before
+    assert entries.read_items(CLUSTER) == before
     assert not workflow.has_uncommitted_changes()
 
 
 def test_the_default_entry_cannot_be_deleted_renamed_or_set_to_default(table):
-    before = entries.read_items()
+    before = entries.read_items(CLUSTER)
     attempts = {
         "The Default entry cannot be deleted: it holds the settings of every destination without an entry "
-        "of its own": lambda: store.delete_destinations(["example.com", "Default"]),
+        "of its own": lambda: store.delete_destinations(CLUSTER, ["example.com", "Default"]),
         "The Default entry's TLS Support cannot be Default: it is the setting the other entries' Default "
         "refers to; choose None, Preferred, Required, Preferred - Verify or Required - Verify": lambda: (
-            store.save_destination(Entry("Default", tls="default", **_limits()), original="Default")
+            store.save_destination(CLUSTER, Entry("Default", tls="default", **_limits()), original="Default")
         ),
         "The Default entry cannot be renamed: it is the entry of every other destination": lambda: (
-            store.save_destination(Entry("other.example", tls="none"), original="Default")
+            store.save_destination(CLUSTER, Entry("other.example", tls="none"), original="Default")
         ),
         "The Default entry needs its own Concurrent Connections: it has no Default to use": lambda: (
             store.save_destination(
-                Entry("Default", tls="none", **{**_limits(), "max_connections": None}), original="Default"
+                CLUSTER,
+                Entry("Default", tls="none", **{**_limits(), "max_connections": None}),
+                original="Default",
             )
         ),
         "'gone.example' was not found in the destination control table": lambda: store.delete_destinations(
-            ["gone.example"]
+            CLUSTER, ["gone.example"]
         ),
     }
     for message, attempt in attempts.items():
         with pytest.raises(workflow.ChangeRefused) as refusal:
             workflow.submit(table, "bad", attempt)
         assert str(refusal.value) == message
-    assert entries.read_items() == before
+    assert entries.read_items(CLUSTER) == before
     assert not workflow.has_uncommitted_changes()
 
 
@@ -158,35 +161,39 @@ def test_names_are_stored_in_one_form(admin):
         "mail.example.com",
         "xn--bcher-kva.example",
     ]
-    assert Destination.objects.get(name="192.0.2.7").display_name == "[192.0.2.7]"
+    assert Destination.objects.at(CLUSTER).get(name="192.0.2.7").display_name == "[192.0.2.7]"
 
 
 def test_the_default_entry_ships_at_preferred_and_comes_back(admin):
-    default = lookup.entry_for("user@example.com").default
+    default = lookup.entry_for(CLUSTER, "user@example.com").default
     assert (default.tls, default.max_connections, default.max_recipients_per_minute) == (
         "preferred",
         50,
         None,
     )
-    Destination.objects.all().delete()  # even without its row, the table has a Default entry
-    assert names() == ["Default"] and lookup.entry_for("example.com").tls == TlsSupport.PREFERRED
+    Destination.objects.at(CLUSTER).all().delete()  # even without its row, the table has a Default entry
+    assert names() == ["Default"] and lookup.entry_for(CLUSTER, "example.com").tls == TlsSupport.PREFERRED
 
 
 def test_editing_renames_and_changes_only_what_is_given(table):
     workflow.submit(
         table,
         "edit",
-        lambda: store.save_destination(Entry("example.net", tls="required"), original="Example.com"),
+        lambda: store.save_destination(CLUSTER, Entry("example.net", tls="required"), original="Example.com"),
     )
     assert "example.com" not in names() and "example.net" in names()
     with pytest.raises(
         workflow.ChangeRefused, match="^The destination '.example.com' is already in the table$"
     ):
         workflow.submit(
-            table, "edit", lambda: store.save_destination(Entry(".example.com"), original="example.net")
+            table,
+            "edit",
+            lambda: store.save_destination(CLUSTER, Entry(".example.com"), original="example.net"),
         )
     warning = workflow.submit(
-        table, "none", lambda: store.save_destination(Entry("Default", tls="none", **_limits()), "Default")
+        table,
+        "none",
+        lambda: store.save_destination(CLUSTER, Entry("Default", tls="none", **_limits()), "Default"),
     ).warnings
     assert warning == [
         "TLS Support of the Default entry is None: mail to every destination without an entry of its own "
@@ -217,7 +224,7 @@ def test_editing_renames_and_changes_only_what_is_given(table):
 )
 def test_lookup_precedence(table, address, entry, kind, tls):
     with CaptureQueriesContext(connection) as queries:
-        match = lookup.entry_for(address)
+        match = lookup.entry_for(CLUSTER, address)
     assert (match.entry.name, match.kind, match.tls) == (entry, kind, tls)
     assert len(queries) == 1  # one indexed name__in query, whatever the table's size
 
@@ -227,22 +234,27 @@ def test_lookup_follows_the_default_entry_and_explains(table):
         table,
         "default",
         lambda: store.save_destination(
-            Entry("Default", tls="required", **{**_limits(), "max_recipients_per_minute": 600}), "Default"
+            CLUSTER,
+            Entry("Default", tls="required", **{**_limits(), "max_recipients_per_minute": 600}),
+            "Default",
         ),
     )
-    match = lookup.entry_for("user@partner.org")
+    match = lookup.entry_for(CLUSTER, "user@partner.org")
     assert match.tls == TlsSupport.REQUIRED and match.effective("max_recipients_per_minute") == 600
     assert match.effective("max_connections") == 10
-    assert lookup.entry_for("user@host.sub.example.com").effective("max_recipients_per_minute") == 180
-    assert lookup.entry_for("x@host.sub.example.com").reason == (
+    assert (
+        lookup.entry_for(CLUSTER, "user@host.sub.example.com").effective("max_recipients_per_minute") == 180
+    )
+    assert lookup.entry_for(CLUSTER, "x@host.sub.example.com").reason == (
         "the subdomain entry .sub.example.com, the longest one covering host.sub.example.com"
     )
     assert (
-        lookup.entry_for("x@nowhere.example").reason == "no entry covers nowhere.example: the Default entry"
+        lookup.entry_for(CLUSTER, "x@nowhere.example").reason
+        == "no entry covers nowhere.example: the Default entry"
     )
     for bad in ("user@", "user@.example.com", "user@exa mple.com"):
         with pytest.raises(ValueError):
-            lookup.entry_for(bad)
+            lookup.entry_for(CLUSTER, bad)
 
 
 def test_candidate_names_are_the_domain_and_its_parent_suffixes():
@@ -262,7 +274,7 @@ def test_xml_round_trip_with_entries(table):
     workflow.submit(
         table,
         "limits",
-        lambda: store.save_destination(Entry("192.0.2.1", tls="none", **_limits()), "192.0.2.1"),
+        lambda: store.save_destination(CLUSTER, Entry("192.0.2.1", tls="none", **_limits()), "192.0.2.1"),
     )
     saved = render(registry.candidate(), SecretMode.PLAIN)
     assert (
@@ -282,7 +294,7 @@ def test_xml_round_trip_with_entries(table):
     ) in saved
     assert saved.index("<destination_name>Default<") < saved.index("<destination_name>.example.com<")
     workflow.abandon(table)
-    workflow.submit(table, "wipe", lambda: entries.replace_table([]))
+    workflow.submit(table, "wipe", lambda: entries.replace_table(CLUSTER, []))
     assert names() == ["Default"]
     workflow.load_document(table, parse(saved.encode("latin-1")), "loaded")
     assert workflow.commit(table) is not None
@@ -297,15 +309,15 @@ def test_a_partial_file_recreates_the_default_entry(table):
         b"<max_host_concurrency>7</max_host_concurrency></destination></destination_controls></config>"
     )
     workflow.load_document(table, document, "loaded")
-    default = lookup.entry_for("x@other.example").default
+    default = lookup.entry_for(CLUSTER, "x@other.example").default
     assert names() == ["Default", "example.com"]
     assert (default.tls, default.max_connections, default.ip_preference) == ("preferred", 7, "ipv6_preferred")
     workflow.load_document(table, parse(b"<config><destination_controls/></config>"), "empty")
-    assert names() == ["Default"] and lookup.entry_for("x@example.com").default.max_connections == 50
+    assert names() == ["Default"] and lookup.entry_for(CLUSTER, "x@example.com").default.max_connections == 50
 
 
 def test_bad_destinations_in_a_file_are_refused_with_line_and_element(table):
-    before = entries.read_items()
+    before = entries.read_items(CLUSTER)
     cases = {
         b"<destination><destination_name>exa mple.com</destination_name></destination>": (
             f"line 3: <destination_name> 'exa mple.com' {SYNTAX}"
@@ -339,7 +351,7 @@ def test_bad_destinations_in_a_file_are_refused_with_line_and_element(table):
         with pytest.raises(ConfigFileError) as error:
             parse(data)
         assert error.value.problems == [problem]
-    assert entries.read_items() == before
+    assert entries.read_items(CLUSTER) == before
 
 
 # --- Uncommitted Changes: each entry is an object ------------------------------------------
@@ -347,9 +359,11 @@ def test_bad_destinations_in_a_file_are_refused_with_line_and_element(table):
 
 def test_the_diff_shows_each_changed_entry(table, login):
     def apply():
-        store.save_destination(Entry("new.example", tls="required_verify"))
-        store.save_destination(Entry("example.com", tls="none", max_connections=20), original="example.com")
-        store.delete_destinations(["192.0.2.1"])
+        store.save_destination(CLUSTER, Entry("new.example", tls="required_verify"))
+        store.save_destination(
+            CLUSTER, Entry("example.com", tls="none", max_connections=20), original="example.com"
+        )
+        store.delete_destinations(CLUSTER, ["192.0.2.1"])
 
     workflow.submit(table, "three", apply)
     [section] = workflow.pending_changes()
@@ -408,7 +422,7 @@ def test_destconfig_new_edit_list_lookup_delete(admin):
 
 def test_destconfig_refusals(admin, read_only):
     run("destconfig", "new", "example.com", "--tls", "required")
-    before = entries.read_items()
+    before = entries.read_items(CLUSTER)
     assert refused("destconfig", "new", "exa mple.com", "--tls", "none") == f"Error: 'exa mple.com' {SYNTAX}"
     assert refused("destconfig", "new", "EXAMPLE.com", "--tls", "none") == (
         "Error: The destination 'example.com' is already in the table"
@@ -438,4 +452,4 @@ def test_destconfig_refusals(admin, read_only):
         "Preview only (Read-Only Operator): nothing was stored.",
         "Destination Controls: Destination Controls: destination 'b.example' added",
     ]
-    assert entries.read_items() == before
+    assert entries.read_items(CLUSTER) == before

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from destinations import entries, store
 from destinations.entries import Entry
 from destinations.models import Destination
@@ -38,17 +39,17 @@ def form(**values) -> dict:
 
 
 def import_text(admin, text: str):
-    return workflow.submit(admin, "import", lambda: store.import_destinations(text))
+    return workflow.submit(admin, "import", lambda: store.import_destinations(CLUSTER, text))
 
 
 def names() -> list[str]:
-    return [item["destination_name"] for item in entries.read_items()]
+    return [item["destination_name"] for item in entries.read_items(CLUSTER)]
 
 
 def bulk(count: int) -> None:
     """``count`` entries straight into the candidate rows (test data, not a change)."""
-    entries.default_row()
-    Destination.objects.bulk_create(
+    entries.default_row(CLUSTER)
+    Destination.objects.at(CLUSTER).bulk_create(
         Destination(name=f"d{number:05d}.example.com", tls="required", max_connections=number % 1000 + 1)
         for number in range(count)
     )
@@ -60,7 +61,7 @@ def bulk(count: int) -> None:
 def test_export_then_import_gives_the_same_table(admin):
     outcome = import_text(admin, TABLE)
     assert outcome.notes == ["Imported 5 entries, the Default entry included."]
-    exported = store.export_destinations()
+    exported = store.export_destinations(CLUSTER)
     assert exported.splitlines()[3:] == [
         "Default tls=required ip_sort_pref=ipv4_preferred max_host_concurrency=100 "
         "max_messages_per_connection=20 limits_apply_to=mx_ip",
@@ -69,11 +70,11 @@ def test_export_then_import_gives_the_same_table(admin):
         "2001:db8::1 tls=default",
         "example.com tls=required_verify max_host_concurrency=20 max_recipients_per_minute=180",
     ]
-    before = entries.read_items()
-    workflow.submit(admin, "wipe", lambda: entries.replace_table([]))
+    before = entries.read_items(CLUSTER)
+    workflow.submit(admin, "wipe", lambda: entries.replace_table(CLUSTER, []))
     import_text(admin, exported)
-    assert entries.read_items() == before
-    assert store.export_destinations() == exported
+    assert entries.read_items(CLUSTER) == before
+    assert store.export_destinations(CLUSTER) == exported
 
 
 def test_a_file_without_default_keeps_the_default_entry(admin):
@@ -84,13 +85,13 @@ def test_a_file_without_default_keeps_the_default_entry(admin):
         "The file has no Default line: the Default entry keeps its settings.",
     ]
     assert names() == ["Default", "new.example"]
-    assert Destination.objects.get(name="Default").max_connections == 100
+    assert Destination.objects.at(CLUSTER).get(name="Default").max_connections == 100
 
 
 def test_a_bad_line_refuses_the_whole_import_by_number(admin):
     import_text(admin, TABLE)
     workflow.commit(admin)
-    before = entries.read_items()
+    before = entries.read_items(CLUSTER)
     bad = (
         "good.example tls=required\n"
         "exa_mple.com tls=none\n"
@@ -118,7 +119,7 @@ def test_a_bad_line_refuses_the_whole_import_by_number(admin):
         "max_messages_per_connection, max_recipients_per_minute, limits_apply_to)",
         "line 9: tls is given twice",
     ]
-    assert entries.read_items() == before
+    assert entries.read_items(CLUSTER) == before
     assert not workflow.has_uncommitted_changes()
 
 
@@ -126,7 +127,7 @@ def test_a_table_of_10000_lines_imports_in_one_step_and_commits(admin):
     lines = [f"d{number:05d}.example.com tls=required max_host_concurrency=10" for number in range(10_000)]
     outcome = import_text(admin, "\n".join(lines))
     assert outcome.notes[0] == "Imported 10,001 entries, the Default entry included."
-    assert Destination.objects.count() == 10_001
+    assert Destination.objects.at(CLUSTER).count() == 10_001
     assert workflow.commit(admin) is not None
     assert len(workflow.running_config()["destination_controls"][0]["destination"]) == 10_001
 
@@ -141,7 +142,7 @@ def test_import_and_export_pages(login, admin):
     assert "Imported 5 entries, the Default entry included." in response.content.decode()
     export = client.get(reverse("destinations:destination_export"))
     assert export["Content-Disposition"] == 'attachment; filename="destination-controls.txt"'
-    assert export.content.decode() == store.export_destinations()
+    assert export.content.decode() == store.export_destinations(CLUSTER)
     bad = SimpleUploadedFile("bad.txt", b"ok.example\nbad_name!\n")
     response = client.post(reverse("destinations:destination_import"), {"table": bad})
     page = response.content.decode()
@@ -155,7 +156,7 @@ def test_import_of_10000_lines_through_the_page(login, admin):
     upload = SimpleUploadedFile("big.txt", text.encode())
     response = login(admin).post(reverse("destinations:destination_import"), {"table": upload})
     assert response.status_code == 302
-    assert Destination.objects.filter(tls="preferred_verify").count() == 10_000
+    assert Destination.objects.at(CLUSTER).filter(tls="preferred_verify").count() == 10_000
 
 
 def test_destconfig_import_and_export(admin, tmp_path):
@@ -170,7 +171,7 @@ def test_destconfig_import_and_export(admin, tmp_path):
     out = io.StringIO()
     call_command("destconfig", "export", str(target), stdout=out)
     assert out.getvalue() == f"Exported 5 entries to {target}\n"
-    assert target.read_text() == store.export_destinations()
+    assert target.read_text() == store.export_destinations(CLUSTER)
     err = io.StringIO()
     source.write_text("ok.example\n.\n")
     with pytest.raises(SystemExit) as exit:
@@ -254,7 +255,7 @@ def test_add_edit_and_delete_through_the_page(login, admin):
         ADD, form(new_name="Example.com", table_tls="required_verify", max_host_concurrency="20"), follow=True
     )
     assert response.redirect_chain == [(PAGE, 302)]
-    row = Destination.objects.get(name="example.com")
+    row = Destination.objects.at(CLUSTER).get(name="example.com")
     assert (row.tls, row.max_connections, row.ip_preference) == ("required_verify", 20, None)
     edit = client.get(edit_url("example.com")).content.decode()
     assert (
@@ -277,7 +278,7 @@ def test_refusals_on_the_page_change_nothing(login, admin):
     client = login(admin)
     client.post(ADD, form(new_name="example.com", table_tls="required"))
     workflow.commit(admin)
-    before = entries.read_items()
+    before = entries.read_items(CLUSTER)
     bad_name = client.post(ADD, form(new_name="exa mple.com"))
     assert bad_name.status_code == 400
     assert (
@@ -306,7 +307,7 @@ def test_refusals_on_the_page_change_nothing(login, admin):
     assert delete_default.status_code == 409
     assert "The Default entry cannot be deleted" in delete_default.content.decode()
     assert client.get(edit_url("nowhere.example")).status_code == 404
-    assert entries.read_items() == before
+    assert entries.read_items(CLUSTER) == before
     assert not workflow.has_uncommitted_changes()
 
 
@@ -341,7 +342,7 @@ def test_roles(login, read_only, guest, admin):
         reverse("destinations:destination_lookup"),
     ):
         assert login(guest).get(url).status_code == 403
-    workflow.submit(admin, "add", lambda: store.save_destination(Entry("example.com")))
+    workflow.submit(admin, "add", lambda: store.save_destination(CLUSTER, Entry("example.com")))
     assert (
         login(guest).post(reverse("destinations:destination_delete"), {"name": ["example.com"]}).status_code
         == 403

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from appliance import workflow
 from appliance.config import checks
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from certificates import store as certificate_store
@@ -27,7 +28,7 @@ DEMO_WARNING = (
 
 
 def settings() -> tuple[str, bool]:
-    row = DestinationControls.load()
+    row = DestinationControls.load(CLUSTER)
     return row.certificate_name, row.send_tls_required_alert
 
 
@@ -51,7 +52,7 @@ def test_shipped_settings_have_no_certificate_and_no_alert(appliance):
 
 
 def test_destination_controls_round_trip(admin):
-    workflow.submit(admin, "set", lambda: store.set_destination_controls("Demo", True))
+    workflow.submit(admin, "set", lambda: store.set_destination_controls(CLUSTER_MODE, "Demo", True))
     xml = render(registry.candidate(), SecretMode.PLAIN)
     assert (
         "  <destination_controls>\n"
@@ -66,13 +67,13 @@ def test_destination_controls_round_trip(admin):
         "send_tls_required_alert": True,
     }
     workflow.commit(admin)
-    workflow.submit(admin, "clear", lambda: store.set_destination_controls("", False))
+    workflow.submit(admin, "clear", lambda: store.set_destination_controls(CLUSTER_MODE, "", False))
     workflow.load_document(admin, document, "loaded")
     assert settings() == ("Demo", True)
 
 
 def test_a_partial_file_takes_the_defaults(admin):
-    workflow.submit(admin, "set", lambda: store.set_destination_controls("Demo", True))
+    workflow.submit(admin, "set", lambda: store.set_destination_controls(CLUSTER_MODE, "Demo", True))
     document = parse(b"<config><destination_controls/></config>")
     workflow.load_document(admin, document, "loaded")
     assert settings() == ("", False)
@@ -101,14 +102,16 @@ def test_bad_destination_controls_files_are_refused_with_line_and_element(admin)
 
 def test_an_unknown_certificate_is_refused_and_nothing_changes(admin):
     with pytest.raises(workflow.ChangeRefused, match="^There is no certificate named 'Nope'$"):
-        workflow.submit(admin, "bad", lambda: store.set_destination_controls("Nope", True))
+        workflow.submit(admin, "bad", lambda: store.set_destination_controls(CLUSTER_MODE, "Nope", True))
     assert settings() == ("", False)
     assert not workflow.has_uncommitted_changes()
 
 
 def test_choosing_a_certificate_gives_the_selector_warnings(admin):
     stage_pending(admin)
-    outcome = workflow.submit(admin, "set", lambda: store.set_destination_controls("Pending", False))
+    outcome = workflow.submit(
+        admin, "set", lambda: store.set_destination_controls(CLUSTER_MODE, "Pending", False)
+    )
     assert outcome.warnings == [
         "The certificate 'Pending' is still self-signed: its signing request waits for the CA"
     ]
@@ -120,14 +123,16 @@ def test_choosing_a_certificate_gives_the_selector_warnings(admin):
 
 
 def test_demo_for_outgoing_tls_is_named_in_the_commit_warning_and_where_used(admin):
-    workflow.submit(admin, "set", lambda: store.set_destination_controls("Demo", False))
+    workflow.submit(admin, "set", lambda: store.set_destination_controls(CLUSTER_MODE, "Demo", False))
     version = workflow.commit(admin)
     [warning] = [w for w in workflow.commit_warnings(version) if w.startswith("You are currently")]
     assert "Destination Controls" in users_named_by(warning)
     assert "interface 'Management'" in users_named_by(warning)
-    assert "Destination Controls (Certificate for outgoing TLS)" in certificate_store.users_of("Demo")
+    assert "Destination Controls (Certificate for outgoing TLS)" in certificate_store.users_of(
+        CLUSTER_MODE, "Demo"
+    )
     with pytest.raises(workflow.ChangeRefused, match="used by .*Destination Controls"):
-        workflow.submit(admin, "delete", lambda: certificate_store.delete("Demo"))
+        workflow.submit(admin, "delete", lambda: certificate_store.delete(CLUSTER_MODE, "Demo"))
 
 
 # --- the pages -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 
 from appliance import alerts, workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from certificates import expiry, expiry_alerts, pki
 from certificates import store as certificate_store
 from destinations import routes
@@ -77,7 +78,7 @@ class Alerting:
         chain = bundle(credential.cert, self.authorities.intermediate.cert)
         self.stage(
             f"certificate {name}",
-            lambda: certificate_store.paste(name, chain, credential.key_pem, **options),
+            lambda: certificate_store.paste(CLUSTER, name, chain, credential.key_pem, **options),
         )
         return pki.load_certificate(credential.cert_pem)
 
@@ -139,7 +140,7 @@ def body(mail: email.message.EmailMessage) -> str:
 def test_a_certificate_and_a_custom_ca_near_their_end_are_mailed_once(alerting):
     alerting.recipient()
     mail_certificate = alerting.certificate("Mail", "mail.example.com", ends_in(10.5))
-    alerting.stage("Mail on IncomingMail", lambda: listener_store.set_certificate(IN, "Mail"))
+    alerting.stage("Mail on IncomingMail", lambda: listener_store.set_certificate(CLUSTER_MODE, IN, "Mail"))
     authority = alerting.custom_ca("Partner Root CA", ends_in(50.5))
     alerting.commit()
 
@@ -280,7 +281,7 @@ def test_a_renewed_certificate_starts_afresh(alerting):
     alerting.commit()
     assert alerting.check() == [key(old, 14)]
 
-    alerting.stage("replace Mail", lambda: certificate_store.delete("Mail"))
+    alerting.stage("replace Mail", lambda: certificate_store.delete(CLUSTER_MODE, "Mail"))
     new = alerting.certificate("Mail", "mail.example.com", ends_in(25.5))
     alerting.commit()
 

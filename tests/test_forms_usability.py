@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.models import AuditEvent
 from certificates import pki
 from certificates.models import Certificate
@@ -101,7 +102,7 @@ def test_a_check_answers_with_the_field_alone_and_stages_nothing(login, admin, n
     # A form that would be accepted is checked, never submitted.
     response = check(client, ADD_CERTIFICATE, SELF_SIGNED, "name")
     assert response.status_code == 200
-    assert not Certificate.objects.filter(name="Mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
 
 
 def test_a_valid_field_comes_back_without_an_error(login, admin, nothing_staged):
@@ -155,7 +156,7 @@ def test_each_form_checks_its_fields(login, admin, nothing_staged, url, data, fi
 def test_a_check_of_a_field_the_form_does_not_have_is_refused(login, admin, nothing_staged):
     response = check(login(admin), ADD_CERTIFICATE, SELF_SIGNED, "owner")
     assert response.status_code == 400
-    assert not Certificate.objects.filter(name="Mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
 
 
 def test_fields_are_checked_when_they_change_except_files_and_passwords(login, admin):
@@ -235,14 +236,14 @@ def test_the_key_size_must_fit_the_key_type(login, admin, nothing_staged, key_ty
     response = client.post(ADD_CERTIFICATE, data)
     assert response.status_code == 400
     assert message in block(text(response), "id_key_size_error")
-    assert not Certificate.objects.filter(name="Mail").exists()
+    assert not Certificate.objects.at(CLUSTER).filter(name="Mail").exists()
     assert message in block(text(check(client, ADD_CERTIFICATE, data, "key_size")), "id_key_size_error")
 
 
 def test_the_key_type_and_size_make_the_key(login, admin):
     response = login(admin).post(ADD_CERTIFICATE, {**SELF_SIGNED, "key_size": "P-384"})
     assert response.status_code == 302
-    certificate = Certificate.objects.get(name="Mail").certificate
+    certificate = Certificate.objects.at(CLUSTER).get(name="Mail").certificate
     assert pki.key_description(certificate.public_key()) == "ECDSA secp384r1"
 
 
@@ -293,7 +294,7 @@ def test_what_the_browser_posts_with_the_options_disabled_is_accepted(login, adm
     assert response.status_code == 302
     response = client.post(DEFAULT_PARAMETERS, {**LIMITS, "tls": "off"})  # verify disabled: not posted
     assert response.status_code == 302
-    assert hat.listener(LISTENER).default_tls_verify_client is False
+    assert hat.listener(CLUSTER, LISTENER).default_tls_verify_client is False
 
 
 # --- help beside the TLS options -----------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from certificates import store as certificate_store
 from gateway import maillog
@@ -63,7 +64,7 @@ def running_certificate(name: str) -> dict:
 def listener_tls(tls: str, verify: bool = False, address_list: str = ""):
     """A change: IncomingMail's Default Policy Parameters (what every predefined policy uses)."""
     return lambda: hat.set_default_parameters(
-        IN, tls=tls, tls_verify_client=verify, tls_mandatory_address_list=address_list
+        CLUSTER, IN, tls=tls, tls_verify_client=verify, tls_mandatory_address_list=address_list
     )
 
 
@@ -86,12 +87,13 @@ def stage_chained_certificate(gateway, pki, name: str = "Chained") -> None:
 
     def change():
         certificate_store.paste(
+            CLUSTER,
             name,
             pki.server.cert.read_bytes(),
             pki.server.key_pem,
             intermediates_data=pki.authorities.intermediate.cert.read_bytes(),
         )
-        store.set_certificate(IN, name)
+        store.set_certificate(CLUSTER_MODE, IN, name)
 
     gateway.stage(f"certificate {name}", change)
 
@@ -355,7 +357,7 @@ def test_required_swaks_in_clear_is_refused(gateway):
 
 
 def test_a_reject_policy_answers_554_and_closes(gateway):
-    gateway.stage("block", lambda: hat.add_senders(IN, "BLOCKED_LIST", ["127.0.0.1"]))
+    gateway.stage("block", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", ["127.0.0.1"]))
     gateway.commit()
     icid = gateway.next_icid()
     client = gateway.raw()
@@ -369,7 +371,7 @@ def test_a_reject_policy_answers_554_and_closes(gateway):
 
 
 def test_smtplib_sees_the_rejection_as_a_connect_error(gateway):
-    gateway.stage("block", lambda: hat.add_senders(IN, "BLOCKED_LIST", ["127.0.0.0/8"]))
+    gateway.stage("block", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", ["127.0.0.0/8"]))
     gateway.commit()
     with pytest.raises(smtplib.SMTPConnectError) as refused:
         gateway.smtp()
@@ -378,8 +380,8 @@ def test_smtplib_sees_the_rejection_as_a_connect_error(gateway):
 
 def test_tcp_refuse_closes_without_a_banner(gateway):
     def change():
-        hat.add_senders(IN, "BLOCKED_LIST", ["127.0.0.1"])
-        hat.save_policy(IN, "BLOCKED", connection_behavior="tcprefuse")
+        hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", ["127.0.0.1"])
+        hat.save_policy(CLUSTER, IN, "BLOCKED", connection_behavior="tcprefuse")
 
     gateway.stage("refuse", change)
     gateway.commit()
@@ -395,8 +397,8 @@ def test_tcp_refuse_closes_without_a_banner(gateway):
 
 def test_a_sender_group_gives_tls_required_while_the_default_is_off(gateway):
     def change():
-        hat.add_senders(IN, "ALLOWED_LIST", ["127.0.0.1"])
-        hat.save_policy(IN, "TRUSTED", tls="required")
+        hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["127.0.0.1"])
+        hat.save_policy(CLUSTER, IN, "TRUSTED", tls="required")
 
     gateway.stage("trusted needs TLS", change)
     gateway.commit()
@@ -415,7 +417,7 @@ def test_a_sender_group_gives_tls_required_while_the_default_is_off(gateway):
     ]
 
     # Hosts of other groups keep the Default Policy Parameters: TLS Off.
-    gateway.stage("no longer trusted", lambda: hat.remove_senders(IN, "ALLOWED_LIST", ["127.0.0.1"]))
+    gateway.stage("no longer trusted", lambda: hat.remove_senders(CLUSTER, IN, "ALLOWED_LIST", ["127.0.0.1"]))
     gateway.commit()
     icid = gateway.next_icid()
     with gateway.smtp() as client:
@@ -427,10 +429,10 @@ def test_a_sender_group_gives_tls_required_while_the_default_is_off(gateway):
 
 def test_continue_passes_the_host_on_to_the_next_group(gateway):
     def change():
-        hat.save_policy(IN, "MONITOR", connection_behavior="continue", create=True)
-        hat.save_group(IN, "MONITORED", policy_name="MONITOR", order=1, create=True)
-        hat.add_senders(IN, "MONITORED", ["127.0.0.0/8"])
-        hat.add_senders(IN, "UNKNOWNLIST", ["127.0.0.1"])
+        hat.save_policy(CLUSTER, IN, "MONITOR", connection_behavior="continue", create=True)
+        hat.save_group(CLUSTER, IN, "MONITORED", policy_name="MONITOR", order=1, create=True)
+        hat.add_senders(CLUSTER, IN, "MONITORED", ["127.0.0.0/8"])
+        hat.add_senders(CLUSTER, IN, "UNKNOWNLIST", ["127.0.0.1"])
 
     gateway.stage("monitor", change)
     gateway.commit()
@@ -441,7 +443,7 @@ def test_continue_passes_the_host_on_to_the_next_group(gateway):
 
 
 def test_hosts_of_other_addresses_get_their_own_group(gateway):
-    gateway.stage("block one host", lambda: hat.add_senders(IN, "BLOCKED_LIST", ["127.0.0.2"]))
+    gateway.stage("block one host", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", ["127.0.0.2"]))
     gateway.commit()
     icid = gateway.next_icid()
     with pytest.raises(smtplib.SMTPConnectError):
@@ -463,8 +465,8 @@ def test_the_recipient_access_table_refuses_other_domains_unless_the_policy_rela
     port = free_port()
 
     def add():
-        store.create("Outgoing", "private", "Management", port, "")
-        hat.add_senders("Outgoing", "RELAYLIST", ["127.0.0.1"])
+        store.create(CLUSTER_MODE, "Outgoing", "private", "Management", port, "")
+        hat.add_senders(CLUSTER, "Outgoing", "RELAYLIST", ["127.0.0.1"])
 
     gateway.stage("a private listener", add)
     gateway.commit()
@@ -751,7 +753,7 @@ def stage_dns_and_name_entry(gateway, port: int) -> None:
         registry.get("dns").write(
             [{"dns_ip": [{"address": f"127.0.0.1:{port}", "priority": 0}], "dns_ptr_timeout": 20}]
         )
-        hat.add_senders(IN, "ALLOWED_LIST", ["mail.test.example"])
+        hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["mail.test.example"])
 
     gateway.stage("DNS and a host name in the HAT", change)
     assert gateway.commit() == []
@@ -841,8 +843,8 @@ def test_a_new_listener_accepts_and_a_removed_one_refuses_new_connections(gatewa
     port = free_port()
 
     def add():
-        store.create("Second", "public", "Management", port, "")
-        hat.set_default_parameters("Second", tls="preferred")
+        store.create(CLUSTER_MODE, "Second", "public", "Management", port, "")
+        hat.set_default_parameters(CLUSTER, "Second", tls="preferred")
 
     gateway.stage("Second", add)
     assert gateway.commit("Second") == []
@@ -855,7 +857,7 @@ def test_a_new_listener_accepts_and_a_removed_one_refuses_new_connections(gatewa
 
     during = gateway.smtp(port)
     during.ehlo()
-    gateway.stage("no Second", lambda: store.delete("Second"))
+    gateway.stage("no Second", lambda: store.delete(CLUSTER, "Second"))
     assert gateway.commit("no Second") == []
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((LOOPBACK, port), timeout=5)
@@ -869,7 +871,7 @@ def test_a_new_listener_accepts_and_a_removed_one_refuses_new_connections(gatewa
 
 def test_a_listener_moved_to_another_port_follows_the_commit(gateway):
     old, new = gateway.port, free_port()
-    gateway.stage("move", lambda: store.edit(IN, port=new))
+    gateway.stage("move", lambda: store.edit(CLUSTER_MODE, IN, port=new))
     assert gateway.commit("move") == []
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((LOOPBACK, old), timeout=5)
@@ -880,7 +882,7 @@ def test_a_listener_moved_to_another_port_follows_the_commit(gateway):
 def test_a_port_another_program_holds_is_reported_and_the_rest_still_served(gateway):
     with socket.create_server((LOOPBACK, 0)) as taken:
         port = taken.getsockname()[1]
-        gateway.stage("Third", lambda: store.create("Third", "public", "Management", port, ""))
+        gateway.stage("Third", lambda: store.create(CLUSTER_MODE, "Third", "public", "Management", port, ""))
         assert gateway.commit("Third") == [
             f"listener 'Third' cannot listen on 127.0.0.1 port {port} (Address already in use)"
         ]
@@ -1004,8 +1006,10 @@ def test_id_counter_never_repeats_a_number_across_restarts(tmp_path):
 
 
 def test_committing_required_tls_on_a_listener_without_certificate_warns(admin):
-    workflow.submit(admin, "no certificate", lambda: store.set_certificate("IncomingMail", ""))
-    workflow.submit(admin, "required", lambda: hat.set_default_parameters("IncomingMail", tls="required"))
+    workflow.submit(admin, "no certificate", lambda: store.set_certificate(CLUSTER_MODE, "IncomingMail", ""))
+    workflow.submit(
+        admin, "required", lambda: hat.set_default_parameters(CLUSTER, "IncomingMail", tls="required")
+    )
     version = workflow.commit(admin, "required without certificate")
     assert (
         "listener 'IncomingMail': policy ACCEPTED requires TLS, but the listener has no certificate to offer, "

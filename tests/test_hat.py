@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from appliance import configfile, workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render, without_header
 from appliance.models import ConfigVersion
@@ -34,7 +35,7 @@ PUBLIC_GROUPS = [
 
 
 def listener_item(name: str = IN) -> dict:
-    return next(item for item in registry.get("listeners").read() if item["listener_name"] == name)
+    return next(item for item in registry.read("listeners") if item["listener_name"] == name)
 
 
 def groups(name: str = IN) -> list[tuple[str, str, list[str]]]:
@@ -55,7 +56,7 @@ def policies(name: str = IN) -> dict[str, tuple]:
 
 
 def row(name: str = IN) -> Listener:
-    return Listener.objects.get(name=name)
+    return Listener.objects.at(CLUSTER).get(name=name)
 
 
 def refuses(user, apply, message: str, problems: list[str] | None = None) -> None:
@@ -80,26 +81,35 @@ def table(admin):
 
     def build():
         address_lists.create("Partners", ["partner.example"])
-        hat.save_policy(IN, "MONITOR", connection_behavior="continue", create=True)
+        hat.save_policy(CLUSTER, IN, "MONITOR", connection_behavior="continue", create=True)
         hat.save_policy(
-            IN, "TRUSTED", tls="preferred", tls_verify_client=True, tls_mandatory_address_list="Partners"
+            CLUSTER,
+            IN,
+            "TRUSTED",
+            tls="preferred",
+            tls_verify_client=True,
+            tls_mandatory_address_list="Partners",
         )
-        hat.save_policy(IN, "THROTTLED", tls="required")
-        hat.set_default_parameters(IN, tls="preferred")
-        hat.add_senders(IN, "ALLOWED_LIST", ["10.1.1.1", "2001:DB8::1", "MX.Partner.Example"])
+        hat.save_policy(CLUSTER, IN, "THROTTLED", tls="required")
+        hat.set_default_parameters(CLUSTER, IN, tls="preferred")
+        hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["10.1.1.1", "2001:DB8::1", "MX.Partner.Example"])
         hat.add_senders(
-            IN, "BLOCKED_LIST", ["10.1.0.0/16", "192.0.2.10-20", ".spam.example", "2001:db8:bad::/48"]
+            CLUSTER,
+            IN,
+            "BLOCKED_LIST",
+            ["10.1.0.0/16", "192.0.2.10-20", ".spam.example", "2001:db8:bad::/48"],
         )
         hat.add_senders(
+            CLUSTER,
             IN,
             "SUSPECTLIST",
             ["198.51.100.", "203.0.113.5-203.0.113.9", "spam.example", "2001:db8::100-2001:db8::1ff"],
         )
         hat.save_group(
-            IN, "MONITORED", policy_name="MONITOR", comment="Partners we watch", order=4, create=True
+            CLUSTER, IN, "MONITORED", policy_name="MONITOR", comment="Partners we watch", order=4, create=True
         )
-        hat.add_senders(IN, "MONITORED", ["172.16.", ".partner.example"])
-        hat.add_senders(IN, "UNKNOWNLIST", ["172.16.0.0/12", "relay.partner.example"])
+        hat.add_senders(CLUSTER, IN, "MONITORED", ["172.16.", ".partner.example"])
+        hat.add_senders(CLUSTER, IN, "UNKNOWNLIST", ["172.16.0.0/12", "relay.partner.example"])
 
     workflow.submit(admin, "hat", build)
     workflow.commit(admin, "hat")
@@ -330,10 +340,12 @@ def test_find_senders_refuses_what_is_no_address_or_host_name(table, address, ho
 
 
 def test_find_senders_follows_the_candidate(table):
-    workflow.submit(table, "move", lambda: hat.save_group(IN, "BLOCKED_LIST", order=1))
+    workflow.submit(table, "move", lambda: hat.save_group(CLUSTER, IN, "BLOCKED_LIST", order=1))
     finding = hat.find_senders(row(), "10.1.1.1")
     assert (finding.group.name, finding.entry) == ("BLOCKED_LIST", "10.1.0.0/16")
-    workflow.submit(table, "pass", lambda: hat.save_policy(IN, "BLOCKED", connection_behavior="continue"))
+    workflow.submit(
+        table, "pass", lambda: hat.save_policy(CLUSTER, IN, "BLOCKED", connection_behavior="continue")
+    )
     finding = hat.find_senders(row(), "10.1.1.1")
     assert (finding.group.name, finding.policy.name) == ("ALLOWED_LIST", "TRUSTED")
 
@@ -363,7 +375,7 @@ def test_the_shipped_listener_has_the_public_policies_and_groups(admin):
         "Senders you refuse",
     ]
     # they are in the shipped version, not only in the candidate
-    assert workflow.running_config()["listeners"] == registry.get("listeners").read()
+    assert workflow.running_config()["listeners"] == registry.read("listeners")
     finding = hat.find_senders(row(), "192.0.2.1", "mail.example.com")
     assert (finding.group.name, finding.policy.name, finding.policy.connection_behavior) == (
         "ALL",
@@ -374,8 +386,8 @@ def test_the_shipped_listener_has_the_public_policies_and_groups(admin):
 
 def test_a_new_listener_gets_the_predefined_policies_and_groups_of_its_type(admin):
     def create():
-        store.create("Relay", "private", "Management", 26)
-        store.create("Second", "public", "Management", 27)
+        store.create(CLUSTER_MODE, "Relay", "private", "Management", 26)
+        store.create(CLUSTER_MODE, "Second", "public", "Management", 27)
 
     workflow.submit(admin, "listeners", create)
     assert policies("Relay") == {
@@ -392,7 +404,7 @@ def test_a_new_listener_gets_the_predefined_policies_and_groups_of_its_type(admi
     assert groups("Second") == PUBLIC_GROUPS and set(policies("Second")) == set(policies())
     assert hat.find_senders(row("Second"), "10.1.1.1").policy.name == "ACCEPTED"
     # each listener has its own: changing one leaves the other
-    workflow.submit(admin, "add", lambda: hat.add_senders("Second", "BLOCKED_LIST", ["10.1.1.1"]))
+    workflow.submit(admin, "add", lambda: hat.add_senders(CLUSTER, "Second", "BLOCKED_LIST", ["10.1.1.1"]))
     assert hat.find_senders(row("Second"), "10.1.1.1").group.name == "BLOCKED_LIST"
     assert hat.find_senders(row(), "10.1.1.1").group.name == "ALL"
 
@@ -415,91 +427,103 @@ def test_add_edit_rename_and_delete_a_policy(table):
     workflow.submit(
         table,
         "add",
-        lambda: hat.save_policy(IN, "STRICT", connection_behavior="accept", tls="required", create=True),
+        lambda: hat.save_policy(
+            CLUSTER, IN, "STRICT", connection_behavior="accept", tls="required", create=True
+        ),
     )
     assert policies()["STRICT"] == ("accept", "required", False, "")
-    workflow.submit(table, "verify", lambda: hat.save_policy(IN, "STRICT", tls_verify_client=True))
+    workflow.submit(table, "verify", lambda: hat.save_policy(CLUSTER, IN, "STRICT", tls_verify_client=True))
     assert policies()["STRICT"] == ("accept", "required", True, "")
-    workflow.submit(table, "rename", lambda: hat.save_policy(IN, "TRUSTED", new_name="FRIENDS"))
+    workflow.submit(table, "rename", lambda: hat.save_policy(CLUSTER, IN, "TRUSTED", new_name="FRIENDS"))
     assert "TRUSTED" not in policies()
     assert policies()["FRIENDS"] == ("accept", "preferred", True, "Partners")
     assert groups()[0][:2] == ("ALLOWED_LIST", "FRIENDS")  # the group follows the new name
     assert hat.find_senders(row(), "10.1.1.1").policy.name == "FRIENDS"
-    workflow.submit(table, "delete", lambda: hat.delete_policy(IN, "STRICT"))
+    workflow.submit(table, "delete", lambda: hat.delete_policy(CLUSTER, IN, "STRICT"))
     assert "STRICT" not in policies()
 
 
 def test_policy_refusals_change_nothing(table):
     cases = [
         (
-            lambda: hat.delete_policy(IN, "TRUSTED"),
+            lambda: hat.delete_policy(CLUSTER, IN, "TRUSTED"),
             "Policy TRUSTED is used by sender group(s) ALLOWED_LIST: give them another first",
         ),
         (
-            lambda: hat.delete_policy(IN, "ACCEPTED"),
+            lambda: hat.delete_policy(CLUSTER, IN, "ACCEPTED"),
             "Policy ACCEPTED is used by sender group(s) UNKNOWNLIST, ALL: give them another first",
         ),
-        (lambda: hat.delete_policy(IN, "NOPE"), "Listener IncomingMail has no mail flow policy named 'NOPE'"),
         (
-            lambda: hat.save_policy(IN, "ACCEPTED", create=True),
+            lambda: hat.delete_policy(CLUSTER, IN, "NOPE"),
+            "Listener IncomingMail has no mail flow policy named 'NOPE'",
+        ),
+        (
+            lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", create=True),
             "Listener IncomingMail already has a policy named 'ACCEPTED'",
         ),
         (
-            lambda: hat.save_policy(IN, "ACCEPTED", new_name="BLOCKED"),
+            lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", new_name="BLOCKED"),
             "Listener IncomingMail already has a policy named 'BLOCKED'",
         ),
         (
-            lambda: hat.save_policy(IN, "a/b", create=True),
+            lambda: hat.save_policy(CLUSTER, IN, "a/b", create=True),
             "The policy name 'a/b' is not a valid name (up to 64 letters, digits, spaces and . _ - @, "
             "starting with a letter or digit)",
         ),
         (
-            lambda: hat.save_policy(IN, "THROTTLED", tls="off", tls_verify_client=True),
+            lambda: hat.save_policy(CLUSTER, IN, "THROTTLED", tls="off", tls_verify_client=True),
             "Verify Client Certificate needs TLS Preferred or Required",
         ),
         (
-            lambda: hat.save_policy(IN, "THROTTLED", tls_mandatory_address_list="Partners"),
+            lambda: hat.save_policy(CLUSTER, IN, "THROTTLED", tls_mandatory_address_list="Partners"),
             "TLS is Mandatory for Address List applies only with TLS Preferred",
         ),
         (
-            lambda: hat.save_policy(IN, "TRUSTED", tls="required"),  # its address list stays: refused
+            lambda: hat.save_policy(
+                CLUSTER, IN, "TRUSTED", tls="required"
+            ),  # its address list stays: refused
             "TLS is Mandatory for Address List applies only with TLS Preferred",
         ),
         (
-            lambda: hat.save_policy(IN, "THROTTLED", tls="preferred", tls_mandatory_address_list="Nope"),
+            lambda: hat.save_policy(
+                CLUSTER, IN, "THROTTLED", tls="preferred", tls_mandatory_address_list="Nope"
+            ),
             "There is no address list named 'Nope'",
         ),
         (
-            lambda: hat.save_policy(IN, "ACCEPTED", tls_verify_client=True),
+            lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", tls_verify_client=True),
             "With TLS 'Use Default', Verify Client Certificate and TLS is Mandatory for Address List come "
             "from the Default Policy Parameters: leave them unset",
         ),
         (
-            lambda: hat.save_policy(IN, "TRUSTED", tls="default"),
+            lambda: hat.save_policy(CLUSTER, IN, "TRUSTED", tls="default"),
             "With TLS 'Use Default', Verify Client Certificate and TLS is Mandatory for Address List come "
             "from the Default Policy Parameters: leave them unset",
         ),
         (
-            lambda: hat.save_policy(IN, "ACCEPTED", tls="sometimes"),
+            lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", tls="sometimes"),
             "TLS must be one of default, off, preferred, required, not 'sometimes'",
         ),
         (
-            lambda: hat.save_policy(IN, "ACCEPTED", connection_behavior="bounce"),
+            lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", connection_behavior="bounce"),
             "Connection Behavior must be one of accept, relay, reject, tcprefuse, continue, not 'bounce'",
         ),
         (
-            lambda: hat.set_default_parameters(IN, tls="default"),
+            lambda: hat.set_default_parameters(CLUSTER, IN, tls="default"),
             "TLS cannot be 'Use Default' in the Default Policy Parameters: give off, preferred or required",
         ),
         (
-            lambda: hat.set_default_parameters(IN, tls="off", tls_verify_client=True),
+            lambda: hat.set_default_parameters(CLUSTER, IN, tls="off", tls_verify_client=True),
             "Verify Client Certificate needs TLS Preferred or Required",
         ),
         (
-            lambda: hat.set_default_parameters(IN, tls_mandatory_address_list="Nope"),
+            lambda: hat.set_default_parameters(CLUSTER, IN, tls_mandatory_address_list="Nope"),
             "There is no address list named 'Nope'",
         ),
-        (lambda: hat.save_policy("Outgoing", "ACCEPTED", tls="off"), "There is no listener named 'Outgoing'"),
+        (
+            lambda: hat.save_policy(CLUSTER, "Outgoing", "ACCEPTED", tls="off"),
+            "There is no listener named 'Outgoing'",
+        ),
     ]
     for apply, message in cases:
         refuses(table, apply, message)
@@ -519,7 +543,7 @@ def test_default_parameters_are_what_use_default_stands_for(table):
         table,
         "defaults",
         lambda: hat.set_default_parameters(
-            IN, tls="preferred", tls_verify_client=True, tls_mandatory_address_list="Partners"
+            CLUSTER, IN, tls="preferred", tls_verify_client=True, tls_mandatory_address_list="Partners"
         ),
     )
     item = listener_item()
@@ -536,7 +560,7 @@ def test_default_parameters_are_what_use_default_stands_for(table):
         table,
         "defaults",
         lambda: hat.set_default_parameters(
-            IN, tls="required", tls_verify_client=False, tls_mandatory_address_list=""
+            CLUSTER, IN, tls="required", tls_verify_client=False, tls_mandatory_address_list=""
         ),
     )
     item = listener_item()
@@ -552,9 +576,11 @@ def test_default_parameters_are_what_use_default_stands_for(table):
 
 def test_add_senders_stores_canonical_entries_at_the_end(admin):
     workflow.submit(
-        admin, "add", lambda: hat.add_senders(IN, "ALLOWED_LIST", ["10.1.1.1", " Mail.Example.COM "])
+        admin, "add", lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["10.1.1.1", " Mail.Example.COM "])
     )
-    workflow.submit(admin, "add", lambda: hat.add_senders(IN, "ALLOWED_LIST", ["2001:DB8::1", "", "10.2."]))
+    workflow.submit(
+        admin, "add", lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["2001:DB8::1", "", "10.2."])
+    )
     assert groups()[0] == (
         "ALLOWED_LIST",
         "TRUSTED",
@@ -563,13 +589,17 @@ def test_add_senders_stores_canonical_entries_at_the_end(admin):
 
 
 def test_the_same_entry_in_another_group_is_accepted_with_a_note(admin):
-    workflow.submit(admin, "block", lambda: hat.add_senders(IN, "BLOCKED_LIST", ["10.1.0.0/16"]))
-    outcome = workflow.submit(admin, "allow", lambda: hat.add_senders(IN, "ALLOWED_LIST", ["10.1.1.1"]))
+    workflow.submit(admin, "block", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", ["10.1.0.0/16"]))
+    outcome = workflow.submit(
+        admin, "allow", lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["10.1.1.1"])
+    )
     assert outcome.notes == [
         "10.1.1.1 overlaps 10.1.0.0/16 in sender group BLOCKED_LIST; ALLOWED_LIST comes first, "
         "so its policy applies where both match"
     ]
-    outcome = workflow.submit(admin, "same", lambda: hat.add_senders(IN, "SUSPECTLIST", ["10.1.0.0/16"]))
+    outcome = workflow.submit(
+        admin, "same", lambda: hat.add_senders(CLUSTER, IN, "SUSPECTLIST", ["10.1.0.0/16"])
+    )
     assert outcome.notes == [
         "10.1.0.0/16 overlaps 10.1.1.1 in sender group ALLOWED_LIST; ALLOWED_LIST comes first, "
         "so its policy applies where both match",
@@ -577,25 +607,33 @@ def test_the_same_entry_in_another_group_is_accepted_with_a_note(admin):
         "so its policy applies where both match",
     ]
     assert [g[2] for g in groups()[:3]] == [["10.1.1.1"], ["10.1.0.0/16"], ["10.1.0.0/16"]]
-    outcome = workflow.submit(admin, "apart", lambda: hat.add_senders(IN, "UNKNOWNLIST", ["10.2.0.0/16"]))
+    outcome = workflow.submit(
+        admin, "apart", lambda: hat.add_senders(CLUSTER, IN, "UNKNOWNLIST", ["10.2.0.0/16"])
+    )
     assert outcome.notes == []
 
 
 def test_a_name_entry_notes_the_names_it_overlaps(admin):
-    workflow.submit(admin, "block", lambda: hat.add_senders(IN, "BLOCKED_LIST", [".spam.example"]))
-    outcome = workflow.submit(admin, "one", lambda: hat.add_senders(IN, "ALLOWED_LIST", ["mx.spam.example"]))
+    workflow.submit(admin, "block", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", [".spam.example"]))
+    outcome = workflow.submit(
+        admin, "one", lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["mx.spam.example"])
+    )
     assert outcome.notes == [
         "mx.spam.example overlaps .spam.example in sender group BLOCKED_LIST; ALLOWED_LIST comes first, "
         "so its policy applies where both match"
     ]
     # the domain itself is not below .spam.example: no overlap
-    outcome = workflow.submit(admin, "domain", lambda: hat.add_senders(IN, "UNKNOWNLIST", ["spam.example"]))
+    outcome = workflow.submit(
+        admin, "domain", lambda: hat.add_senders(CLUSTER, IN, "UNKNOWNLIST", ["spam.example"])
+    )
     assert outcome.notes == []
 
 
 def test_a_domain_entry_notes_the_same_domain_entry_in_another_group(admin):
-    workflow.submit(admin, "block", lambda: hat.add_senders(IN, "BLOCKED_LIST", [".spam.example"]))
-    outcome = workflow.submit(admin, "suspect", lambda: hat.add_senders(IN, "SUSPECTLIST", [".spam.example"]))
+    workflow.submit(admin, "block", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", [".spam.example"]))
+    outcome = workflow.submit(
+        admin, "suspect", lambda: hat.add_senders(CLUSTER, IN, "SUSPECTLIST", [".spam.example"])
+    )
     assert outcome.notes == [
         ".spam.example overlaps .spam.example in sender group BLOCKED_LIST; BLOCKED_LIST comes first, "
         "so its policy applies where both match"
@@ -605,86 +643,92 @@ def test_a_domain_entry_notes_the_same_domain_entry_in_another_group(admin):
 def test_sender_group_refusals_change_nothing(table):
     cases = [
         (
-            lambda: hat.add_senders(IN, "ALLOWED_LIST", ["10.1.1.1"]),
+            lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["10.1.1.1"]),
             "Sender group ALLOWED_LIST: the entry '10.1.1.1' is listed twice",
         ),
         (
-            lambda: hat.add_senders(IN, "ALLOWED_LIST", ["2001:db8:0::1"]),
+            lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["2001:db8:0::1"]),
             "Sender group ALLOWED_LIST: the entry '2001:db8::1' is listed twice",
         ),
         (
-            lambda: hat.add_senders(IN, "UNKNOWNLIST", ["10.9.9.9", "10.9.9.9"]),
+            lambda: hat.add_senders(CLUSTER, IN, "UNKNOWNLIST", ["10.9.9.9", "10.9.9.9"]),
             "Sender group UNKNOWNLIST: the entry '10.9.9.9' is listed twice",
         ),
         (
-            lambda: hat.add_senders(IN, "ALLOWED_LIST", ["10.9.9.9", "10.1.2.3/16"]),
+            lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["10.9.9.9", "10.1.2.3/16"]),
             "Sender group ALLOWED_LIST: the entry '10.1.2.3/16' has host bits set; did you mean 10.1.0.0/16?",
         ),
         (
-            lambda: hat.add_senders(IN, "ALLOWED_LIST", ["ALL"]),
+            lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["ALL"]),
             "Sender group ALLOWED_LIST: 'ALL' belongs only to the ALL group, which holds nothing else",
         ),
         (
-            lambda: hat.add_senders(IN, "ALL", ["10.9.9.9"]),
+            lambda: hat.add_senders(CLUSTER, IN, "ALL", ["10.9.9.9"]),
             "Sender group ALL holds only the entry ALL, not '10.9.9.9'",
         ),
         (
-            lambda: hat.add_senders(IN, "ALLOWED_LIST", ["", "  "]),
+            lambda: hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["", "  "]),
             f"Give at least one sender ({senders.FORMS})",
         ),
         (
-            lambda: hat.add_senders(IN, "NOPE", ["10.9.9.9"]),
+            lambda: hat.add_senders(CLUSTER, IN, "NOPE", ["10.9.9.9"]),
             "Listener IncomingMail has no sender group named 'NOPE'",
         ),
         (
-            lambda: hat.delete_group(IN, "ALL"),
+            lambda: hat.delete_group(CLUSTER, IN, "ALL"),
             "The ALL sender group cannot be deleted: it holds every host no other group holds",
         ),
-        (lambda: hat.delete_group(IN, "NOPE"), "Listener IncomingMail has no sender group named 'NOPE'"),
-        (lambda: hat.save_group(IN, "ALL", new_name="EVERYONE"), "The ALL sender group keeps its name"),
         (
-            lambda: hat.save_group(IN, "UNKNOWNLIST", new_name="ALL"),
+            lambda: hat.delete_group(CLUSTER, IN, "NOPE"),
+            "Listener IncomingMail has no sender group named 'NOPE'",
+        ),
+        (
+            lambda: hat.save_group(CLUSTER, IN, "ALL", new_name="EVERYONE"),
+            "The ALL sender group keeps its name",
+        ),
+        (
+            lambda: hat.save_group(CLUSTER, IN, "UNKNOWNLIST", new_name="ALL"),
             "Listener IncomingMail already has a sender group named 'ALL'",
         ),
         (
-            lambda: hat.save_group(IN, "UNKNOWNLIST", new_name="all"),
+            lambda: hat.save_group(CLUSTER, IN, "UNKNOWNLIST", new_name="all"),
             "Listener IncomingMail already has a sender group named 'all'",
         ),
         (
-            lambda: hat.save_group(IN, "UNKNOWNLIST", new_name="BLOCKED_LIST"),
+            lambda: hat.save_group(CLUSTER, IN, "UNKNOWNLIST", new_name="BLOCKED_LIST"),
             "Listener IncomingMail already has a sender group named 'BLOCKED_LIST'",
         ),
         (
-            lambda: hat.save_group(IN, "All", policy_name="ACCEPTED", create=True),
+            lambda: hat.save_group(CLUSTER, IN, "All", policy_name="ACCEPTED", create=True),
             "Listener IncomingMail already has a sender group named 'All'",
         ),
         (
-            lambda: hat.save_group(IN, "NEW", create=True),
+            lambda: hat.save_group(CLUSTER, IN, "NEW", create=True),
             "A sender group needs a mail flow policy",
         ),
         (
-            lambda: hat.save_group(IN, "NEW", policy_name="OPEN", create=True),
+            lambda: hat.save_group(CLUSTER, IN, "NEW", policy_name="OPEN", create=True),
             "Listener IncomingMail has no mail flow policy named 'OPEN'",
         ),
         (
-            lambda: hat.save_group(IN, "x/y", policy_name="ACCEPTED", create=True),
+            lambda: hat.save_group(CLUSTER, IN, "x/y", policy_name="ACCEPTED", create=True),
             "The sender group name 'x/y' is not a valid name (up to 64 letters, digits, spaces and . _ - @, "
             "starting with a letter or digit)",
         ),
-        (lambda: hat.save_group(IN, "ALL", order=1), "The ALL sender group stays last"),
+        (lambda: hat.save_group(CLUSTER, IN, "ALL", order=1), "The ALL sender group stays last"),
         (
-            lambda: hat.save_group(IN, "UNKNOWNLIST", order=6),
+            lambda: hat.save_group(CLUSTER, IN, "UNKNOWNLIST", order=6),
             "The order must be from 1 to 5 (ALL stays last)",
         ),
         (
-            lambda: hat.save_group(IN, "UNKNOWNLIST", order=0),
+            lambda: hat.save_group(CLUSTER, IN, "UNKNOWNLIST", order=0),
             "The order must be from 1 to 5 (ALL stays last)",
         ),
         (
-            lambda: hat.remove_senders(IN, "ALLOWED_LIST", ["10.1.1.1", "10.9.9.9"]),
+            lambda: hat.remove_senders(CLUSTER, IN, "ALLOWED_LIST", ["10.1.1.1", "10.9.9.9"]),
             "Sender group ALLOWED_LIST does not hold 10.9.9.9",
         ),
-        (lambda: hat.remove_senders(IN, "ALL", ["ALL"]), "The ALL sender group always holds ALL"),
+        (lambda: hat.remove_senders(CLUSTER, IN, "ALL", ["ALL"]), "The ALL sender group always holds ALL"),
     ]
     for apply, message in cases:
         refuses(table, apply, message)
@@ -692,7 +736,7 @@ def test_sender_group_refusals_change_nothing(table):
 
 
 def test_moving_a_group_keeps_all_last(table):
-    workflow.submit(table, "move", lambda: hat.save_group(IN, "UNKNOWNLIST", order=1))
+    workflow.submit(table, "move", lambda: hat.save_group(CLUSTER, IN, "UNKNOWNLIST", order=1))
     assert [g[0] for g in groups()] == [
         "UNKNOWNLIST",
         "ALLOWED_LIST",
@@ -701,7 +745,7 @@ def test_moving_a_group_keeps_all_last(table):
         "MONITORED",
         "ALL",
     ]
-    workflow.submit(table, "move", lambda: hat.save_group(IN, "ALLOWED_LIST", order=5))
+    workflow.submit(table, "move", lambda: hat.save_group(CLUSTER, IN, "ALLOWED_LIST", order=5))
     assert [g[0] for g in groups()] == [
         "UNKNOWNLIST",
         "BLOCKED_LIST",
@@ -711,10 +755,14 @@ def test_moving_a_group_keeps_all_last(table):
         "ALL",
     ]
     workflow.submit(
-        table, "add", lambda: hat.save_group(IN, "LATE", policy_name="BLOCKED", comment=" late ", create=True)
+        table,
+        "add",
+        lambda: hat.save_group(CLUSTER, IN, "LATE", policy_name="BLOCKED", comment=" late ", create=True),
     )
     workflow.submit(
-        table, "add", lambda: hat.save_group(IN, "EARLY", policy_name="TRUSTED", order=1, create=True)
+        table,
+        "add",
+        lambda: hat.save_group(CLUSTER, IN, "EARLY", policy_name="TRUSTED", order=1, create=True),
     )
     assert [g[0] for g in groups()] == [
         "EARLY",
@@ -727,16 +775,18 @@ def test_moving_a_group_keeps_all_last(table):
         "ALL",
     ]
     assert listener_item()["sender_group"][6]["comment"] == "late"
-    workflow.submit(table, "rename", lambda: hat.save_group(IN, "LATE", new_name="LATER", order=2))
+    workflow.submit(table, "rename", lambda: hat.save_group(CLUSTER, IN, "LATE", new_name="LATER", order=2))
     assert [g[0] for g in groups()][:3] == ["EARLY", "LATER", "UNKNOWNLIST"]
-    workflow.submit(table, "delete", lambda: hat.delete_group(IN, "LATER"))
-    workflow.submit(table, "all", lambda: hat.save_group(IN, "ALL", policy_name="BLOCKED"))
+    workflow.submit(table, "delete", lambda: hat.delete_group(CLUSTER, IN, "LATER"))
+    workflow.submit(table, "all", lambda: hat.save_group(CLUSTER, IN, "ALL", policy_name="BLOCKED"))
     assert groups()[-1] == ("ALL", "BLOCKED", ["ALL"])
     assert hat.find_senders(row(), "192.0.2.99").policy.name == "BLOCKED"
 
 
 def test_remove_senders_takes_any_written_form(table):
-    workflow.submit(table, "remove", lambda: hat.remove_senders(IN, "ALLOWED_LIST", ["2001:DB8:0::1"]))
+    workflow.submit(
+        table, "remove", lambda: hat.remove_senders(CLUSTER, IN, "ALLOWED_LIST", ["2001:DB8:0::1"])
+    )
     assert groups()[0][2] == ["10.1.1.1", "mx.partner.example"]
     assert hat.find_senders(row(), "2001:db8::1").group.name == "ALL"
 
@@ -745,7 +795,9 @@ def test_every_host_gets_a_policy_even_if_all_says_continue(table):
     """ALL is the last group: if its policy may say Continue, there is no next group, and Find Senders
     must still give every host a policy (or the HAT must refuse such a policy for ALL)."""
     try:
-        workflow.submit(table, "all continues", lambda: hat.save_group(IN, "ALL", policy_name="MONITOR"))
+        workflow.submit(
+            table, "all continues", lambda: hat.save_group(CLUSTER, IN, "ALL", policy_name="MONITOR")
+        )
     except hat.HatRefused:
         return
     finding = hat.find_senders(row(), "192.0.2.99")
@@ -806,7 +858,7 @@ def test_the_listeners_section_round_trips_with_its_hat(table):
     workflow.load_document(table, parse(bare), "bare")
     assert groups() == PUBLIC_GROUPS and "MONITOR" not in policies()
     workflow.load_document(table, parse(saved.encode("latin-1")), "saved")
-    assert registry.get("listeners").read() == config["listeners"]
+    assert registry.read("listeners") == config["listeners"]
     assert workflow.commit(table, "same again") is None  # nothing differs from the running version
     assert without_header(render({k: workflow.running_config()[k] for k in config}, SecretMode.PLAIN)) == (
         without_header(saved)
@@ -1048,7 +1100,7 @@ def test_a_partial_document_with_only_listeners_loads_and_gets_predefined_polici
         b"</listeners></config>"
     )
     workflow.load_document(admin, document, "partial")
-    assert [item["listener_name"] for item in registry.get("listeners").read()] == ["Public", "Relay"]
+    assert [item["listener_name"] for item in registry.read("listeners")] == ["Public", "Relay"]
     assert groups("Relay") == [("RELAYLIST", "RELAYED", []), ("ALL", "BLOCKED", ["ALL"])]
     assert set(policies("Relay")) == {"RELAYED", "BLOCKED"}
     assert groups("Public") == PUBLIC_GROUPS
@@ -1097,7 +1149,9 @@ def test_an_address_list_in_use_cannot_be_deleted_and_a_rename_follows(table):
     workflow.submit(
         table,
         "defaults",
-        lambda: hat.set_default_parameters(IN, tls="preferred", tls_mandatory_address_list="Partners"),
+        lambda: hat.set_default_parameters(
+            CLUSTER, IN, tls="preferred", tls_mandatory_address_list="Partners"
+        ),
     )
     refuses(
         table,
@@ -1115,8 +1169,8 @@ def test_an_address_list_in_use_cannot_be_deleted_and_a_rename_follows(table):
         table,
         "unuse",
         lambda: (
-            hat.save_policy(IN, "TRUSTED", tls_mandatory_address_list=""),
-            hat.set_default_parameters(IN, tls_mandatory_address_list=""),
+            hat.save_policy(CLUSTER, IN, "TRUSTED", tls_mandatory_address_list=""),
+            hat.set_default_parameters(CLUSTER, IN, tls_mandatory_address_list=""),
         ),
     )
     workflow.submit(table, "delete", lambda: address_lists.delete("Friends"))
@@ -1128,8 +1182,8 @@ def test_an_address_list_in_use_cannot_be_deleted_and_a_rename_follows(table):
 
 def test_the_diff_names_the_sender_group_and_the_default_parameters(table, login):
     def apply():
-        hat.add_senders(IN, "ALLOWED_LIST", ["192.0.2.1"])
-        hat.set_default_parameters(IN, tls="required")
+        hat.add_senders(CLUSTER, IN, "ALLOWED_LIST", ["192.0.2.1"])
+        hat.set_default_parameters(CLUSTER, IN, tls="required")
 
     workflow.submit(table, "change", apply)
     [section] = workflow.pending_changes()
@@ -1157,9 +1211,9 @@ def test_the_diff_names_the_sender_group_and_the_default_parameters(table, login
 
 def test_the_diff_shows_added_and_deleted_groups_and_policies(table):
     def apply():
-        hat.save_policy(IN, "STRICT", tls="required", create=True)
-        hat.save_group(IN, "PARTNERS", policy_name="STRICT", create=True)
-        hat.delete_group(IN, "SUSPECTLIST")
+        hat.save_policy(CLUSTER, IN, "STRICT", tls="required", create=True)
+        hat.save_group(CLUSTER, IN, "PARTNERS", policy_name="STRICT", create=True)
+        hat.delete_group(CLUSTER, IN, "SUSPECTLIST")
 
     workflow.submit(table, "change", apply)
     [section] = workflow.pending_changes()
@@ -1172,7 +1226,7 @@ def test_the_diff_shows_added_and_deleted_groups_and_policies(table):
 
 
 def test_moving_a_group_is_an_uncommitted_change(table):
-    workflow.submit(table, "move", lambda: hat.save_group(IN, "SUSPECTLIST", order=1))
+    workflow.submit(table, "move", lambda: hat.save_group(CLUSTER, IN, "SUSPECTLIST", order=1))
     assert workflow.has_uncommitted_changes()
     [section] = workflow.pending_changes()
     [change] = section.objects
@@ -1180,7 +1234,7 @@ def test_moving_a_group_is_an_uncommitted_change(table):
     assert change.name.startswith("listener 'IncomingMail'")
     assert field.label == "Order"
     assert field.after == "SUSPECTLIST, ALLOWED_LIST, BLOCKED_LIST, MONITORED, UNKNOWNLIST, ALL"
-    workflow.submit(table, "back", lambda: hat.save_group(IN, "SUSPECTLIST", order=3))
+    workflow.submit(table, "back", lambda: hat.save_group(CLUSTER, IN, "SUSPECTLIST", order=3))
     assert not workflow.has_uncommitted_changes()  # back where the running configuration is
 
 
@@ -1200,7 +1254,7 @@ def test_export_then_import_gives_the_same_hat(table):
     )
     assert hatfile.parse_hat(exported) == listener_item()["sender_group"]
     before = registry.candidate()
-    workflow.submit(table, "import", lambda: hat.replace_hat(IN, hatfile.parse_hat(exported)))
+    workflow.submit(table, "import", lambda: hat.replace_hat(CLUSTER, IN, hatfile.parse_hat(exported)))
     assert registry.candidate() == before
     assert not workflow.has_uncommitted_changes()
 
@@ -1214,7 +1268,7 @@ def test_import_replaces_the_groups_and_keeps_the_policies(table):
         "\t.Partner.Example\n"
         "ALL $BLOCKED\n"
     )
-    workflow.submit(table, "import", lambda: hat.replace_hat(IN, hatfile.parse_hat(text)))
+    workflow.submit(table, "import", lambda: hat.replace_hat(CLUSTER, IN, hatfile.parse_hat(text)))
     assert groups() == [
         ("PARTNERS", "TRUSTED", ["10.9.0.0/16", ".partner.example"]),
         ("ALL", "BLOCKED", ["ALL"]),
@@ -1227,7 +1281,7 @@ def test_import_replaces_the_groups_and_keeps_the_policies(table):
 
 def test_a_group_name_with_a_space_survives_export_and_import(table):
     workflow.submit(
-        table, "add", lambda: hat.save_group(IN, "Partner Hosts", policy_name="TRUSTED", create=True)
+        table, "add", lambda: hat.save_group(CLUSTER, IN, "Partner Hosts", policy_name="TRUSTED", create=True)
     )
     exported = hatfile.format_hat(IN, listener_item()["sender_group"])
     assert hatfile.parse_hat(exported) == listener_item()["sender_group"]
@@ -1321,7 +1375,7 @@ def test_import_refuses_a_hat_breaking_the_rules_and_changes_nothing(table):
     for text, problems in cases:
         refuses(
             table,
-            lambda text=text: hat.replace_hat(IN, hatfile.parse_hat(text)),
+            lambda text=text: hat.replace_hat(CLUSTER, IN, hatfile.parse_hat(text)),
             "The HAT cannot be imported",
             problems,
         )
@@ -1339,23 +1393,23 @@ def test_reading_the_listeners_takes_the_same_few_queries_with_5000_entries(
     admin, django_assert_max_num_queries
 ):
     with CaptureQueriesContext(connection) as small:
-        registry.get("listeners").read()
-    workflow.submit(admin, "many", lambda: hat.add_senders(IN, "BLOCKED_LIST", many(5000)))
-    workflow.submit(admin, "relay", lambda: store.create("Relay", "private", "Management", 26))
-    workflow.submit(admin, "more", lambda: hat.add_senders("Relay", "RELAYLIST", many(300)))
+        registry.read("listeners")
+    workflow.submit(admin, "many", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", many(5000)))
+    workflow.submit(admin, "relay", lambda: store.create(CLUSTER_MODE, "Relay", "private", "Management", 26))
+    workflow.submit(admin, "more", lambda: hat.add_senders(CLUSTER, "Relay", "RELAYLIST", many(300)))
     with django_assert_max_num_queries(5) as large:
-        items = registry.get("listeners").read()
+        items = registry.read("listeners")
     assert len(large) == len(small)  # as many as with the empty predefined HAT
     assert len(groups()[1][2]) == 5000 and groups()[1][2][-1] == "10.19.135.1"
     assert len(items) == 2
 
 
 def test_find_senders_takes_the_same_few_queries_with_5000_entries(admin, django_assert_max_num_queries):
-    workflow.submit(admin, "many", lambda: hat.add_senders(IN, "BLOCKED_LIST", many(5000)))
+    workflow.submit(admin, "many", lambda: hat.add_senders(CLUSTER, IN, "BLOCKED_LIST", many(5000)))
     workflow.submit(
         admin,
         "names",
-        lambda: hat.add_senders(IN, "SUSPECTLIST", [f"mx{i}.example.net" for i in range(5000)]),
+        lambda: hat.add_senders(CLUSTER, IN, "SUSPECTLIST", [f"mx{i}.example.net" for i in range(5000)]),
     )
     listener = row()
     with django_assert_max_num_queries(2):

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.config.sections import registry
 from appliance.navigation import menus_for
 from listeners import address_lists, hat
@@ -169,11 +170,15 @@ def test_guest_may_not_open_the_pages(login, guest, unchanged):
 
 def test_the_table_shows_what_each_policy_gets(login, admin):
     stage(admin, lambda: address_lists.create("Partners", ["partner.example.org"]))
-    stage(admin, lambda: hat.set_default_parameters(LISTENER, tls="preferred", tls_verify_client=True))
-    stage(admin, lambda: hat.save_policy(LISTENER, "THROTTLED", tls="required"))
+    stage(
+        admin, lambda: hat.set_default_parameters(CLUSTER, LISTENER, tls="preferred", tls_verify_client=True)
+    )
+    stage(admin, lambda: hat.save_policy(CLUSTER, LISTENER, "THROTTLED", tls="required"))
     stage(
         admin,
-        lambda: hat.save_policy(LISTENER, "TRUSTED", tls="preferred", tls_mandatory_address_list="Partners"),
+        lambda: hat.save_policy(
+            CLUSTER, LISTENER, "TRUSTED", tls="preferred", tls_mandatory_address_list="Partners"
+        ),
     )
     page = text(login(admin).get(POLICIES))
     rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
@@ -225,7 +230,7 @@ def test_add_edit_and_delete_a_policy(login, admin):
     assert response.redirect_chain == [(back, 302)] and SUBMITTED in text(response)
     row = policy("PARTNER")
     assert (row.connection_behavior, row.tls, row.tls_verify_client) == ("accept", "preferred", True)
-    stage(admin, lambda: hat.save_group(LISTENER, "PARTNERS", policy_name="PARTNER", create=True))
+    stage(admin, lambda: hat.save_group(CLUSTER, LISTENER, "PARTNERS", policy_name="PARTNER", create=True))
     response = client.post(
         url("policy_edit", "PARTNER"),
         policy_form(name="PARTNER2", connection_behavior="continue", tls="default"),
@@ -239,7 +244,7 @@ def test_add_edit_and_delete_a_policy(login, admin):
         "Policy PARTNER2 is used by sender group(s) PARTNERS: give them another first. Nothing was changed."
         in text(response)
     )
-    stage(admin, lambda: hat.delete_group(LISTENER, "PARTNERS"))
+    stage(admin, lambda: hat.delete_group(CLUSTER, LISTENER, "PARTNERS"))
     response = client.post(url("policy_delete", "PARTNER2"), follow=True)
     assert response.redirect_chain == [(back, 302)]
     assert not MailFlowPolicy.objects.filter(name="PARTNER2").exists()
@@ -299,7 +304,7 @@ def test_default_policy_parameters(login, admin):
     client = login(admin)
     response = client.post(url("default_parameters"), default_form(tls="required", tls_verify_client="on"))
     assert response.status_code == 302
-    listener = Listener.objects.get(name=LISTENER)
+    listener = Listener.objects.at(CLUSTER).get(name=LISTENER)
     assert (listener.default_tls, listener.default_tls_verify_client) == ("required", True)
     assert "Use Default (Required)" in text(client.get(POLICIES))
     assert "now Required" in text(client.get(url("policy_add")))
@@ -308,7 +313,7 @@ def test_default_policy_parameters(login, admin):
     response = client.post(url("default_parameters"), default_form(tls="off", tls_verify_client="on"))
     assert response.status_code == 409
     assert f"Verify Client Certificate needs TLS Preferred or Required. {NOTHING_CHANGED}" in text(response)
-    assert Listener.objects.get(name=LISTENER).default_tls == "required"
+    assert Listener.objects.at(CLUSTER).get(name=LISTENER).default_tls == "required"
 
 
 def test_htmx_submits_swap_the_form_or_redirect(login, admin):
@@ -325,7 +330,7 @@ def test_htmx_submits_swap_the_form_or_redirect(login, admin):
 
 
 def test_the_overview_lists_groups_in_order(login, admin):
-    stage(admin, lambda: hat.add_senders(LISTENER, "BLOCKED_LIST", ["192.0.2.0/24", "198.51.100.7"]))
+    stage(admin, lambda: hat.add_senders(CLUSTER, LISTENER, "BLOCKED_LIST", ["192.0.2.0/24", "198.51.100.7"]))
     page = text(login(admin).get(HAT))
     names = ["ALLOWED_LIST", "BLOCKED_LIST", "SUSPECTLIST", "UNKNOWNLIST", "ALL"]
     assert [page.index(f">{name}</a>") for name in names] == sorted(
@@ -412,7 +417,7 @@ def test_submit_and_add_senders(login, admin):
 
 
 def test_add_senders_one_a_line_or_comma_separated(login, admin):
-    stage(admin, lambda: hat.add_senders(LISTENER, "SUSPECTLIST", ["10.1.0.0/16"]))
+    stage(admin, lambda: hat.add_senders(CLUSTER, LISTENER, "SUSPECTLIST", ["10.1.0.0/16"]))
     client = login(admin)
     response = client.post(
         url("senders_add", "ALLOWED_LIST"),
@@ -451,7 +456,7 @@ def test_add_senders_one_a_line_or_comma_separated(login, admin):
     ],
 )
 def test_bad_or_repeated_senders_are_refused_and_nothing_is_stored(login, admin, typed, message):
-    stage(admin, lambda: hat.add_senders(LISTENER, "ALLOWED_LIST", ["10.1.1.1"]))
+    stage(admin, lambda: hat.add_senders(CLUSTER, LISTENER, "ALLOWED_LIST", ["10.1.1.1"]))
     response = login(admin).post(url("senders_add", "ALLOWED_LIST"), {"senders": f"10.3.3.3\n{typed}"})
     assert response.status_code == 409
     page = text(response)
@@ -469,7 +474,10 @@ def test_an_empty_add_is_refused_next_to_the_field(login, admin, unchanged):
 
 def test_remove_selected_senders(login, admin):
     stage(
-        admin, lambda: hat.add_senders(LISTENER, "BLOCKED_LIST", ["192.0.2.1", "192.0.2.2", ".spam.example"])
+        admin,
+        lambda: hat.add_senders(
+            CLUSTER, LISTENER, "BLOCKED_LIST", ["192.0.2.1", "192.0.2.2", ".spam.example"]
+        ),
     )
     client = login(admin)
     page = url("group", "BLOCKED_LIST")
@@ -506,9 +514,12 @@ def test_search_and_pages_of_a_group(login, admin):
 @pytest.fixture
 def populated(admin):
     """A /32 in ALLOWED_LIST inside a /16 of the later SUSPECTLIST; names in BLOCKED_LIST."""
-    stage(admin, lambda: hat.add_senders(LISTENER, "SUSPECTLIST", ["10.1.0.0/16"]))
-    stage(admin, lambda: hat.add_senders(LISTENER, "ALLOWED_LIST", ["10.1.2.3/32", "2001:db8::/32"]))
-    stage(admin, lambda: hat.add_senders(LISTENER, "BLOCKED_LIST", [".spam.example", "bad.example.org"]))
+    stage(admin, lambda: hat.add_senders(CLUSTER, LISTENER, "SUSPECTLIST", ["10.1.0.0/16"]))
+    stage(admin, lambda: hat.add_senders(CLUSTER, LISTENER, "ALLOWED_LIST", ["10.1.2.3/32", "2001:db8::/32"]))
+    stage(
+        admin,
+        lambda: hat.add_senders(CLUSTER, LISTENER, "BLOCKED_LIST", [".spam.example", "bad.example.org"]),
+    )
 
 
 def find(client, address: str, hostname: str = "", **kwargs):
@@ -534,9 +545,11 @@ def test_find_senders_first_group_wins(login, admin, populated):
 
 
 def test_find_senders_follows_continue(login, admin, populated):
-    stage(admin, lambda: hat.save_policy(LISTENER, "PASS", connection_behavior="continue", create=True))
-    stage(admin, lambda: hat.save_group(LISTENER, "ALLOWED_LIST", policy_name="PASS"))
-    stage(admin, lambda: hat.set_default_parameters(LISTENER, tls="required"))
+    stage(
+        admin, lambda: hat.save_policy(CLUSTER, LISTENER, "PASS", connection_behavior="continue", create=True)
+    )
+    stage(admin, lambda: hat.save_group(CLUSTER, LISTENER, "ALLOWED_LIST", policy_name="PASS"))
+    stage(admin, lambda: hat.set_default_parameters(CLUSTER, LISTENER, tls="required"))
     answer = find(login(admin), "10.1.2.3", headers=HTMX)
     assert "<li>ALLOWED_LIST holds 10.1.2.3/32, but its policy PASS says Continue</li>" in answer
     assert "<li>SUSPECTLIST holds 10.1.0.0/16</li>" in answer
@@ -560,7 +573,9 @@ def test_export_then_import_gives_the_same_hat(login, admin, populated):
     client = login(admin)
     stage(
         admin,
-        lambda: hat.save_group(LISTENER, "PARTNERS", policy_name="ACCEPTED", comment="x # y", create=True),
+        lambda: hat.save_group(
+            CLUSTER, LISTENER, "PARTNERS", policy_name="ACCEPTED", comment="x # y", create=True
+        ),
     )
     before = hat_rows()
     export = client.get(url("hat_export"))
@@ -615,7 +630,7 @@ def test_import_refusals_name_the_lines_and_store_nothing(login, admin, populate
 
 
 def test_read_only_operator_sees_a_preview_and_nothing_is_stored(login, admin, read_only):
-    stage(admin, lambda: hat.save_policy(LISTENER, "SPARE", create=True))
+    stage(admin, lambda: hat.save_policy(CLUSTER, LISTENER, "SPARE", create=True))
     workflow.commit(admin)
     before = registry.candidate()
     client = login(read_only)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from appliance import interfaces, workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.models import ConfigVersion, Interface, PendingConfirmation
 from certificates import pki, store
 from tests.console import refused, run
@@ -63,24 +64,24 @@ def test_bad_interfaces_are_refused_and_nothing_changes(login, admin, changes, m
     response = login(admin).post(reverse("interface_add"), {**FORM, **changes})
     assert response.status_code in (400, 409)
     assert message in response.content.decode()
-    assert not Interface.objects.filter(name="Data1").exists()
+    assert not Interface.objects.of("").filter(name="Data1").exists()
     assert not workflow.has_uncommitted_changes()
 
 
 def test_an_interface_in_use_cannot_be_deleted(login, admin):
     client = login(admin)
-    users = interfaces.users_of("Management")
+    users = interfaces.users_of(CLUSTER_MODE, "Management")
     response = client.post(reverse("interface_delete", args=["Management"]))
     if users:  # the listeners name it
         assert response.status_code == 409
         assert "cannot be deleted while it is used by" in response.content.decode()
     client.post(reverse("interface_add"), FORM)
     client.post(reverse("interface_delete", args=["Data1"]))
-    assert not Interface.objects.filter(name="Data1").exists()
+    assert not Interface.objects.of("").filter(name="Data1").exists()
 
 
 def test_the_commit_check_keeps_the_console_reachable(admin):
-    workflow.submit(admin, "no https", lambda: Interface.objects.update(https_port=None))
+    workflow.submit(admin, "no https", lambda: Interface.objects.of("").update(https_port=None))
     with pytest.raises(workflow.ChangeRefused) as refusal:
         workflow.commit(admin)
     assert (
@@ -116,7 +117,7 @@ def test_interfaceconfig_adds_edits_lists_and_deletes(admin):
         "Warning: The certificate 'Demo' (esa.example.com) does not cover the host name data.example.org"
         in err
     )
-    data = Interface.objects.get(name="Data1")
+    data = Interface.objects.of("").get(name="Data1")
     assert (data.https_port, data.http_port, data.https_redirect) == (9443, None, False)
     assert "Data1\t127.0.0.2/32\tdata.example.org" in run("interfaceconfig", "list")[0]
     assert refused("interfaceconfig", "edit", "Data1", "--ip", "127.0.0.1", "--https", "8443").startswith(
@@ -124,7 +125,7 @@ def test_interfaceconfig_adds_edits_lists_and_deletes(admin):
     )
     assert refused("interfaceconfig", "delete", "Nope") == "Error: There is no IP interface named 'Nope'"
     run("interfaceconfig", "delete", "Data1")
-    assert not Interface.objects.filter(name="Data1").exists()
+    assert not Interface.objects.of("").filter(name="Data1").exists()
 
 
 def test_interfaceconfig_refuses_a_port_out_of_range_as_a_usage_error(admin):
@@ -146,8 +147,10 @@ def test_interfaceconfig_refuses_a_port_out_of_range_as_a_usage_error(admin):
 
 def switch_certificate(admin):
     subject = pki.Subject(common_name="esa.example.com")
-    workflow.submit(admin, "new", lambda: store.create_self_signed("New", subject, 30, [], pki.KeyType.EC256))
-    workflow.submit(admin, "use", lambda: Interface.objects.update(certificate_name="New"))
+    workflow.submit(
+        admin, "new", lambda: store.create_self_signed(CLUSTER, "New", subject, 30, [], pki.KeyType.EC256)
+    )
+    workflow.submit(admin, "use", lambda: Interface.objects.of("").update(certificate_name="New"))
 
 
 def test_a_commit_that_moves_the_console_offers_confirmation(login, admin):
@@ -178,7 +181,7 @@ def test_an_unconfirmed_commit_rolls_back_by_itself(admin, django_capture_on_com
         message = workflow.roll_back_unconfirmed()
     assert message == "version 2 was not confirmed in time: version 3 restores version 1"
     assert workflow.running_config()["interfaces"][0]["certificate_name"] == "Demo"
-    assert Interface.objects.get().certificate_name == "Demo"
+    assert Interface.objects.of("").get().certificate_name == "Demo"
     assert (
         ConfigVersion.objects.get(number=3).comment
         == "automatic rollback: version 2 was not confirmed in time"

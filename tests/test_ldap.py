@@ -9,6 +9,8 @@ import pytest
 from django.urls import reverse
 
 from appliance import vault, workflow
+from appliance.config import candidate_levels
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from destinations import ldap, probe, store
@@ -43,7 +45,9 @@ def staged(admin, lab):
 
 def add_profile(user, name="corp", port=636, **fields):
     values = {"host": "localhost", "port": port, "bind_dn": BIND_DN, "bind_password": "s3cret-bind", **fields}
-    workflow.submit(user, "profile", lambda: store.save_ldap_server(store.ServerFields(name=name, **values)))
+    workflow.submit(
+        user, "profile", lambda: store.save_ldap_server(CLUSTER, store.ServerFields(name=name, **values))
+    )
 
 
 def texts(report: probe.Report) -> list[str]:
@@ -58,7 +62,7 @@ def test_ldap_sections_round_trip_with_the_password_sealed_masked_and_encrypted(
     add_profile(
         admin, "anon", port=389, use_ssl=False, bind_dn="", bind_password=None, base_dn="dc=example,dc=com"
     )
-    workflow.submit(admin, "cert", lambda: store.set_ldap_certificate("Client"))
+    workflow.submit(admin, "cert", lambda: store.set_ldap_certificate(CLUSTER_MODE, "Client"))
     config = registry.candidate()
     plain = render(config, SecretMode.PLAIN)
     assert "<ldap>\n    <certificate_name>Client</certificate_name>\n  </ldap>" in plain
@@ -88,7 +92,7 @@ def test_ldap_sections_round_trip_with_the_password_sealed_masked_and_encrypted(
         assert anon["bind_password"] == "" and anon["port"] == 389 and anon["base_dn"] == "dc=example,dc=com"
         assert document.config["ldap"] == [{"certificate_name": "Client"}]
     # Stored sealed, never in the clear.
-    assert "s3cret-bind" not in LdapServer.objects.get(name="corp").bind_password_sealed
+    assert "s3cret-bind" not in LdapServer.objects.at(CLUSTER).get(name="corp").bind_password_sealed
 
 
 @pytest.mark.parametrize(
@@ -147,16 +151,16 @@ def test_bad_profiles_are_refused_and_nothing_changes(admin, fields, message):
     workflow.commit(admin)
     values = {"name": "other", "host": "ldap.example.com", "bind_dn": BIND_DN, **fields}
     with pytest.raises(workflow.ChangeRefused) as refusal:
-        workflow.submit(admin, "bad", lambda: store.save_ldap_server(store.ServerFields(**values)))
+        workflow.submit(admin, "bad", lambda: store.save_ldap_server(CLUSTER, store.ServerFields(**values)))
     assert str(refusal.value).startswith(message)
-    assert list(LdapServer.objects.values_list("name", flat=True)) == ["corp"]
+    assert list(LdapServer.objects.at(CLUSTER).values_list("name", flat=True)) == ["corp"]
     assert not workflow.has_uncommitted_changes()
 
 
 def test_an_unknown_certificate_is_refused(admin):
     with pytest.raises(workflow.ChangeRefused, match="There is no certificate named 'Nope'"):
-        workflow.submit(admin, "bad", lambda: store.set_ldap_certificate("Nope"))
-    assert LdapSettings.load().certificate_name == ""
+        workflow.submit(admin, "bad", lambda: store.set_ldap_certificate(CLUSTER_MODE, "Nope"))
+    assert LdapSettings.load(CLUSTER).certificate_name == ""
 
 
 # --- the pages ---------------------------------------------------------------------------
@@ -175,11 +179,11 @@ def test_global_settings_list_certificates_and_warn_about_the_choice(login, admi
         "The certificate &#x27;Pending&#x27; is still self-signed: its signing request waits for the CA"
         in page
     )
-    assert LdapSettings.load().certificate_name == "Pending"
+    assert LdapSettings.load(CLUSTER).certificate_name == "Pending"
     response = client.post(reverse("destinations:ldap_settings"), {"certificate": "Nope"})
     assert response.status_code == 400
     assert "Select a valid choice. Nope is not one of the available choices." in response.content.decode()
-    assert LdapSettings.load().certificate_name == "Pending"
+    assert LdapSettings.load(CLUSTER).certificate_name == "Pending"
 
 
 def test_the_password_is_never_shown_and_kept_unless_a_new_one_is_typed(login, admin):
@@ -190,10 +194,10 @@ def test_the_password_is_never_shown_and_kept_unless_a_new_one_is_typed(login, a
     assert 'placeholder="(unchanged)"' in page and "s3cret-bind" not in page
     form = {"name": "corp", "host": "ldap2.example.com", "port": "636", "use_ssl": "on", "bind_dn": BIND_DN}
     assert client.post(url, {**form, "bind_password": ""}).status_code == 302
-    server = LdapServer.objects.get(name="corp")
+    server = LdapServer.objects.at(CLUSTER).get(name="corp")
     assert server.host == "ldap2.example.com" and vault.unseal(server.bind_password_sealed) == "s3cret-bind"
     client.post(url, {**form, "bind_password": "new-pass"})
-    assert vault.unseal(LdapServer.objects.get(name="corp").bind_password_sealed) == "new-pass"
+    assert vault.unseal(LdapServer.objects.at(CLUSTER).get(name="corp").bind_password_sealed) == "new-pass"
 
 
 def test_add_and_delete_a_profile_through_the_pages(login, admin):
@@ -202,11 +206,11 @@ def test_add_and_delete_a_profile_through_the_pages(login, admin):
     bad = client.post(reverse("destinations:ldap_add"), {**form, "port": "70000", "host": "bad host"})
     assert bad.status_code == 400
     assert "Ensure this value is less than or equal to 65535." in bad.content.decode()
-    assert not LdapServer.objects.exists()
+    assert not LdapServer.objects.at(CLUSTER).exists()
     client.post(reverse("destinations:ldap_add"), {**form, "bind_password": "pw"})
     assert "corp" in client.get(reverse("destinations:ldap")).content.decode()
     client.post(reverse("destinations:ldap_server", args=["corp"]), {"action": "delete"})
-    assert not LdapServer.objects.exists()
+    assert not LdapServer.objects.at(CLUSTER).exists()
 
 
 def test_a_read_only_operator_previews_and_may_not_test(login, read_only, admin):
@@ -215,7 +219,7 @@ def test_a_read_only_operator_previews_and_may_not_test(login, read_only, admin)
     client = login(read_only)
     response = client.post(reverse("destinations:ldap_settings"), {"certificate": "Demo"})
     assert "What your submit would change" in response.content.decode()
-    assert LdapSettings.load().certificate_name == ""
+    assert LdapSettings.load(CLUSTER).certificate_name == ""
     assert "Test Server" not in client.get(reverse("destinations:ldap")).content.decode()
     assert client.post(reverse("destinations:ldap_test", args=["corp"])).status_code == 403
 
@@ -224,7 +228,7 @@ def test_a_read_only_operator_previews_and_may_not_test(login, read_only, admin)
 
 
 def test_test_server_presents_exactly_the_configured_client_certificate(login, operator, admin, staged):
-    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate("Client"))
+    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate(CLUSTER_MODE, "Client"))
     with TlsPeer(staged.server, staged.pki.root.cert, not_ldap) as peer:
         add_profile(admin, port=peer.port)
         workflow.commit(admin)
@@ -251,20 +255,24 @@ def test_test_server_presents_exactly_the_configured_client_certificate(login, o
 
 
 def test_the_bind_uses_the_same_client_certificate_and_succeeds_against_an_ldap_server(admin, staged):
-    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate("Client"))
+    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate(CLUSTER_MODE, "Client"))
     with TlsPeer(staged.server, staged.pki.root.cert, fake_ldap("s3cret-bind")) as peer:
         add_profile(admin, port=peer.port, base_dn="dc=example,dc=com")
-        report = ldap.test_server(ldap.profile("corp", registry.candidate()))
+        report = ldap.test_server(
+            ldap.profile("corp", registry.candidate()), candidate_levels.seen_candidate(CLUSTER_MODE)
+        )
     assert [fingerprint(c) for c in peer.client_certificates] == [fingerprint(staged.client)] * 2
     assert texts(report)[-2:] == [f"OK: Bound as {BIND_DN}", "OK: Base DN dc=example,dc=com found"]
     assert report.passed and report.summary == "The TLS connection works; the bind succeeded."
 
 
 def test_a_wrong_bind_password_is_reported(admin, staged):
-    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate("Client"))
+    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate(CLUSTER_MODE, "Client"))
     with TlsPeer(staged.server, staged.pki.root.cert, fake_ldap("other")) as peer:
         add_profile(admin, port=peer.port)
-        report = ldap.test_server(ldap.profile("corp", registry.candidate()))
+        report = ldap.test_server(
+            ldap.profile("corp", registry.candidate()), candidate_levels.seen_candidate(CLUSTER_MODE)
+        )
     assert texts(report)[-1] == f"FAILED: The server refused the bind as {BIND_DN}: invalidCredentials"
     assert not report.passed
 
@@ -273,7 +281,9 @@ def test_a_wrong_bind_password_is_reported(admin, staged):
 def test_the_server_rejects_a_missing_client_certificate(admin, staged, maximum):
     with TlsPeer(staged.server, staged.pki.root.cert, silent, maximum_version=maximum) as peer:
         add_profile(admin, port=peer.port)
-        report = ldap.test_server(ldap.profile("corp", registry.candidate()))
+        report = ldap.test_server(
+            ldap.profile("corp", registry.candidate()), candidate_levels.seen_candidate(CLUSTER_MODE)
+        )
     assert peer.client_certificates == []
     assert "certificate" in " ".join(peer.handshake_errors).lower()
     failed = [step.text for step in report.steps if step.status is probe.Status.FAILED]
@@ -285,10 +295,12 @@ def test_the_server_rejects_a_missing_client_certificate(admin, staged, maximum)
 
 
 def test_the_server_rejects_a_client_certificate_of_a_ca_it_does_not_trust(admin, staged):
-    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate("Stranger"))
+    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate(CLUSTER_MODE, "Stranger"))
     with TlsPeer(staged.server, staged.pki.root.cert, silent) as peer:
         add_profile(admin, port=peer.port)
-        report = ldap.test_server(ldap.profile("corp", registry.candidate()))
+        report = ldap.test_server(
+            ldap.profile("corp", registry.candidate()), candidate_levels.seen_candidate(CLUSTER_MODE)
+        )
     assert (
         "FAILED: The server refused the client certificate 'Stranger': the server does not trust the CA "
         "that issued the client certificate" in texts(report)
@@ -297,10 +309,12 @@ def test_the_server_rejects_a_client_certificate_of_a_ca_it_does_not_trust(admin
 
 def test_an_unverified_server_gets_no_bind(admin, lab):
     stage_lab(admin, lab, trust_root=False)
-    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate("Client"))
+    workflow.submit(admin, "ldap", lambda: store.set_ldap_certificate(CLUSTER_MODE, "Client"))
     with TlsPeer(lab.server, lab.pki.root.cert, not_ldap) as peer:
         add_profile(admin, port=peer.port)
-        report = ldap.test_server(ldap.profile("corp", registry.candidate()))
+        report = ldap.test_server(
+            ldap.profile("corp", registry.candidate()), candidate_levels.seen_candidate(CLUSTER_MODE)
+        )
     lines = texts(report)
     assert "FAILED: Server certificate CN=localhost (issued by CN=Test Root CA, valid until " in lines[2]
     assert lines[2].endswith(
@@ -318,12 +332,16 @@ def test_nothing_listening_and_a_silent_port_are_one_line_each(admin, monkeypatc
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     add_profile(admin, "silent", port=port)
-    report = ldap.test_server(ldap.profile("silent", registry.candidate()))
+    report = ldap.test_server(
+        ldap.profile("silent", registry.candidate()), candidate_levels.seen_candidate(CLUSTER_MODE)
+    )
     assert texts(report)[-1] == (
         f"FAILED: The TLS handshake did not finish within 0.5 seconds: does localhost speak TLS on port {port}?"
     )
     listener.close()
-    report = ldap.test_server(ldap.profile("silent", registry.candidate()))
+    report = ldap.test_server(
+        ldap.profile("silent", registry.candidate()), candidate_levels.seen_candidate(CLUSTER_MODE)
+    )
     assert texts(report) == [
         f"FAILED: localhost refused the connection on port {port}: nothing listens there"
     ]
@@ -345,12 +363,12 @@ def test_ldapconfig_new_list_edit_delete(admin, tmp_path):
         "plain\t10.0.0.5\t389\tno SSL\t(anonymous)\t-\n"
     )
     run("ldapconfig", "edit", "corp", "--port", "3269", "--rename", "gc")
-    server = LdapServer.objects.get(name="gc")
+    server = LdapServer.objects.at(CLUSTER).get(name="gc")
     assert server.port == 3269 and vault.unseal(server.bind_password_sealed) == "from-file"
     printed = run("ldapconfig", "print")[0]
     assert "  Bind password: (set)" in printed and "from-file" not in printed
     assert run("ldapconfig", "delete", "plain")[0] == "LDAP server profile plain deleted.\n"
-    assert list(LdapServer.objects.values_list("name", flat=True)) == ["gc"]
+    assert list(LdapServer.objects.at(CLUSTER).values_list("name", flat=True)) == ["gc"]
 
 
 def test_ldapconfig_refusals_exit_1(admin):
@@ -384,7 +402,7 @@ def test_ldapconfig_setup_warns_about_the_certificate_and_test_exits_by_result(
             "Error: The Read-Only Operator role may not run connection tests (Test Server, Test Connection)."
         )
     with TlsPeer(staged.server, staged.pki.root.cert, not_ldap) as peer:
-        workflow.submit(admin, "port", lambda: store.save_ldap_server(
+        workflow.submit(admin, "port", lambda: store.save_ldap_server(CLUSTER,
             store.ServerFields("corp", "localhost", peer.port, bind_dn=BIND_DN), original="corp"))  # fmt: skip
         out, error = refused("ldapconfig", "test", "corp")
     assert "OK: Client certificate 'Client' (CN=esa.example.com) presented; the server accepted it" in out

@@ -18,6 +18,7 @@ from appliance.config.diff import diff
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render, without_header
 from appliance.models import Interface, SslSettings, SystemSettings
+from appliance.scoped import ScopeNotNamed
 from certificates import downloads, pki
 from certificates import store as certificate_store
 from certificates.models import Certificate
@@ -82,14 +83,14 @@ def cluster(admin):
 
 
 def change(user, level: str, apply, description: str = "change"):
-    """Submit ``apply`` in the mode of ``level``, as a page or a console command with --mode does."""
-    with candidate_levels.editing(level):
-        return workflow.submit(user, description, apply)
+    """Submit ``apply(mode)`` in the mode of ``level``, as a page or a console command with --mode does."""
+    mode = candidate_levels.mode_for(level)
+    return workflow.submit(user, description, lambda: apply(mode), mode=mode)
 
 
 def ssl_set(**values):
-    def apply():
-        row = SslSettings.load()
+    def apply(mode):
+        row = SslSettings.load(mode.seen("ssl_config"))
         for name, value in values.items():
             setattr(row, name, value)
         row.save()
@@ -97,12 +98,18 @@ def ssl_set(**values):
     return apply
 
 
+def create_certificate(name: str, subject: pki.Subject):
+    return lambda mode: certificate_store.create_self_signed(
+        mode.seen("certificates"), name, subject, 30, [], "ec256"
+    )
+
+
 def gui_tls_min(config, key: str = "ssl_config") -> str:
     return config[key][0]["gui_tls_min"]
 
 
-def add_ldap_server():
-    LdapServer.objects.create(
+def add_ldap_server(mode):
+    LdapServer.objects.at(mode.seen("ldap_servers")).create(
         name="Corp",
         host="ldap.example.com",
         bind_dn="cn=esa2,dc=example,dc=com",
@@ -409,7 +416,7 @@ def test_a_change_within_an_override_names_its_level(levelled):
 
 
 def test_a_change_at_the_cluster_level_of_a_cluster_names_the_cluster(levelled):
-    workflow.submit(levelled, "cluster's", ssl_set(gui_tls_min="TLSv1.1"))
+    change(levelled, levels.CLUSTER, ssl_set(gui_tls_min="TLSv1.1"))
     workflow.submit(levelled, "hostname", lambda: SystemSettings.objects.update(hostname="mail.example.com"))
     assert [(c.level, c.title) for c in workflow.pending_changes()] == [
         (levels.CLUSTER, "System hostname"),  # no levels: no level named
@@ -418,7 +425,7 @@ def test_a_change_at_the_cluster_level_of_a_cluster_names_the_cluster(levelled):
 
 
 def test_on_an_appliance_of_its_own_no_level_is_named(admin):
-    workflow.submit(admin, "its own", ssl_set(gui_tls_min="TLSv1.1"))
+    change(admin, levels.CLUSTER, ssl_set(gui_tls_min="TLSv1.1"))
     assert [(c.level, c.title) for c in workflow.pending_changes()] == [(levels.CLUSTER, "SSL Configuration")]
 
 
@@ -491,23 +498,38 @@ def test_removing_an_override_gives_the_machine_the_level_above_again(levelled):
 
 
 def test_a_machine_mode_reads_the_inherited_settings_until_it_has_its_own(cluster):
-    cluster_row = SslSettings.load()
-    with candidate_levels.editing(ESA2):
-        assert candidate_levels.current().seen("ssl_config") == levels.CLUSTER
-        assert SslSettings.load().pk == cluster_row.pk
+    cluster_row = SslSettings.load(levels.CLUSTER)
+    mode = candidate_levels.mode_for(ESA2)
+    assert mode.seen("ssl_config") == levels.CLUSTER
+    assert SslSettings.load(mode.seen("ssl_config")).pk == cluster_row.pk
     overrides.override(cluster, "ssl_config", ESA2)
-    with candidate_levels.editing(ESA2):
-        own = SslSettings.load()
-        assert (own.pk != cluster_row.pk, own.level) == (True, ESA2)
-        assert candidate_levels.current().seen("certificates") == levels.CLUSTER
-    assert SslSettings.load().pk == cluster_row.pk  # the cluster's mode again
+    mode = candidate_levels.mode_for(ESA2)
+    own = SslSettings.load(mode.seen("ssl_config"))
+    assert (own.pk != cluster_row.pk, own.level) == (True, ESA2)
+    assert mode.seen("certificates") == levels.CLUSTER
+    assert SslSettings.load(levels.CLUSTER).pk == cluster_row.pk  # the cluster's mode
     assert SslSettings.every_level.count() == 2
 
 
+def test_a_query_that_names_no_level_is_refused(cluster):
+    with pytest.raises(ScopeNotNamed, match=r"^SslSettings.objects reads the rows of one level: say which"):
+        list(SslSettings.objects.all())
+    with pytest.raises(ScopeNotNamed, match=r"^Interface.objects reads the rows of one machine"):
+        Interface.objects.filter(name="Management").exists()
+
+
+def test_rows_made_at_a_level_are_of_that_level(cluster):
+    subject = pki.Subject(common_name="esa2.example.com")
+    certificate_store.create_self_signed(ESA2, "Esa2", subject, 30, [], "ec256")
+    add_ldap_server(candidate_levels.mode_for(ESA2))
+    assert Certificate.every_level.get(name="Esa2").level == ESA2
+    assert LdapServer.every_level.get(name="Corp").level == levels.CLUSTER  # the mode sees the cluster's
+
+
 def test_a_machine_mode_reads_its_groups_settings(levelled):
-    with candidate_levels.editing("machine:esa1"):
-        assert candidate_levels.current().seen("ssl_config") == MAIN
-        assert SslSettings.load().gui_tls_min == "TLSv1.3"
+    mode = candidate_levels.mode_for("machine:esa1")
+    assert mode.seen("ssl_config") == MAIN
+    assert SslSettings.load(mode.seen("ssl_config")).gui_tls_min == "TLSv1.3"
 
 
 def test_changing_inherited_settings_in_a_machine_mode_is_refused(cluster):
@@ -517,7 +539,7 @@ def test_changing_inherited_settings_in_a_machine_mode_is_refused(cluster):
         "SSL Configuration: Machine: esa2 uses the settings defined at Cluster: Mail; change the mode to Cluster: Mail "
         "to edit them, or override them for Machine: esa2 first"
     )
-    assert SslSettings.load().gui_tls_min == "TLSv1.2"
+    assert SslSettings.load(levels.CLUSTER).gui_tls_min == "TLSv1.2"
     assert not workflow.has_uncommitted_changes()
 
 
@@ -526,14 +548,13 @@ def test_changing_a_groups_settings_in_a_machine_mode_is_refused_naming_the_grou
         workflow.ChangeRefused, match="Machine: esa1 uses the settings defined at Group: Main_Group"
     ):
         change(levelled, "machine:esa1", ssl_set(gui_tls_min="TLSv1.0"))
-    with candidate_levels.rows_at(MAIN):
-        assert SslSettings.load().gui_tls_min == "TLSv1.3"
+    assert SslSettings.load(MAIN).gui_tls_min == "TLSv1.3"
 
 
 def test_a_certificate_created_in_a_machine_mode_with_its_own_certificates_is_the_machines_only(cluster):
     overrides.override(cluster, "certificates", ESA2)
     subject = pki.Subject(common_name="esa2.example.com")
-    change(cluster, ESA2, lambda: certificate_store.create_self_signed("Esa2", subject, 30, [], "ec256"))
+    change(cluster, ESA2, create_certificate("Esa2", subject))
     assert list(Certificate.every_level.filter(name="Esa2").values_list("level", flat=True)) == [ESA2]
     candidate = registry.candidate()
     assert [c["certificate_name"] for c in candidate["certificates"]] == ["Demo"]
@@ -552,18 +573,12 @@ def test_a_certificate_created_in_a_machine_mode_with_its_own_certificates_is_th
     ]
     assert [c["certificate_name"] for c in registry.for_machine(running, "esa3")["certificates"]] == ["Demo"]
     # The same name is free at another level, and a mode that inherits the certificates cannot add one.
-    workflow.submit(
-        cluster, "cluster's", lambda: certificate_store.create_self_signed("Esa2", subject, 30, [], "ec256")
-    )
+    change(cluster, levels.CLUSTER, create_certificate("Esa2", subject), "cluster's")
     assert Certificate.every_level.filter(name="Esa2").count() == 2
     with pytest.raises(
         workflow.ChangeRefused, match="^Certificates: Machine: esa3 uses the settings defined at Cluster"
     ):
-        change(
-            cluster,
-            "machine:esa3",
-            lambda: certificate_store.create_self_signed("Esa3", subject, 30, [], "ec256"),
-        )
+        change(cluster, "machine:esa3", create_certificate("Esa3", subject))
     assert not Certificate.every_level.filter(name="Esa3").exists()
 
 
@@ -596,14 +611,14 @@ def test_a_machine_in_two_groups_is_refused(cluster):
 
 
 def use_certificate(name: str):
-    return lambda: Listener.objects.filter(name="IncomingMail").update(certificate_name=name)
+    return lambda mode: (
+        Listener.objects.at(mode.seen("listeners")).filter(name="IncomingMail").update(certificate_name=name)
+    )
 
 
 def test_a_listener_override_may_name_a_certificate_of_the_cluster(cluster):
     subject = pki.Subject(common_name="esa2.example.com")
-    workflow.submit(
-        cluster, "Shared", lambda: certificate_store.create_self_signed("Shared", subject, 30, [], "ec256")
-    )
+    change(cluster, levels.CLUSTER, create_certificate("Shared", subject), "Shared")
     overrides.override(cluster, "listeners", ESA2)
     change(cluster, ESA2, use_certificate("Shared"))
     assert workflow.validate(registry.candidate()) == []
@@ -628,7 +643,7 @@ def test_a_listener_override_naming_a_certificate_nowhere_is_refused_naming_the_
 def test_a_listener_override_naming_a_certificate_of_another_machine_is_refused(cluster):
     overrides.override(cluster, "certificates", ESA2)
     subject = pki.Subject(common_name="esa2.example.com")
-    change(cluster, ESA2, lambda: certificate_store.create_self_signed("Esa2", subject, 30, [], "ec256"))
+    change(cluster, ESA2, create_certificate("Esa2", subject))
     overrides.override(cluster, "listeners", MAIN)
     change(cluster, MAIN, use_certificate("Esa2"))  # esa2 has it; esa1, in Main_Group too, has not
     with pytest.raises(workflow.ChangeRefused) as refused:
@@ -640,7 +655,11 @@ def test_a_listener_override_naming_a_certificate_of_another_machine_is_refused(
 
 def test_a_certificate_removed_from_a_machines_own_certificates_is_refused_where_it_is_used(cluster):
     overrides.override(cluster, "certificates", ESA2)
-    change(cluster, ESA2, lambda: Certificate.objects.filter(name="Demo").delete())
+    change(
+        cluster,
+        ESA2,
+        lambda mode: Certificate.objects.at(mode.seen("certificates")).filter(name="Demo").delete(),
+    )
     with pytest.raises(workflow.ChangeRefused) as refused:
         workflow.commit(cluster)
     assert refused.value.problems == [
@@ -735,39 +754,36 @@ def test_rollback_restores_the_earlier_overrides(cluster):
 
 
 # --- the mode of the request or command around the workflow --------------------------------------
-# Pages and console commands run the workflow inside the administrator's mode: the cluster's settings
-# are still read and written at the Cluster level.
+# Pages and console commands pass the administrator's mode to the steps that change settings; the
+# whole candidate, commit, abandon and rollback take none: every level is read and written as it is.
 
 
 def test_the_candidate_read_in_a_machines_mode_is_the_same(levelled):
     change(levelled, ESA2, ssl_set(gui_tls_min="TLSv1.0"))
     outside = registry.candidate()
-    with candidate_levels.editing(ESA2):
-        assert registry.candidate() == outside
+    candidate_levels.mode_for(ESA2)
+    assert registry.candidate() == outside
 
 
 def test_a_commit_in_a_machines_mode_keeps_the_clusters_settings(levelled):
     change(levelled, ESA2, ssl_set(gui_tls_min="TLSv1.0"))
-    with candidate_levels.editing(ESA2):
-        workflow.commit(levelled)
+    workflow.commit(levelled)
     running = workflow.running_config()
     assert gui_tls_min(running) == "TLSv1.2"
     assert gui_tls_min(running, "ssl_config@machine:esa2") == "TLSv1.0"
 
 
 def test_abandon_in_a_machines_mode_restores_the_clusters_settings(levelled):
-    workflow.submit(levelled, "cluster's", ssl_set(gui_tls_min="TLSv1.3"))
-    with candidate_levels.editing(ESA2):
-        workflow.abandon(levelled)
-    assert SslSettings.load().gui_tls_min == "TLSv1.2"
-    with candidate_levels.rows_at(ESA2):
-        assert SslSettings.load().gui_tls_min == "TLSv1.1"
+    change(levelled, levels.CLUSTER, ssl_set(gui_tls_min="TLSv1.3"), "cluster's")
+    workflow.abandon(levelled)
+    assert SslSettings.load(levels.CLUSTER).gui_tls_min == "TLSv1.2"
+    assert SslSettings.load(ESA2).gui_tls_min == "TLSv1.1"
 
 
 def test_abandon_asks_before_destroying_a_machines_key_whose_request_was_downloaded(cluster):
     overrides.override(cluster, "certificates", ESA2)
     subject = pki.Subject(common_name="esa2.example.com")
-    change(cluster, ESA2, lambda: certificate_store.create_self_signed("Esa2", subject, 30, [], "ec256"))
+    change(cluster, ESA2, create_certificate("Esa2", subject))
     downloads.record(Certificate.every_level.get(name="Esa2", level=ESA2), cluster)
     with pytest.raises(workflow.ConfirmationNeeded) as asked:
         workflow.abandon(cluster)
@@ -784,13 +800,13 @@ def esa2_certificate(user, name: str = "Esa2Only"):
     """esa2 defines its Certificates, with ``name`` of its own."""
     overrides.override(user, "certificates", ESA2)
     subject = pki.Subject(common_name="esa2.example.com")
-    change(user, ESA2, lambda: certificate_store.create_self_signed(name, subject, 30, [], "ec256"))
+    change(user, ESA2, create_certificate(name, subject))
 
 
 def test_a_machines_interface_may_use_a_certificate_of_its_own_level(cluster):
     esa2_certificate(cluster)
 
-    def interface_certificate():
+    def interface_certificate(mode):
         Interface.every_machine.filter(machine="esa2").update(certificate_name="Esa2Only")
 
     change(cluster, ESA2, interface_certificate)
@@ -813,8 +829,9 @@ def test_an_address_list_a_machines_listener_uses_cannot_be_deleted(cluster):
     workflow.submit(cluster, "list", lambda: address_lists.create("Strict", ["partner.example"]))
     overrides.override(cluster, "listeners", ESA2)
 
-    def use_it():
-        Listener.objects.filter(name="IncomingMail").update(default_tls_mandatory_address_list="Strict")
+    def use_it(mode):
+        listeners = Listener.objects.at(mode.seen("listeners"))
+        listeners.filter(name="IncomingMail").update(default_tls_mandatory_address_list="Strict")
 
     change(cluster, ESA2, use_it)
     with pytest.raises(address_lists.AddressListRefused) as refused:
@@ -825,7 +842,11 @@ def test_an_address_list_a_machines_listener_uses_cannot_be_deleted(cluster):
 def test_loading_certificates_checks_them_against_what_every_level_then_holds(cluster):
     esa2_certificate(cluster)
     overrides.override(cluster, "listeners", ESA2)
-    change(cluster, ESA2, lambda: Listener.objects.update(certificate_name="Esa2Only"))
+    change(
+        cluster,
+        ESA2,
+        lambda mode: Listener.objects.at(mode.seen("listeners")).update(certificate_name="Esa2Only"),
+    )
     workflow.commit(cluster, "esa2's listener on its own certificate")
     # A file of the cluster's certificates alone replaces esa2's too: its listener's would be gone.
     document = parse(
@@ -844,13 +865,11 @@ def test_rollback_and_load_in_a_machines_mode_change_every_level(levelled):
     first = workflow.running_number()
     change(levelled, ESA2, ssl_set(gui_tls_min="TLSv1.3"))
     workflow.commit(levelled, "esa2 on TLS 1.3")
-    with candidate_levels.editing(ESA2):
-        workflow.rollback_to(levelled, first)
+    workflow.rollback_to(levelled, first)
     assert gui_tls_min(registry.candidate(), "ssl_config@machine:esa2") == "TLSv1.1"
     workflow.commit(levelled, "back")
     saved = render(workflow.running_config(), SecretMode.PLAIN).encode("latin-1")
-    with candidate_levels.editing(ESA2):
-        workflow.load_document(levelled, parse(saved), "the same file")
+    workflow.load_document(levelled, parse(saved), "the same file")
     assert not workflow.pending_changes()
 
 

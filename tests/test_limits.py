@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from appliance import configfile, workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render, without_header
 from listeners import hat, store
@@ -47,7 +48,7 @@ def stage(user, apply) -> None:
 
 
 def listener_row(name: str = IN) -> Listener:
-    return Listener.objects.get(name=name)
+    return Listener.objects.at(CLUSTER).get(name=name)
 
 
 def policy_limits(name: str, listener: str = IN) -> dict:
@@ -82,11 +83,13 @@ def test_a_new_listener_has_the_shipped_concurrency_unless_given(admin):
     assert concurrency() == (300, 200)
     stage_listener(admin, "Relay", 587, kind="private")
     assert concurrency("Relay") == (300, 200)
-    stage(admin, lambda: store.create("Busy", "public", "Management", 588, max_concurrency=1000))
+    stage(
+        admin, lambda: store.create(CLUSTER_MODE, "Busy", "public", "Management", 588, max_concurrency=1000)
+    )
     assert concurrency("Busy") == (1000, 200)
-    stage(admin, lambda: store.edit("Busy", max_tls_concurrency=5))
+    stage(admin, lambda: store.edit(CLUSTER_MODE, "Busy", max_tls_concurrency=5))
     assert concurrency("Busy") == (1000, 5)
-    stage(admin, lambda: store.edit("Busy", port=589))  # a limit not given is kept
+    stage(admin, lambda: store.edit(CLUSTER_MODE, "Busy", port=589))  # a limit not given is kept
     assert concurrency("Busy") == (1000, 5)
 
 
@@ -94,19 +97,21 @@ def test_a_new_listener_has_the_shipped_concurrency_unless_given(admin):
     "change,problem",
     [
         (
-            lambda: store.create("Busy", "public", "Management", 588, max_concurrency=0),
+            lambda: store.create(CLUSTER_MODE, "Busy", "public", "Management", 588, max_concurrency=0),
             "Maximum Concurrent Connections must be between 1 and 10000, not 0",
         ),
         (
-            lambda: store.create("Busy", "public", "Management", 588, max_tls_concurrency=10001),
+            lambda: store.create(
+                CLUSTER_MODE, "Busy", "public", "Management", 588, max_tls_concurrency=10001
+            ),
             "Maximum Concurrent TLS Connections must be between 1 and 10000, not 10001",
         ),
         (
-            lambda: store.edit(IN, max_concurrency=-5),
+            lambda: store.edit(CLUSTER_MODE, IN, max_concurrency=-5),
             "Maximum Concurrent Connections must be between 1 and 10000, not -5",
         ),
         (
-            lambda: store.edit(IN, max_tls_concurrency=0),
+            lambda: store.edit(CLUSTER_MODE, IN, max_tls_concurrency=0),
             "Maximum Concurrent TLS Connections must be between 1 and 10000, not 0",
         ),
     ],
@@ -122,18 +127,20 @@ def test_listener_limits_out_of_range_are_refused_in_words(admin, unchanged, cha
 
 def test_a_policy_limit_is_its_own_or_use_default(admin):
     assert policy_limits("ACCEPTED") == UNSET and default_limits() == SHIPPED
-    stage(admin, lambda: hat.save_policy(IN, "ACCEPTED", limits={"max_message_size": 2048}))
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", limits={"max_message_size": 2048}))
     assert policy_limits("ACCEPTED") == {**UNSET, "max_message_size": 2048}
-    stage(admin, lambda: hat.save_policy(IN, "ACCEPTED", tls="off"))  # limits not given are kept
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", tls="off"))  # limits not given are kept
     assert policy_limits("ACCEPTED") == {**UNSET, "max_message_size": 2048}
     stage(
         admin,
-        lambda: hat.set_default_parameters(IN, limits={"max_rcpts_per_msg": 3, "max_msgs_per_session": 2}),
+        lambda: hat.set_default_parameters(
+            CLUSTER, IN, limits={"max_rcpts_per_msg": 3, "max_msgs_per_session": 2}
+        ),
     )
     [item] = [item for item in listeners() if item["listener_name"] == IN]
     policy = next(p for p in item["mail_flow_policy"] if p["policy_name"] == "ACCEPTED")
     assert hat.effective_limits(item, policy) == hat.Limits(2048, 3, 2)
-    stage(admin, lambda: hat.save_policy(IN, "ACCEPTED", limits={"max_message_size": None}))
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", limits={"max_message_size": None}))
     assert policy_limits("ACCEPTED") == UNSET
     [item] = [item for item in listeners() if item["listener_name"] == IN]
     policy = next(p for p in item["mail_flow_policy"] if p["policy_name"] == "ACCEPTED")
@@ -144,19 +151,19 @@ def test_a_policy_limit_is_its_own_or_use_default(admin):
     "change,problem",
     [
         (
-            lambda: hat.save_policy(IN, "ACCEPTED", limits={"max_message_size": 1023}),
+            lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", limits={"max_message_size": 1023}),
             "Max. Message Size (bytes) must be between 1024 and 104857600, not 1023",
         ),
         (
-            lambda: hat.save_policy(IN, "NEW", create=True, limits={"max_rcpts_per_msg": 0}),
+            lambda: hat.save_policy(CLUSTER, IN, "NEW", create=True, limits={"max_rcpts_per_msg": 0}),
             "Max. Recipients Per Message must be between 1 and 10000, not 0",
         ),
         (
-            lambda: hat.set_default_parameters(IN, limits={"max_msgs_per_session": 10001}),
+            lambda: hat.set_default_parameters(CLUSTER, IN, limits={"max_msgs_per_session": 10001}),
             "Max. Messages Per Connection must be between 1 and 10000, not 10001",
         ),
         (
-            lambda: hat.set_default_parameters(IN, limits={"max_message_size": None}),
+            lambda: hat.set_default_parameters(CLUSTER, IN, limits={"max_message_size": None}),
             "The Default Policy Parameters need a number for each limit",
         ),
     ],
@@ -264,8 +271,8 @@ def test_the_policy_form_offers_use_default_with_what_it_is_now(login, admin):
     assert "Use Default (50)" in page and "Use Default (10)" in page
     assert "452 4.5.3 Too many recipients" in page and "421 4.7.0 Too many messages" in page
     assert 'name="max_message_size_mode" value="default" id="id_max_message_size_mode_0" checked' in page
-    stage(admin, lambda: hat.set_default_parameters(IN, limits={"max_rcpts_per_msg": 7}))
-    stage(admin, lambda: hat.save_policy(IN, "TRUSTED", limits={"max_message_size": 2048}))
+    stage(admin, lambda: hat.set_default_parameters(CLUSTER, IN, limits={"max_rcpts_per_msg": 7}))
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "TRUSTED", limits={"max_message_size": 2048}))
     page = text(client.get(policy_url("policy_edit", "TRUSTED")))
     assert "Use Default (7)" in page
     assert 'value="value" id="id_max_message_size_mode_1" checked' in page
@@ -336,9 +343,9 @@ def test_the_policy_form_refuses_bad_limits_in_words(login, admin, unchanged, va
 
 
 def test_the_policies_table_shows_each_limit_as_it_applies(login, admin):
-    stage(admin, lambda: hat.save_policy(IN, "THROTTLED", limits={"max_message_size": 1048576}))
-    stage(admin, lambda: hat.save_policy(IN, "TRUSTED", limits={"max_rcpts_per_msg": 500}))
-    stage(admin, lambda: hat.set_default_parameters(IN, limits={"max_msgs_per_session": 3}))
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "THROTTLED", limits={"max_message_size": 1048576}))
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "TRUSTED", limits={"max_rcpts_per_msg": 500}))
+    stage(admin, lambda: hat.set_default_parameters(CLUSTER, IN, limits={"max_msgs_per_session": 3}))
     page = text(login(admin).get(reverse("listeners:policies")))
     rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
     cells = {
@@ -500,13 +507,15 @@ def test_listenerconfig_limit_usage_errors(admin, unchanged, args):
 
 
 def test_limits_round_trip_through_the_configuration_file(admin):
-    stage(admin, lambda: store.edit(IN, max_concurrency=150, max_tls_concurrency=75))
-    stage(admin, lambda: hat.save_policy(IN, "THROTTLED", limits={"max_message_size": 1048576}))
+    stage(admin, lambda: store.edit(CLUSTER_MODE, IN, max_concurrency=150, max_tls_concurrency=75))
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "THROTTLED", limits={"max_message_size": 1048576}))
     stage(
         admin,
-        lambda: hat.save_policy(IN, "TRUSTED", limits={"max_rcpts_per_msg": 500, "max_msgs_per_session": 1}),
+        lambda: hat.save_policy(
+            CLUSTER, IN, "TRUSTED", limits={"max_rcpts_per_msg": 500, "max_msgs_per_session": 1}
+        ),
     )
-    stage(admin, lambda: hat.set_default_parameters(IN, limits={"max_message_size": 20971520}))
+    stage(admin, lambda: hat.set_default_parameters(CLUSTER, IN, limits={"max_message_size": 20971520}))
     candidate = registry.candidate()
     config = {"listeners": candidate["listeners"], "address_lists": candidate["address_lists"]}
     saved = render(config, SecretMode.PLAIN)
@@ -543,8 +552,8 @@ def test_limits_round_trip_through_the_configuration_file(admin):
     assert without_header(render(parsed, SecretMode.PLAIN)) == without_header(saved)
 
     workflow.commit(admin, "limits")
-    stage(admin, lambda: store.edit(IN, max_concurrency=1))
-    stage(admin, lambda: hat.save_policy(IN, "THROTTLED", limits={"max_message_size": None}))
+    stage(admin, lambda: store.edit(CLUSTER_MODE, IN, max_concurrency=1))
+    stage(admin, lambda: hat.save_policy(CLUSTER, IN, "THROTTLED", limits={"max_message_size": None}))
     configfile.load(admin, saved.encode("latin-1"), None, "saved.xml")
     assert concurrency() == (150, 75)
     assert policy_limits("THROTTLED") == {**UNSET, "max_message_size": 1048576}
@@ -560,7 +569,7 @@ def test_a_file_without_limits_gets_the_shipped_ones(admin):
         b"<mail_flow_policies><default_policy_parameters><tls>preferred</tls></default_policy_parameters>"
         b"</mail_flow_policies></listener></listeners></config>"
     )
-    stage(admin, lambda: store.edit(IN, max_concurrency=5))
+    stage(admin, lambda: store.edit(CLUSTER_MODE, IN, max_concurrency=5))
     workflow.load_document(admin, parse(bare), "bare")
     assert concurrency() == (300, 200)
     assert default_limits() == SHIPPED
@@ -669,7 +678,7 @@ def connection_refused(gateway) -> bytes:
 
 
 def test_a_connection_over_the_listener_limit_gets_421_and_is_closed(gateway):
-    gateway.stage("one at a time", lambda: store.edit(IN, max_concurrency=1))
+    gateway.stage("one at a time", lambda: store.edit(CLUSTER_MODE, IN, max_concurrency=1))
     assert gateway.commit() == []
     first_icid = gateway.next_icid()
     with gateway.smtp() as first:
@@ -687,8 +696,8 @@ def test_a_connection_over_the_listener_limit_gets_421_and_is_closed(gateway):
 
 
 def test_a_starttls_over_the_tls_limit_gets_454_and_the_session_goes_on_in_clear(gateway):
-    gateway.stage("preferred", lambda: hat.set_default_parameters(IN, tls="preferred"))
-    gateway.stage("one TLS session", lambda: store.edit(IN, max_tls_concurrency=1))
+    gateway.stage("preferred", lambda: hat.set_default_parameters(CLUSTER, IN, tls="preferred"))
+    gateway.stage("one TLS session", lambda: store.edit(CLUSTER_MODE, IN, max_tls_concurrency=1))
     assert gateway.commit() == []
     first_icid = gateway.next_icid()
     with gateway.smtp() as first:
@@ -710,7 +719,9 @@ def test_a_starttls_over_the_tls_limit_gets_454_and_the_session_goes_on_in_clear
 
 
 def test_a_message_over_the_size_limit_gets_552_and_size_is_advertised(gateway):
-    gateway.stage("small", lambda: hat.save_policy(IN, "ACCEPTED", limits={"max_message_size": 2048}))
+    gateway.stage(
+        "small", lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", limits={"max_message_size": 2048})
+    )
     assert gateway.commit() == []
     with gateway.smtp() as client:
         client.ehlo()
@@ -726,7 +737,7 @@ def test_a_message_over_the_size_limit_gets_552_and_size_is_advertised(gateway):
 
 
 def test_a_recipient_over_the_limit_gets_452(gateway):
-    gateway.stage("two", lambda: hat.set_default_parameters(IN, limits={"max_rcpts_per_msg": 2}))
+    gateway.stage("two", lambda: hat.set_default_parameters(CLUSTER, IN, limits={"max_rcpts_per_msg": 2}))
     assert gateway.commit() == []
     with gateway.smtp() as client:
         client.ehlo()
@@ -742,7 +753,7 @@ def test_a_recipient_over_the_limit_gets_452(gateway):
 
 
 def test_a_message_over_the_session_limit_gets_421_and_the_connection_closes(gateway):
-    gateway.stage("one", lambda: hat.save_policy(IN, "ACCEPTED", limits={"max_msgs_per_session": 1}))
+    gateway.stage("one", lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", limits={"max_msgs_per_session": 1}))
     assert gateway.commit() == []
     raw = gateway.raw()
     try:

@@ -6,6 +6,7 @@ import pytest
 
 from appliance import bootstrap, configfile, interfaces, workflow
 from appliance.config import checks
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, without_header
 from appliance.models import ConfigVersion, Interface
@@ -90,7 +91,7 @@ def test_first_start_refuses_a_bad_smtp_port(first_start_environment, value):
     with pytest.raises(bootstrap.BootstrapError) as refusal:
         bootstrap.first_start()
     assert str(refusal.value) == f"APPLIANCE_SMTP_PORT must be a port number, not {value!r}"
-    assert not ConfigVersion.objects.exists() and not Listener.objects.exists()
+    assert not ConfigVersion.objects.exists() and not Listener.objects.at(CLUSTER).exists()
 
 
 def test_first_start_refuses_the_smtp_port_of_the_console(first_start_environment):
@@ -101,7 +102,7 @@ def test_first_start_refuses_the_smtp_port_of_the_console(first_start_environmen
         r"both use 127\.0\.0\.1 port 8443$",
     ):
         bootstrap.first_start()
-    assert not ConfigVersion.objects.exists() and not Listener.objects.exists()
+    assert not ConfigVersion.objects.exists() and not Listener.objects.at(CLUSTER).exists()
 
 
 # --- the Demo certificate and "where used" -------------------------------------------------
@@ -115,20 +116,20 @@ def test_the_demo_warning_at_commit_names_the_listener(admin):
 
 def test_the_demo_warning_goes_when_no_listener_or_interface_uses_demo(admin, credentials):
     stage_certificate(admin, "Mail", credentials.good)
-    workflow.submit(admin, "interface", lambda: Interface.objects.update(certificate_name="Mail"))
-    workflow.submit(admin, "listener", lambda: store.set_certificate("IncomingMail", "Mail"))
+    workflow.submit(admin, "interface", lambda: Interface.objects.of("").update(certificate_name="Mail"))
+    workflow.submit(admin, "listener", lambda: store.set_certificate(CLUSTER_MODE, "IncomingMail", "Mail"))
     assert workflow.commit_warnings(workflow.commit(admin, "own certificate")) == []
 
 
 def test_a_certificate_lists_the_listener_using_it_and_stays_while_used(admin):
-    assert certificate_store.users_of("Demo") == [
+    assert certificate_store.users_of(CLUSTER_MODE, "Demo") == [
         "interface 'Management' (HTTPS Certificate)",
         "listener 'IncomingMail' (Certificate)",
     ]
     with pytest.raises(
         pki.CertificateError, match="used by interface 'Management' .*, listener 'IncomingMail'"
     ):
-        workflow.submit(admin, "delete Demo", lambda: certificate_store.delete("Demo"))
+        workflow.submit(admin, "delete Demo", lambda: certificate_store.delete(CLUSTER_MODE, "Demo"))
 
 
 # --- the <listeners> section ---------------------------------------------------------------
@@ -151,8 +152,10 @@ def test_plain_round_trip_of_listeners_gives_the_same_file(admin, credentials):
     assert "<listener_name>Relay</listener_name>" in saved
     assert saved.index("<interfaces>") < saved.index("<listeners>") < saved.index("<certificates>")
 
-    workflow.submit(admin, "drop Relay", lambda: store.delete("Relay"))
-    workflow.submit(admin, "move Plain", lambda: store.edit("Plain", port=2626, listener_type="private"))
+    workflow.submit(admin, "drop Relay", lambda: store.delete(CLUSTER, "Relay"))
+    workflow.submit(
+        admin, "move Plain", lambda: store.edit(CLUSTER_MODE, "Plain", port=2626, listener_type="private")
+    )
     workflow.commit(admin, "changed")
 
     configfile.load(admin, saved.encode("latin-1"), None, "saved.xml")
@@ -218,10 +221,10 @@ def test_ports_in_use_in_a_loaded_file_are_refused_at_commit(admin):
 
 def test_listeners_on_two_interfaces_with_one_address_clash_too(admin):
     def add_interface():
-        Interface.objects.create(
+        Interface.objects.of("").create(
             name="Data", ip_address="127.0.0.1", netmask=32, hostname="data.example.com", certificate_name=""
         )
-        Listener.objects.create(name="Data", interface_name="Data", port=2525)
+        Listener.objects.at(CLUSTER).create(name="Data", interface_name="Data", port=2525)
 
     workflow.submit(admin, "second interface", add_interface)
     with pytest.raises(workflow.ChangeRefused) as refusal:
@@ -232,16 +235,16 @@ def test_listeners_on_two_interfaces_with_one_address_clash_too(admin):
 
 
 def test_an_interface_cannot_take_a_listeners_port_nor_go_while_a_listener_uses_it(admin, unchanged):
-    moved = {**interfaces.item_of(Interface.objects.get(name="Management")), "httpsd_port": 2525}
+    moved = {**interfaces.item_of(Interface.objects.of("").get(name="Management")), "httpsd_port": 2525}
     in_use = (
         "^The port is in use: HTTPS of interface 'Management' and listener 'IncomingMail' "
         "both use 127.0.0.1 port 2525$"
     )
     with pytest.raises(workflow.ChangeRefused, match=in_use):
-        workflow.submit(admin, "move HTTPS", lambda: interfaces.save("Management", moved))
+        workflow.submit(admin, "move HTTPS", lambda: interfaces.save(CLUSTER_MODE, "Management", moved))
     in_use_by = r"^'Management' cannot be deleted while it is used by listener 'IncomingMail' \(Interface\)$"
     with pytest.raises(workflow.ChangeRefused, match=in_use_by):
-        workflow.submit(admin, "delete", lambda: interfaces.delete("Management"))
+        workflow.submit(admin, "delete", lambda: interfaces.delete(CLUSTER_MODE, "Management"))
     unchanged()
 
 
@@ -278,7 +281,7 @@ def test_an_interface_cannot_take_a_listeners_port_nor_go_while_a_listener_uses_
 )
 def test_create_refuses_with_its_reason_and_changes_nothing(admin, unchanged, arguments, message):
     with pytest.raises(store.ListenerRefused) as refusal:
-        workflow.submit(admin, "create", lambda: store.create(*arguments))
+        workflow.submit(admin, "create", lambda: store.create(CLUSTER_MODE, *arguments))
     assert str(refusal.value) == message
     unchanged()
 
@@ -286,12 +289,12 @@ def test_create_refuses_with_its_reason_and_changes_nothing(admin, unchanged, ar
 def test_edit_refuses_a_taken_name_or_port_and_changes_nothing(admin):
     stage_listener(admin, "Relay", 26)
     with pytest.raises(store.ListenerRefused, match="^A listener named 'Relay' already exists$"):
-        workflow.submit(admin, "rename", lambda: store.edit("IncomingMail", new_name="Relay"))
+        workflow.submit(admin, "rename", lambda: store.edit(CLUSTER_MODE, "IncomingMail", new_name="Relay"))
     in_use = "^The port is in use: listener 'IncomingMail' and listener 'Relay' both use 127.0.0.1 port 26$"
     with pytest.raises(store.ListenerRefused, match=in_use):
-        workflow.submit(admin, "port", lambda: store.edit("IncomingMail", port=26))
+        workflow.submit(admin, "port", lambda: store.edit(CLUSTER_MODE, "IncomingMail", port=26))
     with pytest.raises(store.ListenerRefused, match="^There is no listener named 'Outgoing'$"):
-        workflow.submit(admin, "edit", lambda: store.edit("Outgoing", port=27))
+        workflow.submit(admin, "edit", lambda: store.edit(CLUSTER_MODE, "Outgoing", port=27))
     assert [(item["listener_name"], item["port"]) for item in listeners()] == [
         ("IncomingMail", 2525),
         ("Relay", 26),
@@ -300,18 +303,20 @@ def test_edit_refuses_a_taken_name_or_port_and_changes_nothing(admin):
 
 def test_edit_keeps_its_own_port_renames_and_clears_the_certificate(admin):
     workflow.submit(
-        admin, "edit", lambda: store.edit("IncomingMail", new_name="Inbound", port=2525, certificate_name="")
+        admin,
+        "edit",
+        lambda: store.edit(CLUSTER_MODE, "IncomingMail", new_name="Inbound", port=2525, certificate_name=""),
     )
     assert listener_settings() == [{**SHIPPED, "listener_name": "Inbound", "certificate_name": ""}]
 
 
 def test_delete(admin):
-    workflow.submit(admin, "delete", lambda: store.delete("IncomingMail"))
+    workflow.submit(admin, "delete", lambda: store.delete(CLUSTER, "IncomingMail"))
     assert listeners() == []
     workflow.commit(admin, "no mail")
     assert workflow.running_config()["listeners"] == []
     with pytest.raises(store.ListenerRefused, match="^There is no listener named 'IncomingMail'$"):
-        workflow.submit(admin, "again", lambda: store.delete("IncomingMail"))
+        workflow.submit(admin, "again", lambda: store.delete(CLUSTER, "IncomingMail"))
 
 
 # --- certificate advice ------------------------------------------------------------------------
@@ -324,32 +329,50 @@ def test_choosing_a_certificate_gives_its_advice(admin, credentials):
     stage_pending(admin, "Waiting")
     old = pki.load_certificate(credentials.expired.cert_pem).not_valid_after_utc
 
-    outcome = workflow.submit(admin, "old", lambda: store.set_certificate("IncomingMail", "Old"))
+    outcome = workflow.submit(
+        admin, "old", lambda: store.set_certificate(CLUSTER_MODE, "IncomingMail", "Old")
+    )
     assert outcome.warnings == [
         f"The certificate 'Old': 'esa.example.com' expired on {old:%Y-%m-%d %H:%M} UTC"
     ]
-    outcome = workflow.submit(admin, "other", lambda: store.set_certificate("IncomingMail", "Other"))
+    outcome = workflow.submit(
+        admin, "other", lambda: store.set_certificate(CLUSTER_MODE, "IncomingMail", "Other")
+    )
     assert outcome.warnings == [
         "The certificate 'Other' (other.example.org) does not cover the host name esa.example.com"
     ]
-    outcome = workflow.submit(admin, "waiting", lambda: store.set_certificate("IncomingMail", "Waiting"))
+    outcome = workflow.submit(
+        admin, "waiting", lambda: store.set_certificate(CLUSTER_MODE, "IncomingMail", "Waiting")
+    )
     assert outcome.warnings == [
         "The certificate 'Waiting' is still self-signed: its signing request waits for the CA"
     ]
     assert (
-        workflow.submit(admin, "mail", lambda: store.set_certificate("IncomingMail", "Mail")).warnings == []
+        workflow.submit(
+            admin, "mail", lambda: store.set_certificate(CLUSTER_MODE, "IncomingMail", "Mail")
+        ).warnings
+        == []
     )
-    assert workflow.submit(admin, "none", lambda: store.set_certificate("IncomingMail", "")).warnings == []
+    assert (
+        workflow.submit(
+            admin, "none", lambda: store.set_certificate(CLUSTER_MODE, "IncomingMail", "")
+        ).warnings
+        == []
+    )
 
 
 def test_the_advice_follows_the_interface_hostname(admin, credentials):
     stage_certificate(admin, "Mail", credentials.good)
 
     def add_interface():
-        Interface.objects.create(name="Data", ip_address="127.0.0.2", netmask=32, hostname="mx.example.net")
+        Interface.objects.of("").create(
+            name="Data", ip_address="127.0.0.2", netmask=32, hostname="mx.example.net"
+        )
 
     workflow.submit(admin, "interface", add_interface)
-    outcome = workflow.submit(admin, "relay", lambda: store.create("Relay", "public", "Data", 25, "Mail"))
+    outcome = workflow.submit(
+        admin, "relay", lambda: store.create(CLUSTER_MODE, "Relay", "public", "Data", 25, "Mail")
+    )
     assert outcome.warnings == [
         "The certificate 'Mail' (esa.example.com) does not cover the host name mx.example.net"
     ]

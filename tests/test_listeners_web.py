@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.config.sections import registry
 from certificates import pki
 from listeners.models import Listener
@@ -249,7 +250,7 @@ def test_read_only_sees_a_preview_and_nothing_is_stored(login, read_only, unchan
     assert "listener 'IncomingMail'" in page(response) and "deleted" in page(response)
     unchanged()
     assert not workflow.has_uncommitted_changes()
-    assert Listener.objects.filter(name="IncomingMail").exists()
+    assert Listener.objects.at(CLUSTER).filter(name="IncomingMail").exists()
 
 
 def test_guest_is_refused_every_listener_page(login, guest, unchanged):

@@ -22,6 +22,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from destinations.models import PROBE_RUNS_KEPT, ProbeSource, ProbeStatus, TlsProbeRun
 from gateway import probe_history, tlsprobe
 from listeners import hat
@@ -201,7 +202,7 @@ def test_every_mx_host_is_compared_new_and_gone_servers_are_named(trusted_config
 def test_check_my_own_listener_is_a_test_of_its_own(gateway, zone):
     _, port = zone(f"{DOMAIN}. 300 IN MX 10 mx.{DOMAIN}.\n")
     gateway.stage("DNS", dns_change(port))
-    gateway.stage("TLS offered", lambda: hat.set_default_parameters(IN, tls="preferred"))
+    gateway.stage("TLS offered", lambda: hat.set_default_parameters(CLUSTER, IN, tls="preferred"))
     gateway.commit()
 
     code, lines = tlsverify(DOMAIN, "--listener", IN)

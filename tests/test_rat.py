@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from appliance import configfile, workflow
+from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from appliance.models import AuditEvent
@@ -45,7 +46,7 @@ RCPTACCESS = ("listenerconfig", "edit", IN, "rcptaccess")
 
 def entries(name: str = IN) -> list[tuple[str, str]]:
     """The listener's candidate RAT as (recipient, action), in order."""
-    return [(e["recipient"], e["action"]) for e in rat.table(Listener.objects.get(name=name))]
+    return [(e["recipient"], e["action"]) for e in rat.table(Listener.objects.at(CLUSTER).get(name=name))]
 
 
 def stage(user, apply) -> None:
@@ -53,7 +54,7 @@ def stage(user, apply) -> None:
 
 
 def stage_table(user, *lines: str) -> None:
-    stage(user, lambda: rat.set_table(IN, rat.parse_table("\n".join(lines))))
+    stage(user, lambda: rat.set_table(CLUSTER, IN, rat.parse_table("\n".join(lines))))
 
 
 def stage_relay(user) -> None:
@@ -232,75 +233,77 @@ def test_parse_checked_names_the_lines_of_rule_problems():
 def test_replace_keeps_the_rules(admin):
     stage(
         admin,
-        lambda: rat.replace(IN, rat.parse_table("sales@example.org ACCEPT\nexample.com ACCEPT\nALL ACCEPT")),
+        lambda: rat.replace(
+            CLUSTER, IN, rat.parse_table("sales@example.org ACCEPT\nexample.com ACCEPT\nALL ACCEPT")
+        ),
     )
     assert entries() == [("sales@example.org", "accept"), ("example.com", "accept"), ("ALL", "accept")]
     cannot = f"The RAT of listener {IN} cannot be saved"
-    refuses(admin, lambda: rat.replace(IN, []), cannot,
+    refuses(admin, lambda: rat.replace(CLUSTER, IN, []), cannot,
             ["The RAT needs at least its last entry, ALL ACCEPT or ALL REJECT"])  # fmt: skip
-    refuses(admin, lambda: rat.replace(IN, rat.parse_table("example.com ACCEPT")), cannot,
+    refuses(admin, lambda: rat.replace(CLUSTER, IN, rat.parse_table("example.com ACCEPT")), cannot,
             ["The last entry of the RAT must be ALL"])  # fmt: skip
-    refuses(admin, lambda: rat.replace(IN, rat.parse_table("a.com ACCEPT\na.com REJECT\nALL ACCEPT")), cannot,
+    refuses(admin, lambda: rat.replace(CLUSTER, IN, rat.parse_table("a.com ACCEPT\na.com REJECT\nALL ACCEPT")), cannot,
             ["The recipient 'a.com' is listed twice"])  # fmt: skip
-    refuses(admin, lambda: rat.replace("Nope", SHIPPED), "There is no listener named 'Nope'")
+    refuses(admin, lambda: rat.replace(CLUSTER, "Nope", SHIPPED), "There is no listener named 'Nope'")
 
 
 def test_a_private_listener_has_no_rat(admin):
     stage_relay(admin)
     assert entries("Relay") == []
-    refuses(admin, lambda: rat.replace("Relay", SHIPPED), "The RAT of listener Relay cannot be saved",
+    refuses(admin, lambda: rat.replace(CLUSTER, "Relay", SHIPPED), "The RAT of listener Relay cannot be saved",
             ["A private listener has no RAT: it relays for its RELAYLIST hosts"])  # fmt: skip
     for apply in (
-        lambda: rat.add_entry("Relay", "example.com", "accept"),
-        lambda: rat.set_table("Relay", SHIPPED),
-        lambda: rat.import_table("Relay", "ALL ACCEPT\n"),
-        lambda: rat.delete_entry("Relay", "example.com"),
+        lambda: rat.add_entry(CLUSTER, "Relay", "example.com", "accept"),
+        lambda: rat.set_table(CLUSTER, "Relay", SHIPPED),
+        lambda: rat.import_table(CLUSTER, "Relay", "ALL ACCEPT\n"),
+        lambda: rat.delete_entry(CLUSTER, "Relay", "example.com"),
     ):
         refuses(admin, apply, PRIVATE)
 
 
 def test_entry_operations(admin):
-    stage(admin, lambda: rat.add_entry(IN, "Sales@Example.org", "ACCEPT"))
-    stage(admin, lambda: rat.add_entry(IN, ".example.com", "reject", order=1))
+    stage(admin, lambda: rat.add_entry(CLUSTER, IN, "Sales@Example.org", "ACCEPT"))
+    stage(admin, lambda: rat.add_entry(CLUSTER, IN, ".example.com", "reject", order=1))
     assert entries() == [
         (".example.com", "reject"), ("example.com", "accept"), ("sales@example.org", "accept"), ("ALL", "reject"),
     ]  # fmt: skip
-    stage(admin, lambda: rat.edit_entry(IN, "sales@example.org", order=1, action="reject"))
-    stage(admin, lambda: rat.edit_entry(IN, "example.com", new_recipient="example.net"))
-    stage(admin, lambda: rat.edit_entry(IN, "all", action="accept"))
+    stage(admin, lambda: rat.edit_entry(CLUSTER, IN, "sales@example.org", order=1, action="reject"))
+    stage(admin, lambda: rat.edit_entry(CLUSTER, IN, "example.com", new_recipient="example.net"))
+    stage(admin, lambda: rat.edit_entry(CLUSTER, IN, "all", action="accept"))
     assert entries() == [
         ("sales@example.org", "reject"), (".example.com", "reject"), ("example.net", "accept"), ("ALL", "accept"),
     ]  # fmt: skip
-    stage(admin, lambda: rat.delete_entry(IN, ".EXAMPLE.com"))
+    stage(admin, lambda: rat.delete_entry(CLUSTER, IN, ".EXAMPLE.com"))
     assert entries() == [("sales@example.org", "reject"), ("example.net", "accept"), ("ALL", "accept")]
 
 
 @pytest.mark.parametrize(
     "apply,message",
     [
-        (lambda: rat.add_entry(IN, "Example.com", "reject"),
+        (lambda: rat.add_entry(CLUSTER, IN, "Example.com", "reject"),
          "The RAT of listener IncomingMail already has an entry for 'example.com'"),
-        (lambda: rat.add_entry(IN, "ALL", "accept"),
+        (lambda: rat.add_entry(CLUSTER, IN, "ALL", "accept"),
          "ALL is always the last entry of the RAT: change its action instead"),
-        (lambda: rat.add_entry(IN, "not an entry", "accept"), f"'not an entry' is not a recipient entry ({FORMS})"),
-        (lambda: rat.add_entry(IN, "example.org", "deliver"), "'deliver' is not an action of the RAT (accept or reject)"),
-        (lambda: rat.add_entry(IN, "example.org", "accept", order=3),
+        (lambda: rat.add_entry(CLUSTER, IN, "not an entry", "accept"), f"'not an entry' is not a recipient entry ({FORMS})"),
+        (lambda: rat.add_entry(CLUSTER, IN, "example.org", "deliver"), "'deliver' is not an action of the RAT (accept or reject)"),
+        (lambda: rat.add_entry(CLUSTER, IN, "example.org", "accept", order=3),
          "The order must be from 1 to 2 (ALL stays last)"),
-        (lambda: rat.add_entry(IN, "example.org", "accept", order=0),
+        (lambda: rat.add_entry(CLUSTER, IN, "example.org", "accept", order=0),
          "The order must be from 1 to 2 (ALL stays last)"),
-        (lambda: rat.edit_entry(IN, "example.org", action="reject"),
+        (lambda: rat.edit_entry(CLUSTER, IN, "example.org", action="reject"),
          "The RAT of listener IncomingMail has no entry for 'example.org'"),
-        (lambda: rat.edit_entry(IN, "example.com", order=2), "The order must be from 1 to 1 (ALL stays last)"),
-        (lambda: rat.edit_entry(IN, "ALL", order=1),
+        (lambda: rat.edit_entry(CLUSTER, IN, "example.com", order=2), "The order must be from 1 to 1 (ALL stays last)"),
+        (lambda: rat.edit_entry(CLUSTER, IN, "ALL", order=1),
          "ALL is always the last entry of the RAT: only its action can change"),
-        (lambda: rat.edit_entry(IN, "ALL", new_recipient="example.org"),
+        (lambda: rat.edit_entry(CLUSTER, IN, "ALL", new_recipient="example.org"),
          "ALL is always the last entry of the RAT: only its action can change"),
-        (lambda: rat.edit_entry(IN, "example.com", new_recipient="ALL"),
+        (lambda: rat.edit_entry(CLUSTER, IN, "example.com", new_recipient="ALL"),
          "ALL is always the last entry of the RAT: change its action instead"),
-        (lambda: rat.delete_entry(IN, "ALL"),
+        (lambda: rat.delete_entry(CLUSTER, IN, "ALL"),
          "The ALL entry cannot be deleted: every RAT ends with it (change its action instead)"),
-        (lambda: rat.delete_entry(IN, "example.org"), "The RAT of listener IncomingMail has no entry for 'example.org'"),
-        (lambda: rat.add_entry("Nope", "example.org", "accept"), "There is no listener named 'Nope'"),
+        (lambda: rat.delete_entry(CLUSTER, IN, "example.org"), "The RAT of listener IncomingMail has no entry for 'example.org'"),
+        (lambda: rat.add_entry(CLUSTER, "Nope", "example.org", "accept"), "There is no listener named 'Nope'"),
     ],
 )  # fmt: skip
 def test_entry_operations_refuse_in_words(admin, apply, message):
@@ -428,12 +431,12 @@ def test_incoming_mail_ships_with_the_hostnames_domain(admin):
 
 
 def test_a_new_public_listener_accepts_the_candidate_hostnames_domain(admin):
-    stage(admin, lambda: store.create("Inbound", "public", "Management", 2626))
+    stage(admin, lambda: store.create(CLUSTER_MODE, "Inbound", "public", "Management", 2626))
     assert entries("Inbound") == [("example.com", "accept"), ("ALL", "reject")]
     run("sethostname", "mx.mail.example.org")  # staged, not committed: the candidate counts
-    stage(admin, lambda: store.create("Second", "public", "Management", 2627))
+    stage(admin, lambda: store.create(CLUSTER_MODE, "Second", "public", "Management", 2627))
     assert entries("Second") == [("mail.example.org", "accept"), ("ALL", "reject")]
-    stage(admin, lambda: store.create("Relay", "private", "Management", 2628))
+    stage(admin, lambda: store.create(CLUSTER_MODE, "Relay", "private", "Management", 2628))
     assert entries("Relay") == []
     assert rat.shipped("public", "localhost") == [{"recipient": "ALL", "action": "reject"}]
 
@@ -489,7 +492,7 @@ def test_the_menu_lists_the_page_after_mail_flow_policies(admin):
 
 def test_the_selector_offers_public_listeners_and_explains_private_ones(login, admin):
     stage_relay(admin)
-    stage(admin, lambda: store.create("Inbound", "public", "Management", 2627))
+    stage(admin, lambda: store.create(CLUSTER_MODE, "Inbound", "public", "Management", 2627))
     client = login(admin)
     page = text(client.get(PAGE))
     assert '<option value="Inbound" selected>' in page and '<option value="IncomingMail">' in page
@@ -506,7 +509,7 @@ def test_the_selector_offers_public_listeners_and_explains_private_ones(login, a
 
 
 def test_no_public_listener_says_so(login, admin):
-    stage(admin, lambda: store.delete(IN))
+    stage(admin, lambda: store.delete(CLUSTER, IN))
     stage_relay(admin)
     page = text(login(admin).get(PAGE))
     assert 'id="no-public-listener"' in page and "No public listeners" in page
@@ -895,8 +898,8 @@ def test_the_gateway_refuses_recipients_the_rat_rejects(gateway):
 
 
 def test_a_committed_rat_change_reaches_the_gateway(gateway):
-    gateway.stage("rat", lambda: rat.add_entry(IN, "partner.example.org", "accept"))
-    gateway.stage("rat", lambda: rat.add_entry(IN, "nobody@example.com", "reject", order=1))
+    gateway.stage("rat", lambda: rat.add_entry(CLUSTER, IN, "partner.example.org", "accept"))
+    gateway.stage("rat", lambda: rat.add_entry(CLUSTER, IN, "nobody@example.com", "reject", order=1))
     with gateway.smtp() as client:  # staged, not committed: the running RAT still decides
         client.ehlo()
         client.mail("sender@client.test")
@@ -920,9 +923,9 @@ def test_a_relay_policy_sender_skips_the_rat(gateway):
     RELAYLIST hosts; the RAT still says ALL Reject."""
 
     def relay_loopback():
-        hat.save_policy(IN, "RELAYED", create=True, connection_behavior="relay")
-        hat.save_group(IN, "RELAYLIST", policy_name="RELAYED", order=1, create=True)
-        hat.add_senders(IN, "RELAYLIST", [LOOPBACK])
+        hat.save_policy(CLUSTER, IN, "RELAYED", create=True, connection_behavior="relay")
+        hat.save_group(CLUSTER, IN, "RELAYLIST", policy_name="RELAYED", order=1, create=True)
+        hat.add_senders(CLUSTER, IN, "RELAYLIST", [LOOPBACK])
 
     gateway.stage("relay for loopback", relay_loopback)
     assert gateway.commit() == []

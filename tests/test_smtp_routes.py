@@ -20,7 +20,7 @@ SUBMITTED = "Your changes have been submitted. Commit them to make them take eff
 
 
 def table() -> list[dict]:
-    return registry.get("smtp_routes").read()
+    return registry.read("smtp_routes")
 
 
 def hop(host, priority=None) -> dict:
@@ -69,8 +69,8 @@ def test_the_section_stands_right_after_dns():
 
 def test_a_partial_document_replaces_only_the_routes(admin):
     stage(admin, "old.example.com", hop("mx.old.example"))
-    listeners_before = registry.get("listeners").read()
-    dns_before = registry.get("dns").read()
+    listeners_before = registry.read("listeners")
+    dns_before = registry.read("dns")
     document = parse(
         b"<config><smtp_routes><smtp_route><domain>.example.com</domain>"
         b'<destination_host priority="1">127.0.0.1:2525</destination_host>'
@@ -81,8 +81,8 @@ def test_a_partial_document_replaces_only_the_routes(admin):
     assert table() == [
         {"domain": ".example.com", "destination_host": [hop("127.0.0.1:2525", 1), hop("USEDNS")]}
     ]
-    assert registry.get("listeners").read() == listeners_before
-    assert registry.get("dns").read() == dns_before
+    assert registry.read("listeners") == listeners_before
+    assert registry.read("dns") == dns_before
     workflow.load_document(admin, parse(b"<config><smtp_routes/></config>"), "loaded")
     assert table() == []
 

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from appliance import tls, workflow
+from appliance.config.levels import CLUSTER
 from appliance.models import SslSettings
 from tests.console import run
 
@@ -34,7 +35,7 @@ def test_the_page_stages_a_change_and_warns_like_the_esa(login, admin):
         "The changes in the settings of the SSL Configuration can cause all related services to restart"
         in page
     )
-    assert SslSettings.load().gui_tls_min == "TLSv1.3"
+    assert SslSettings.load(CLUSTER).gui_tls_min == "TLSv1.3"
     assert workflow.running_config()["ssl_config"][0]["gui_tls_min"] == "TLSv1.2"
 
 

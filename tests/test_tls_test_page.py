@@ -12,6 +12,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from appliance.config.levels import CLUSTER
 from gateway import tlsprobe
 from listeners import hat
 from tests.delivery_fixtures import (  # noqa: F401 (fixtures)
@@ -222,7 +223,7 @@ def test_what_the_server_says_is_escaped(login, admin, trusted_config, receivers
 
 
 def test_check_my_own_listener_from_the_page(login, admin, gateway):
-    gateway.stage("TLS offered", lambda: hat.set_default_parameters(IN, tls="preferred"))
+    gateway.stage("TLS offered", lambda: hat.set_default_parameters(CLUSTER, IN, tls="preferred"))
     gateway.commit()
     client = login(admin)
     assert f'<option value="{IN}">{IN}</option>' in client.get(URL).content.decode()

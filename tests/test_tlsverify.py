@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from destinations.models import TlsSupport
 from gateway import tlsprobe
 from gateway.delivery.client import peer_chain
@@ -586,7 +587,7 @@ def test_a_domain_literal_probes_its_address(outbound, receivers, zone, smtp_por
 
 
 def test_check_my_own_listener_probes_it_as_an_outside_mta(gateway, loop_thread):
-    gateway.stage("TLS offered", lambda: hat.set_default_parameters(IN, tls="preferred"))
+    gateway.stage("TLS offered", lambda: hat.set_default_parameters(CLUSTER, IN, tls="preferred"))
     gateway.commit()
     config = workflow.running_config()
     [interface] = config["interfaces"]

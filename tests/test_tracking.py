@@ -53,7 +53,7 @@ def commit_listener_tls(gateway, tls: str) -> None:
 
 
 def record_of(direction: str, cid: int) -> Connection:
-    return Connection.objects.get(direction=direction, cid=cid)
+    return Connection.objects.of("").get(direction=direction, cid=cid)
 
 
 def summary(content: str, caption: str) -> dict[str, int]:
@@ -129,7 +129,7 @@ def test_each_incoming_connection_is_recorded_with_its_tls_outcome_and_each_mess
     assert (fourth.policy, fourth.result) == (TlsPolicy.REQUIRED, TlsResult.FAILED)
     assert fourth.detail == "TLS was required but remote host did not initiate it"
 
-    stored = Message.objects.get(mid=mid)
+    stored = Message.objects.of("").get(mid=mid)
     assert (stored.sender, stored.recipient_list, stored.subject, stored.icid, stored.listener) == (
         "alice@partner.test",
         ["rcpt@example.com"],
@@ -218,7 +218,7 @@ def test_tracking_shows_each_delivery_attempt_with_its_tls(outbound, receivers, 
     trusted.wait()
     flush_records(outbound.runner, outbound.shared)
 
-    events = list(Event.objects.filter(mid=mid))
+    events = list(Event.objects.of("").filter(mid=mid))
     assert [(e.kind, e.dcid, e.recipients) for e in events] == [
         (Event.Kind.DELAYED, held_on, RECIPIENT),
         (Event.Kind.DELIVERED, delivered_on, RECIPIENT),
@@ -250,10 +250,10 @@ def test_a_bounce_is_tracked_on_the_message_and_the_notice_is_a_message_of_its_o
     outbound.deliver(mid)
     flush_records(outbound.runner, outbound.shared)
 
-    kinds = [(e.kind, e.text) for e in Event.objects.filter(mid=mid)]
+    kinds = [(e.kind, e.text) for e in Event.objects.of("").filter(mid=mid)]
     assert kinds[0][0] == Event.Kind.BOUNCED and "550" in kinds[0][1]
     assert kinds[1] == (Event.Kind.NOTICE, f"Bounce notice MID {notice_mid} sent to <{SENDER}>")
-    notice = Message.objects.get(mid=notice_mid)
+    notice = Message.objects.of("").get(mid=notice_mid)
     assert (notice.sender, notice.recipient_list, notice.listener, notice.icid) == ("", [SENDER], "", None)
 
     listed = login(admin).get(TRACKING, {"recipient": SENDER}).content.decode()
@@ -264,7 +264,7 @@ def test_a_bounce_is_tracked_on_the_message_and_the_notice_is_a_message_of_its_o
 
 
 def stored_message(mid: int, sender: str, recipients: list[str], subject: str, hours_ago: float) -> Message:
-    return Message.objects.create(
+    return Message.objects.of("").create(
         mid=mid,
         received=timezone.now() - datetime.timedelta(hours=hours_ago),
         icid=mid + 100,
@@ -350,7 +350,7 @@ def test_an_unknown_mid_is_not_found_and_guests_see_no_mail_data(three_messages,
 
 def stored_connection(cid: int, days_ago: float, result: str = TlsResult.SUCCESS, domain: str = "old.test"):
     started = timezone.now() - datetime.timedelta(days=days_ago)
-    return Connection.objects.create(
+    return Connection.objects.of("").create(
         direction=Direction.OUTGOING,
         cid=cid,
         started=started,
@@ -423,8 +423,8 @@ def test_records_older_than_the_retention_are_pruned(db):
     stored_connection(2, days_ago=RETENTION_DAYS - 1)
     stored_message(5, "a@b.test", ["c@d.test"], "old", hours_ago=24 * (RETENTION_DAYS + 1))
     Recorder.prune(timezone.now() - datetime.timedelta(days=RETENTION_DAYS))
-    assert list(Connection.objects.values_list("cid", flat=True)) == [2]
-    assert not Message.objects.exists()
+    assert list(Connection.objects.of("").values_list("cid", flat=True)) == [2]
+    assert not Message.objects.of("").exists()
 
 
 def test_a_message_whose_headers_cannot_be_read_is_still_recorded(gateway):
@@ -434,7 +434,7 @@ def test_a_message_whose_headers_cannot_be_read_is_still_recorded(gateway):
         code, reply = send(client, data=data)
     assert code == 250
     flush_records(gateway.runner, gateway.gateway.shared)
-    assert Message.objects.get(mid=mid_of(reply)).size > len(data)
+    assert Message.objects.of("").get(mid=mid_of(reply)).size > len(data)
 
 
 def test_an_ssl_client_certificate_error_is_recorded_as_failed(gateway):

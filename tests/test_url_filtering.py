@@ -6,6 +6,8 @@ import pytest
 from django.urls import reverse
 
 from appliance import workflow
+from appliance.config import candidate_levels
+from appliance.config.levels import CLUSTER_MODE
 from appliance.config.sections import registry
 from appliance.config.xmlfile import ConfigFileError, SecretMode, parse, render
 from destinations import probe, store, websecurity
@@ -69,7 +71,7 @@ def test_bad_endpoints_are_refused_and_nothing_changes(admin, endpoint, message)
         parse_endpoint(endpoint)
     assert str(error.value).startswith(message)
     with pytest.raises(workflow.ChangeRefused) as refusal:
-        workflow.submit(admin, "bad", lambda: store.set_url_filtering(True, endpoint, ""))
+        workflow.submit(admin, "bad", lambda: store.set_url_filtering(CLUSTER_MODE, True, endpoint, ""))
     assert str(refusal.value).startswith(f"Web Security Services endpoint: {message}")
     assert current() == (False, "", "")
     assert not workflow.has_uncommitted_changes()
@@ -77,9 +79,11 @@ def test_bad_endpoints_are_refused_and_nothing_changes(admin, endpoint, message)
 
 def test_other_refusals(admin):
     with pytest.raises(workflow.ChangeRefused, match="^Give the Web Security Services endpoint"):
-        workflow.submit(admin, "on", lambda: store.set_url_filtering(True, "", ""))
+        workflow.submit(admin, "on", lambda: store.set_url_filtering(CLUSTER_MODE, True, "", ""))
     with pytest.raises(workflow.ChangeRefused, match="^There is no certificate named 'Nope'$"):
-        workflow.submit(admin, "cert", lambda: store.set_url_filtering(False, "wss.example.com:443", "Nope"))
+        workflow.submit(
+            admin, "cert", lambda: store.set_url_filtering(CLUSTER_MODE, False, "wss.example.com:443", "Nope")
+        )
     assert current() == (False, "", "")
 
 
@@ -87,7 +91,9 @@ def test_other_refusals(admin):
 
 
 def test_url_filtering_round_trip(admin, staged):
-    workflow.submit(admin, "on", lambda: store.set_url_filtering(True, "[2001:db8::1]:443", "Client"))
+    workflow.submit(
+        admin, "on", lambda: store.set_url_filtering(CLUSTER_MODE, True, "[2001:db8::1]:443", "Client")
+    )
     xml = render(registry.candidate(), SecretMode.PLAIN)
     assert (
         "  <url_filtering>\n"
@@ -193,7 +199,7 @@ def test_test_connection_without_a_client_certificate_is_refused_by_the_server(l
 
 
 def test_test_connection_reports_a_bad_endpoint_and_read_only_may_not_test(login, admin, read_only):
-    report = websecurity.test_connection("wss.example.com", "")
+    report = websecurity.test_connection("wss.example.com", "", candidate_levels.seen_candidate(CLUSTER_MODE))
     assert [str(step) for step in report.steps] == [
         "FAILED: The endpoint 'wss.example.com' is not host:port: write it as host:port, e.g. wsa.example.com:443 "
         "([2001:db8::1]:443 for IPv6)"
@@ -207,9 +213,13 @@ def test_test_connection_reports_a_bad_endpoint_and_read_only_may_not_test(login
 
 
 def test_an_unknown_host_and_an_unknown_certificate_are_single_lines(appliance):
-    report = websecurity.test_connection("no-such-host.invalid:443", "")
+    report = websecurity.test_connection(
+        "no-such-host.invalid:443", "", candidate_levels.seen_candidate(CLUSTER_MODE)
+    )
     assert report.steps[-1].text.startswith("The host name no-such-host.invalid cannot be resolved")
-    report = websecurity.test_connection("localhost:443", "Gone")
+    report = websecurity.test_connection(
+        "localhost:443", "Gone", candidate_levels.seen_candidate(CLUSTER_MODE)
+    )
     assert [step.text for step in report.steps if step.status is probe.Status.FAILED] == [
         "The client certificate 'Gone' does not exist"
     ]

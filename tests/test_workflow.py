@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from appliance.config.xmlfile import SecretMode, parse
 from appliance.models import AuditEvent, ConfigVersion, SystemSettings
 
@@ -138,7 +139,9 @@ def test_only_the_configured_number_of_versions_is_kept_and_numbers_are_never_re
 def test_commit_refuses_a_dangling_certificate_reference_and_changes_nothing(admin):
     from certificates.models import Certificate
 
-    workflow.submit(admin, "delete Demo", lambda: Certificate.objects.filter(name="Demo").delete())
+    workflow.submit(
+        admin, "delete Demo", lambda: Certificate.objects.at(CLUSTER).filter(name="Demo").delete()
+    )
     with pytest.raises(workflow.ChangeRefused) as refusal:
         workflow.commit(admin)
     assert refusal.value.problems == [

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from appliance import workflow
+from appliance.config.levels import CLUSTER
 from certificates import pki
 from certificates import store as certificate_store
 from tests.pki_factory import PKI, Credential, make_pki
@@ -153,8 +154,8 @@ def stage_lab(user, lab: Lab, *, trust_root: bool = True) -> None:
     """Paste "Client" and "Stranger"; with ``trust_root`` the test root goes in the enabled Custom List."""
 
     def apply():
-        certificate_store.paste("Client", lab.client.cert.read_bytes(), lab.client.key_pem)
-        certificate_store.paste("Stranger", lab.stranger.cert.read_bytes(), lab.stranger.key_pem)
+        certificate_store.paste(CLUSTER, "Client", lab.client.cert.read_bytes(), lab.client.key_pem)
+        certificate_store.paste(CLUSTER, "Stranger", lab.stranger.cert.read_bytes(), lab.stranger.key_pem)
         if trust_root:
             certificate_store.add_custom_authorities(lab.pki.root.cert.read_bytes())
             certificate_store.set_authority_lists(True, True)
@@ -175,5 +176,5 @@ def stage_pending(user, name: str = "Pending") -> None:
     workflow.submit(
         user,
         "pending",
-        lambda: certificate_store.create_self_signed(name, subject, 365, [], pki.KeyType.EC256),
+        lambda: certificate_store.create_self_signed(CLUSTER, name, subject, 365, [], pki.KeyType.EC256),
     )

@@ -3,14 +3,15 @@
 Written by the gateway process only (``gateway.records.Recorder``, in batches), kept
 ``RETENTION_DAYS`` days; operational history, not configuration (no section, no commit). In a
 cluster every machine numbers its own connections and messages, so each record names its machine
-and the console shows the records of the machine it runs on (``objects``).
+and the console shows those of the machine its mode names, else of the machine it runs on
+(``objects.of(machine)``).
 """
 
 from __future__ import annotations
 
 from django.db import models
 
-from appliance.models import ThisMachine, this_machine
+from appliance.scoped import OfMachine
 
 
 class Direction(models.TextChoices):
@@ -36,7 +37,7 @@ class TlsResult(models.TextChoices):
 class Connection(models.Model):
     """One SMTP connection, recorded when it ends: an ICID (incoming) or a DCID (outgoing)."""
 
-    machine = models.CharField(max_length=64, blank=True, default=this_machine)
+    machine = models.CharField(max_length=64, blank=True)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     cid = models.PositiveBigIntegerField()
     started = models.DateTimeField()
@@ -58,7 +59,7 @@ class Connection(models.Model):
     messages = models.PositiveIntegerField(default=0)  # accepted (incoming) or delivered (outgoing)
 
     every_machine = models.Manager()
-    objects = ThisMachine()
+    objects = OfMachine()
 
     class Meta:
         default_manager_name = "every_machine"
@@ -78,7 +79,7 @@ class Message(models.Model):
     """A message the gateway took into its queue: received on a listener, or made by the gateway
     itself (a bounce notice, an alert)."""
 
-    machine = models.CharField(max_length=64, blank=True, default=this_machine)
+    machine = models.CharField(max_length=64, blank=True)
     mid = models.PositiveBigIntegerField()
     received = models.DateTimeField(db_index=True)
     icid = models.PositiveBigIntegerField(null=True)
@@ -91,7 +92,7 @@ class Message(models.Model):
     incoming_tls = models.CharField(max_length=100, blank=True)  # "TLSv1.3 TLS_AES_256_GCM_SHA384", or ""
 
     every_machine = models.Manager()
-    objects = ThisMachine()
+    objects = OfMachine()
 
     class Meta:
         ordering = ["-received", "-mid"]
@@ -117,7 +118,7 @@ class Event(models.Model):
         DELETED = "deleted", "Deleted"
         NOTICE = "notice", "Bounce notice"
 
-    machine = models.CharField(max_length=64, blank=True, default=this_machine)
+    machine = models.CharField(max_length=64, blank=True)
     mid = models.PositiveBigIntegerField(db_index=True)
     time = models.DateTimeField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -126,7 +127,7 @@ class Event(models.Model):
     text = models.TextField()
 
     every_machine = models.Manager()
-    objects = ThisMachine()
+    objects = OfMachine()
 
     class Meta:
         ordering = ["time", "id"]

@@ -88,14 +88,16 @@ class DirectionReport:
         return [(MESSAGE_LABELS[key], messages[key], 100 * messages[key] / total) for key in MESSAGE_LABELS]
 
 
-def connections(direction: str, start: datetime.datetime, end: datetime.datetime):
-    return Connection.objects.filter(direction=direction, started__gte=start, started__lt=end)
+def connections(machine: str, direction: str, start: datetime.datetime, end: datetime.datetime):
+    return Connection.objects.of(machine).filter(direction=direction, started__gte=start, started__lt=end)
 
 
-def domain_rows(direction: str, start: datetime.datetime, end: datetime.datetime, limit: int | None = None):
+def domain_rows(
+    machine: str, direction: str, start: datetime.datetime, end: datetime.datetime, limit: int | None = None
+):
     """Per domain, the most connections first."""
     rows = (
-        connections(direction, start, end)
+        connections(machine, direction, start, end)
         .values("domain")
         .annotate(**_aggregates())
         .order_by("-total", "domain")
@@ -104,9 +106,9 @@ def domain_rows(direction: str, start: datetime.datetime, end: datetime.datetime
 
 
 def build(
-    direction: str, start: datetime.datetime, end: datetime.datetime, domains_shown: int
+    machine: str, direction: str, start: datetime.datetime, end: datetime.datetime, domains_shown: int
 ) -> DirectionReport:
-    chosen = connections(direction, start, end)
+    chosen = connections(machine, direction, start, end)
     summary = chosen.aggregate(**_aggregates())
     trunc = TruncHour if end - start <= HOURLY_UP_TO else TruncDay
     counted = (
@@ -120,7 +122,9 @@ def build(
         .order_by("bucket")
     )
     buckets = [Bucket(row["bucket"], row["tls"], row["failed"], row["no_tls"]) for row in counted]
-    return DirectionReport(direction, summary, domain_rows(direction, start, end, domains_shown), buckets)
+    return DirectionReport(
+        direction, summary, domain_rows(machine, direction, start, end, domains_shown), buckets
+    )
 
 
 # --- the chart: stacked bars, drawn by the template as SVG ------------------------------------

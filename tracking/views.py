@@ -9,6 +9,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from appliance.models import this_machine
 from appliance.roles import MAIL_DATA, requires
 from appliance.views.common import ConsoleRequest
 from tracking import report
@@ -28,11 +29,12 @@ def tls_connections(request: ConsoleRequest):
         form = TimeRangeForm({"range": "day"})
         form.is_valid()
     start, end, described = form.span()
+    machine = this_machine(request.mode)
     if request.GET.get("format") == "csv":
-        return _csv(request.GET.get("direction", ""), start, end)
+        return _csv(machine, request.GET.get("direction", ""), start, end)
     reports = []
     for direction in (Direction.INCOMING, Direction.OUTGOING):
-        built = report.build(direction, start, end, DOMAINS_SHOWN)
+        built = report.build(machine, direction, start, end, DOMAINS_SHOWN)
         bars, tallest = report.chart(built, start, end)
         reports.append({"report": built, "bars": bars, "tallest": tallest})
     context = {
@@ -50,7 +52,7 @@ def tls_connections(request: ConsoleRequest):
     return render(request, "tracking/tls_connections.html", context)
 
 
-def _csv(direction: str, start, end) -> HttpResponse:
+def _csv(machine: str, direction: str, start, end) -> HttpResponse:
     if direction not in Direction.values:
         raise Http404("Choose the incoming or the outgoing details.")
     label = Direction(direction).label
@@ -59,7 +61,7 @@ def _csv(direction: str, start, end) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="tls-connections-{label.lower()}-{stamp}.csv"'
     writer = csv.writer(response)
     writer.writerow(["Domain", *(report.DOMAIN_HEADINGS[key] for key in report.DOMAIN_COLUMNS)])
-    for row in report.domain_rows(direction, start, end):
+    for row in report.domain_rows(machine, direction, start, end):
         writer.writerow([row["domain"], *(row[key] for key in report.DOMAIN_COLUMNS)])
     return response
 
@@ -67,13 +69,13 @@ def _csv(direction: str, start, end) -> HttpResponse:
 @requires(MAIL_DATA)
 def messages(request: ConsoleRequest):
     form = TrackingSearchForm(request.GET or None)
-    results = Message.objects.all()
+    results = Message.objects.of(this_machine(request.mode))
     status = 200
     if request.GET:
         if form.is_valid():
             results = _matching(results, form.cleaned_data)
         else:
-            results, status = Message.objects.none(), 400
+            results, status = results.none(), 400
     page = Paginator(results.defer("recipients"), RESULTS_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -99,18 +101,16 @@ def _matching(results, data: dict):
 
 @requires(MAIL_DATA)
 def message_detail(request: ConsoleRequest, mid: int):
-    message = Message.objects.filter(mid=mid).first()
+    machine = this_machine(request.mode)
+    message = Message.objects.of(machine).filter(mid=mid).first()
     if message is None:
         raise Http404(f"There is no record of MID {mid} (records are kept 90 days).")
-    events = list(Event.objects.filter(mid=mid))
+    events = list(Event.objects.of(machine).filter(mid=mid))
     dcids = {event.dcid for event in events if event.dcid}
-    delivery_connections = {
-        c.cid: c for c in Connection.objects.filter(direction=Direction.OUTGOING, cid__in=dcids)
-    }
+    connections = Connection.objects.of(machine)
+    delivery_connections = {c.cid: c for c in connections.filter(direction=Direction.OUTGOING, cid__in=dcids)}
     incoming = (
-        Connection.objects.filter(direction=Direction.INCOMING, cid=message.icid).first()
-        if message.icid
-        else None
+        connections.filter(direction=Direction.INCOMING, cid=message.icid).first() if message.icid else None
     )
     rows = [(event, delivery_connections.get(event.dcid)) for event in events]
     context = {"message": message, "incoming": incoming, "rows": rows}

@@ -13,7 +13,7 @@ section (``GROUPS``), so moving a machine to another group is a change committed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CLUSTER = ""
 GROUP, MACHINE = "group", "machine"
@@ -30,6 +30,24 @@ class Feature:
     name: str  # as the console commands name it: "ssl_config"
     title: str  # as the pages do: "SSL Configuration"
     sections: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The administrator's "Mode — Cluster / Group / Machine": the level a page or a console command
+    changes, and, of each feature that level does not define, the level whose settings it sees (the
+    level it inherits from, as the ESA shows "Settings are defined at: Cluster")."""
+
+    level: str = CLUSTER
+    # Section tag → the level whose settings are seen, for the sections ``level`` does not define.
+    inherited: dict[str, str] = field(default_factory=dict)
+
+    def seen(self, tag: str) -> str:
+        """The level whose settings of section ``tag`` the mode reads and writes."""
+        return self.inherited.get(tag, self.level)
+
+
+CLUSTER_MODE = Mode()  # an appliance of its own has no other
 
 
 def group(name: str) -> str:

@@ -16,7 +16,6 @@ A section's data is a list of items, each a dict of field tag to Python value:
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -116,14 +115,16 @@ class Field:
 
 @dataclass(frozen=True)
 class Section:
-    """A configuration section and the callables that connect it to its candidate rows."""
+    """A configuration section and the callables that connect it to its candidate rows. Those of a
+    feature's section (``Registry.register_feature``) take the level whose rows they read and write:
+    ``read(level)``, ``write(items, level)``; the registry's ``read`` and ``write`` call either kind."""
 
     tag: str
     title: str
     heading: str  # the boxed comment the section appears under in the file
     fields: tuple[Field, ...]
-    read: Callable[[], list[Item]]
-    write: Callable[[list[Item]], None]
+    read: Callable[..., list[Item]]
+    write: Callable[..., None]
     item_tag: str | None = None  # list sections only
     key: str | None = None  # list sections only: the field naming an item
     position: int = 100
@@ -132,7 +133,7 @@ class Section:
     clean_item: Callable[[Item], list[tuple[str | tuple[str, int] | None, str]]] | None = None
     # The items without their nested fields (a listener without its HAT and RAT), for readers of the
     # top level only: "where used" of a target no nested field names.
-    read_top: Callable[[], list[Item]] | None = None
+    read_top: Callable[..., list[Item]] | None = None
     # Machine-level list sections (IP interfaces): the field naming the machine an item belongs to.
     # Each machine sees only its own items (``Registry.for_machine``); names repeat across machines.
     scope: str | None = None
@@ -140,12 +141,10 @@ class Section:
     # appliance of its own); a committed version without it has none.
     optional: bool = False
     # For a list section other sections' fields name (certificates): the (name, label) choices a form
-    # offers, and the advice on choosing item ``name`` for the host names it should cover.
-    choices: Callable[[], list[tuple[str, str]]] | None = None
-    advice: Callable[[str, list[str]], list[str]] | None = None
-
-    def read_top_level(self) -> list[Item]:
-        return self.read_top() if self.read_top else self.read()
+    # offers of a level's items, and the advice on choosing item ``name`` of a level for the host
+    # names it should cover: ``choices(level)``, ``advice(level, name, hostnames)``.
+    choices: Callable[[str], list[tuple[str, str]]] | None = None
+    advice: Callable[[str, str, list[str]], list[str]] | None = None
 
     @property
     def is_scalar(self) -> bool:
@@ -186,9 +185,6 @@ class LevelStore(Protocol):
 
     def defined(self) -> list[tuple[str, str]]:
         """(section tag, level) of every group and machine definition in the candidate."""
-
-    def rows_at(self, level: str) -> AbstractContextManager:
-        """Within it, sections read and write their rows of ``level``."""
 
     def define(self, tag: str, level: str, items: list[Item]) -> None:
         """Make ``items`` the settings of section ``tag`` at ``level``."""
@@ -232,14 +228,28 @@ class Registry:
     def get(self, tag: str) -> Section | None:
         return self.sections.get(tag)
 
+    def read(self, tag: str, level: str = levels.CLUSTER, *, top: bool = False) -> list[Item]:
+        """The candidate items of section ``tag``: a feature's at ``level`` (defined there or not), the
+        other sections' (the cluster's alone) whatever ``level``; ``top``: without their nested fields,
+        if the section can leave them out (``Section.read_top``)."""
+        section = self.sections[tag]
+        read = section.read_top if top and section.read_top else section.read
+        return read(level) if tag in self.levelled else read()
+
+    def write(self, tag: str, items: list[Item], level: str = levels.CLUSTER) -> None:
+        """Make ``items`` the candidate items of section ``tag`` (a feature's at ``level``)."""
+        section = self.sections[tag]
+        if tag in self.levelled:
+            section.write(items, level)
+        else:
+            section.write(items)
+
     def candidate(self) -> Config:
         """The whole candidate configuration, as section data: each group's and machine's definitions
         of a feature under ``levels.key``."""
-        with self.level_store.rows_at(levels.CLUSTER) if self.level_store else nullcontext():
-            config = {section.tag: section.read() for section in self.ordered()}
+        config = {section.tag: self.read(section.tag) for section in self.ordered()}
         for tag, level in self.level_store.defined() if self.level_store else ():
-            with self.level_store.rows_at(level):
-                config[levels.key(tag, level)] = self.sections[tag].read()
+            config[levels.key(tag, level)] = self.read(tag, level)
         return config
 
     def for_machine(self, config: Config, machine: str) -> Config:
@@ -287,36 +297,34 @@ class Registry:
         key = self.sections[tag].key
         return next((item for item in config.get(tag, []) if item[key] == name), None)
 
-    def where_used(self, target: str, config: Config | None = None) -> dict[str, list[str]]:
-        """Name of each ``target`` item → what uses it in ``config`` (default: the candidate, as the mode
-        sees it), e.g. "interface 'X' (HTTPS Certificate)". An item of the cluster's alone (an address
-        list) is used by the group's and machine's settings as well: "… of Machine: esa2"."""
+    def where_used(self, target: str, mode: levels.Mode) -> dict[str, list[str]]:
+        """Name of each ``target`` item → what uses it in the candidate as ``mode`` sees it, e.g.
+        "interface 'X' (HTTPS Certificate)". An item of the cluster's alone (an address list) is used by
+        the group's and machine's settings as well: "… of Machine: esa2"."""
         used: dict[str, list[str]] = {}
-        for section in self.ordered():
-            if any(f.references == target for f in _all_fields(section.fields)):
-                nested = any(
-                    f.references == target for f in _all_fields(section.fields) if f not in section.fields
-                )
-                read = section.read if nested else section.read_top_level
-                if config is not None:
-                    at_levels = [("", config.get(section.tag, []))]
-                elif target in self.levelled or section.tag not in self.levelled or not self.level_store:
-                    at_levels = [("", read())]
-                else:
-                    at_levels = [(levels.CLUSTER, self._read_at(read, levels.CLUSTER))] + [
-                        (level, self._read_at(read, level))
-                        for tag, level in self.level_store.defined()
-                        if tag == section.tag
-                    ]
-                for level, items in at_levels:
-                    where = f" of {levels.describe(level)}" if level else ""
-                    for owner, f, name in references_in(section, items, target):
-                        used.setdefault(name, []).append(f"{owner}{where} ({f.label})")
+        for section in self._referring(target):
+            nested = any(
+                f.references == target for f in _all_fields(section.fields) if f not in section.fields
+            )
+            tag = section.tag
+            if target in self.levelled or tag not in self.levelled or not self.level_store:
+                at_levels = [(mode.seen(tag), "")]  # (level read, level named)
+            else:
+                defined = [level for at, level in self.level_store.defined() if at == tag]
+                at_levels = [(level, level) for level in (levels.CLUSTER, *defined)]
+            for level, named in at_levels:
+                _add_users(used, section, self.read(tag, level, top=not nested), target, named)
         return used
 
-    def _read_at(self, read: Callable[[], list[Item]], level: str) -> list[Item]:
-        with self.level_store.rows_at(level):
-            return read()
+    def where_used_in(self, target: str, config: Config) -> dict[str, list[str]]:
+        """As ``where_used``, in section data already read (``config``)."""
+        used: dict[str, list[str]] = {}
+        for section in self._referring(target):
+            _add_users(used, section, config.get(section.tag, []), target, "")
+        return used
+
+    def _referring(self, target: str) -> list[Section]:
+        return [s for s in self.ordered() if any(f.references == target for f in _all_fields(s.fields))]
 
     def references_to(self, target: str) -> list[tuple[Section, Field]]:
         """Fields of every section that name items of ``target`` ("where used")."""
@@ -327,6 +335,13 @@ def _all_fields(fields: tuple[Field, ...]):
     for f in fields:
         yield f
         yield from _all_fields(f.children)
+
+
+def _add_users(used: dict[str, list[str]], section: Section, items: list[Item], target: str, level: str):
+    """Add to ``used`` each user of a ``target`` item in ``items`` (of ``level``, named if not "")."""
+    where = f" of {levels.describe(level)}" if level else ""
+    for owner, f, name in references_in(section, items, target):
+        used.setdefault(name, []).append(f"{owner}{where} ({f.label})")
 
 
 def references_in(section: Section, items: list[Item], target: str | None = None):

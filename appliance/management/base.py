@@ -54,6 +54,7 @@ def add_common_options(parser, defaults: bool = True) -> None:
 class ApplianceCommand(BaseCommand):
     requires_system_checks = []
     acts_as_user = True  # --user and --force; runappliance acts as nobody
+    mode: levels.Mode  # the level the command sees and changes: --mode's (``handle``)
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -134,8 +135,8 @@ class ApplianceCommand(BaseCommand):
 
     def handle(self, *args, **options):
         user = self.acting_user(options["username"])
-        with candidate_levels.editing(self.chosen_level(options["mode"])):
-            return self.run(user, **options)  # each command defines run(user, **options)
+        self.mode = candidate_levels.mode_for(self.chosen_level(options["mode"]))
+        return self.run(user, **options)  # each command defines run(user, **options)
 
     def chosen_level(self, text: str) -> str:
         try:
@@ -162,7 +163,7 @@ class SubcommandCommand(ApplianceCommand):
         return getattr(self, f"do_{action.replace('-', '_')}")(user, **options)
 
     def stage(self, user, description: str, apply, done: str) -> None:
-        self.report(workflow.submit(user, description, apply, source="CLI"), done)
+        self.report(workflow.submit(user, description, apply, "CLI", mode=self.mode), done)
 
 
 def read_passphrase_file(path: str | None) -> str | None:

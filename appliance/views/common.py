@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from appliance import workflow
+from appliance.config import levels
 from appliance.forms import CHECK_FIELD, DRAWN_FOR
 
 FIELD_TEMPLATE = "appliance/_field.html"
@@ -21,6 +22,7 @@ FIELD_TEMPLATE = "appliance/_field.html"
 
 class ConsoleRequest(HttpRequest):
     htmx: HtmxDetails
+    mode: levels.Mode  # the session's (``appliance.modes.ModeMiddleware``)
 
 
 def back_to_next(request: HttpRequest, fallback: str) -> HttpResponse:
@@ -83,7 +85,7 @@ def submit_change(
     preview of what would change; a refusal re-renders the form with the reason.
     """
     try:
-        result = workflow.submit(request.user, description, apply, source_of(request))
+        result = workflow.submit(request.user, description, apply, source_of(request), mode=request.mode)
     except workflow.ChangeRefused as refusal:
         messages.error(request, f"{str(refusal).rstrip('.')}. Nothing was changed.")
         return render(request, template, {**context, "problems": refusal.problems}, status=409)

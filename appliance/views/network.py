@@ -19,24 +19,25 @@ from appliance.views.common import ConsoleRequest, staged_form_page, submit_chan
 
 @requires(Capability.VIEW_CONFIG)
 def interfaces(request: ConsoleRequest):
-    used = registry.where_used("interfaces")
-    rows = [(interface, used.get(interface.name, [])) for interface in Interface.objects.all()]
+    used = registry.where_used("interfaces", request.mode)
+    shown = Interface.objects.of(this_machine(request.mode))
+    rows = [(interface, used.get(interface.name, [])) for interface in shown]
     return render(request, "appliance/interfaces.html", {"rows": rows})
 
 
 @requires(Capability.VIEW_CONFIG)
 def interface_edit(request: ConsoleRequest, name: str | None = None):
     original = None
+    machine = this_machine(request.mode)
     if name is not None:
-        interface = Interface.objects.filter(name=name).first()
+        interface = Interface.objects.of(machine).filter(name=name).first()
         if interface is None:
             raise Http404(f"There is no IP interface named '{name}'.")
         original = store.item_of(interface)
     # The certificates the interface's machine runs (its own, its group's or the cluster's), whatever
     # level the mode shows of the other features.
-    machine = this_machine()
-    with candidate_levels.editing(levels.machine(machine) if machine else levels.CLUSTER):
-        choices = [("", "— none —"), *registry.sections["certificates"].choices()]
+    runs = candidate_levels.mode_for(levels.machine(machine) if machine else levels.CLUSTER)
+    choices = [("", "— none —"), *registry.sections["certificates"].choices(runs.seen("certificates"))]
     form = InterfaceForm(
         request.POST or None,
         certificate_choices=choices,
@@ -47,7 +48,7 @@ def interface_edit(request: ConsoleRequest, name: str | None = None):
         item = form.item()
         return (
             f"{'edited' if original else 'added'} IP interface {item['interface_name']}",
-            lambda: store.save(name, item),
+            lambda: store.save(request.mode, name, item),
         )
 
     return staged_form_page(
@@ -66,10 +67,10 @@ def interface_delete(request: ConsoleRequest, name: str):
     return submit_change(
         request,
         f"deleted IP interface {name}",
-        lambda: store.delete(name),
+        lambda: store.delete(request.mode, name),
         success_url=reverse("interfaces"),
         template="appliance/interfaces.html",
-        context={"rows": [(i, []) for i in Interface.objects.all()]},
+        context={"rows": [(i, []) for i in Interface.objects.of(this_machine(request.mode))]},
     )
 
 

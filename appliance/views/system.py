@@ -55,14 +55,16 @@ def audit_log(request: ConsoleRequest):
 
 @requires(Capability.VIEW_CONFIG)
 def ssl_configuration(request: ConsoleRequest):
-    current = SslSettings.load()
+    current = SslSettings.load(request.mode.seen("ssl_config"))
     initial = {field: getattr(current, field) for field in SSL_FIELDS}
 
     form = SslConfigurationForm(request.POST or None, initial=initial)
 
     def change(data):
         def apply():
-            SslSettings.objects.filter(pk=current.pk).update(**{f: form.cleaned_data[f] for f in SSL_FIELDS})
+            SslSettings.every_level.filter(pk=current.pk).update(
+                **{f: form.cleaned_data[f] for f in SSL_FIELDS}
+            )
             return Outcome(
                 warnings=[
                     "The changes in the settings of the SSL Configuration can cause all related services to restart"

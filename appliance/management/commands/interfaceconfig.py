@@ -5,7 +5,7 @@ from __future__ import annotations
 from appliance import interfaces, workflow
 from appliance.config.sections import registry
 from appliance.management.base import SubcommandCommand
-from appliance.models import Interface
+from appliance.models import Interface, this_machine
 from appliance.roles import Capability, require
 
 UNSET = object()
@@ -53,8 +53,8 @@ class Command(SubcommandCommand):
 
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        used = registry.where_used("interfaces")
-        for interface in Interface.objects.all():
+        used = registry.where_used("interfaces", self.mode)
+        for interface in Interface.objects.of(this_machine(self.mode)):
             self.stdout.write(
                 f"{interface.name}\t{interface.ip_address}/{interface.netmask}\t{interface.hostname}\t"
                 f"HTTP {interface.http_port or 'off'}{' (redirect)' if interface.https_redirect else ''}\t"
@@ -66,8 +66,9 @@ class Command(SubcommandCommand):
         result = workflow.submit(
             user,
             f"{verb} IP interface {item['interface_name']}",
-            lambda: interfaces.save(original, item),
+            lambda: interfaces.save(self.mode, original, item),
             "CLI",
+            mode=self.mode,
         )
         self.report(result, f"IP interface {item['interface_name']} {verb}. Use commit to apply it.")
 
@@ -85,7 +86,7 @@ class Command(SubcommandCommand):
         self._stage(user, item, "added")
 
     def do_edit(self, user, name, rename, **options):
-        item = interfaces.item_of(interfaces.get(name))
+        item = interfaces.item_of(interfaces.get(this_machine(self.mode), name))
         changes = {
             "ip": options["ip"],
             "netmask": options["netmask"],
@@ -104,5 +105,11 @@ class Command(SubcommandCommand):
         self._stage(user, item, "edited", original=name)
 
     def do_delete(self, user, name, **options):
-        result = workflow.submit(user, f"deleted IP interface {name}", lambda: interfaces.delete(name), "CLI")
+        result = workflow.submit(
+            user,
+            f"deleted IP interface {name}",
+            lambda: interfaces.delete(self.mode, name),
+            "CLI",
+            mode=self.mode,
+        )
         self.report(result, f"IP interface {name} deleted. Use commit to apply it.")

@@ -21,7 +21,7 @@ class Command(SubcommandCommand):
 
     def do_print(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        current = SslSettings.load()
+        current = SslSettings.load(self.mode.seen("ssl_config"))
         for service in tls.Service:
             self.stdout.write(
                 f"{service.label}: {getattr(current, f'{service}_tls_min')} to {getattr(current, f'{service}_tls_max')}"
@@ -31,7 +31,7 @@ class Command(SubcommandCommand):
     def do_set(self, user, service, lowest, highest, ciphers, **options):
         if lowest is highest is ciphers is None:
             raise Refused("nothing to change: give --min, --max or --ciphers")
-        current = SslSettings.load()
+        current = SslSettings.load(self.mode.seen("ssl_config"))
         values = {field: getattr(current, field) for field in SSL_FIELDS}
         for name, value in (("tls_min", lowest), ("tls_max", highest), ("ciphers", ciphers)):
             if value is not None:
@@ -46,6 +46,6 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"edited the SSL configuration of {tls.Service(service).label}",
-            lambda: SslSettings.objects.filter(pk=current.pk).update(**values),
+            lambda: SslSettings.every_level.filter(pk=current.pk).update(**values),
             f"SSL configuration of {tls.Service(service).label} staged. Use commit to apply it.",
         )

@@ -68,12 +68,17 @@ class Command(SubcommandCommand):
         renew.add_argument("--new-key", action="store_true")
         action("delete", "delete a certificate no service uses").add_argument("name")
 
+    @property
+    def level(self) -> str:
+        """The level whose certificates --mode sees."""
+        return self.mode.seen("certificates")
+
     # --- reading ---------------------------------------------------------
 
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        used = store.where_used()
-        for entry in Certificate.objects.all():
+        used = store.where_used(self.mode)
+        for entry in Certificate.objects.at(self.level):
             self.stdout.write(
                 f"{entry.name}\t{entry.common_name}\t{entry.issuer}\t{entry.domains or '-'}\t"
                 f"{entry.status.label}\t{entry.time_remaining.days} days\t{entry.not_after:%Y-%m-%d}\t"
@@ -83,11 +88,11 @@ class Command(SubcommandCommand):
     def do_print(self, user, name, **options):
         require(user, Capability.VIEW_CONFIG)
         if name is None:  # the ESA's "Display certificates assigned to services"
-            for certificate, users in sorted(store.where_used().items()):
+            for certificate, users in sorted(store.where_used(self.mode).items()):
                 for service in users:
                     self.stdout.write(f"{service}\t{certificate}")
             return
-        entry = store.get(name)
+        entry = store.get(self.level, name)
         certificate = entry.certificate
         lines = [
             f"Name: {entry.name}",
@@ -103,13 +108,13 @@ class Command(SubcommandCommand):
             "Chain served:",
             *(f"  {n}. {c.subject.rfc4514_string()}" for n, c in enumerate([certificate, *entry.chain], 1)),
             *store.chain_notes(entry),
-            f"Used by: {', '.join(store.users_of(name)) or '-'}",
+            f"Used by: {', '.join(store.users_of(self.mode, name)) or '-'}",
         ]
         self.stdout.write("\n".join(lines))
 
     def do_csr(self, user, name, **options):
         require(user, Capability.VIEW_CONFIG)
-        entry = store.get(name)
+        entry = store.get(self.level, name)
         if not entry.csr_pem:
             raise Refused(f"'{name}' has no signing request (renew it to make one)")
         if downloads.record(entry, user):
@@ -126,7 +131,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"created self-signed certificate {name}",
-            lambda: store.create_self_signed(name, subject, days, san, key),
+            lambda: store.create_self_signed(self.level, name, subject, days, san, key),
             f"Certificate {name} created with a signing request. Use commit to apply it.",
         )
 
@@ -134,9 +139,9 @@ class Command(SubcommandCommand):
         certificate, chain = _read(cert), _read(intermediates) if intermediates else None
 
         def apply():
-            outcome = store.upload_signed(name, certificate, accept_dates=force)
+            outcome = store.upload_signed(self.level, name, certificate, accept_dates=force)
             if chain:
-                added = store.add_intermediates(name, chain)
+                added = store.add_intermediates(self.level, name, chain)
                 outcome.notes += added.notes
             return outcome
 
@@ -151,7 +156,9 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"pasted certificate {name}",
-            lambda: store.paste(name, certificate, private_key, passphrase, chain, accept_dates=force),
+            lambda: store.paste(
+                self.level, name, certificate, private_key, passphrase, chain, accept_dates=force
+            ),
             f"Certificate {name} staged. Use commit to apply it.",
         )
 
@@ -160,29 +167,34 @@ class Command(SubcommandCommand):
         imported = {}
 
         def apply():
-            imported["name"], outcome = store.import_pkcs12(name, data, password, accept_dates=force)
+            imported["name"], outcome = store.import_pkcs12(
+                self.level, name, data, password, accept_dates=force
+            )
             return outcome
 
-        result = workflow.submit(user, "imported a PKCS#12 certificate", apply, source="CLI")
+        result = workflow.submit(user, "imported a PKCS#12 certificate", apply, "CLI", mode=self.mode)
         self.report(result, f"Certificate {imported.get('name', name)} imported. Use commit to apply it.")
 
     def do_renew(self, user, name, new_key, **options):
         self.stage(
             user,
             f"renewed {name}",
-            lambda: workflow.Outcome(notes=[store.renew(name, new_key)]),
+            lambda: workflow.Outcome(notes=[store.renew(self.level, name, new_key)]),
             f"Renewal of {name} staged.",
         )
 
     def do_delete(self, user, name, **options):
         self.stage(
-            user, f"deleted certificate {name}", lambda: store.delete(name), f"Certificate {name} deleted."
+            user,
+            f"deleted certificate {name}",
+            lambda: store.delete(self.mode, name),
+            f"Certificate {name} deleted.",
         )
 
     def do_export(self, user, name, pkcs12, passphrase_file, profile, **options):
         require(user, Capability.EXPORT_SECRETS)
         password = read_passphrase_file(passphrase_file)
-        payload = store.export_pkcs12(name, password, profile)
+        payload = store.export_pkcs12(self.level, name, password, profile)
         fd = os.open(pkcs12, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:

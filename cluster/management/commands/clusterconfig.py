@@ -108,18 +108,18 @@ class Command(SubcommandCommand):
             self.write_changes(changes)
             self.stdout.write("Nothing was changed: join without --preview to join.")
             return
-        membership.join(user, machine, hostname, address, port, group, source="CLI")
+        membership.join(user, machine, hostname, address, port, group, source="CLI", mode=self.mode)
         self.stdout.write(
             f"Machine '{machine}' joined (Management interface {address}, HTTPS port {port}). "
             f"Start it with runappliance --machine {machine}"
         )
 
     def do_leave(self, user, machine, file, passphrases, passphrase_file, **options):
-        mode, passphrase = passphrase_options(passphrases, passphrase_file)
+        secrets, passphrase = passphrase_options(passphrases, passphrase_file)
         path = membership.leave(
-            user, machine, mode, passphrase, Path(file).resolve() if file else None, "CLI"
+            user, machine, secrets, passphrase, Path(file).resolve() if file else None, "CLI", mode=self.mode
         )
-        if mode is SecretMode.PLAIN:
+        if secrets is SecretMode.PLAIN:
             self.warn("the file holds private keys in plain text")
         self.stdout.write(
             f"Machine '{machine}' left the cluster. What it ran is in {path}: run it on a database of its "
@@ -127,19 +127,18 @@ class Command(SubcommandCommand):
         )
 
     def do_override(self, user, feature, **options):
-        mode = candidate_levels.current()  # of --mode, checked by ApplianceCommand.handle
         chosen = overrides.feature(feature)
-        copied_from = mode.seen(chosen.sections[0])
-        result = overrides.override(user, feature, mode.level, source="CLI")
-        here = self._level_title(mode.level)
+        copied_from = self.mode.seen(chosen.sections[0])
+        result = overrides.override(user, feature, self.mode.level, source="CLI")
+        here = self._level_title(self.mode.level)
         self.report(
             result,
             f"{chosen.title}: settings for {here} staged, copied from {self._level_title(copied_from)}; "
-            f"change them with --mode {mode.level or 'cluster'}. Use commit to apply it.",
+            f"change them with --mode {self.mode.level or 'cluster'}. Use commit to apply it.",
         )
 
     def do_removeoverride(self, user, feature, **options):
-        level = candidate_levels.current().level
+        level = self.mode.level
         chosen = overrides.feature(feature)
         result = overrides.remove(user, feature, level, source="CLI")
         # What the level inherits once its own settings are gone (the candidate, as staged).

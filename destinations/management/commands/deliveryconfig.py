@@ -72,11 +72,11 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             "edited the Mail Delivery settings",
-            lambda: delivery_settings.set_delivery(**changes),
+            lambda: delivery_settings.set_delivery(self.mode, **changes),
             "Mail Delivery settings staged. Use commit to apply them.",
         )
 
     def do_print(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        rows = delivery_settings.describe(delivery_settings.current())
+        rows = delivery_settings.describe(self.mode, delivery_settings.current())
         self.stdout.write("\n".join(f"{label}: {text}" for label, text in rows))

@@ -127,6 +127,11 @@ class Command(SubcommandCommand):
         action("import", "replace the whole table with a text file, one entry a line").add_argument("path")
         action("export", "write the table to a text file (- for standard output)").add_argument("path")
 
+    @property
+    def level(self) -> str:
+        """The level whose Destination Controls --mode sees."""
+        return self.mode.seen("destination_controls")
+
     # --- global settings -------------------------------------------------
 
     def do_setup(self, user, certificate=None, tls_required_alert=None, **options):
@@ -134,19 +139,19 @@ class Command(SubcommandCommand):
             raise Refused(
                 "nothing to change: give --certificate NAME, --no-certificate or --[no-]tls-required-alert"
             )
-        current = DestinationControls.load()
+        current = DestinationControls.load(self.level)
         name = current.certificate_name if certificate is None else certificate
         alert = current.send_tls_required_alert if tls_required_alert is None else tls_required_alert
         self.stage(
             user,
             "edited the Destination Controls global settings",
-            lambda: store.set_destination_controls(name, alert),
+            lambda: store.set_destination_controls(self.mode, name, alert),
             "Destination Controls global settings staged. Use commit to apply them.",
         )
 
     def do_print(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        current = DestinationControls.load()
+        current = DestinationControls.load(self.level)
         self.stdout.write(
             f"Certificate: {current.certificate_name or 'None'}\n"
             f"Send an alert when a required TLS connection fails: {yes_no(current.send_tls_required_alert)}"
@@ -156,8 +161,8 @@ class Command(SubcommandCommand):
 
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        store.get_destination("Default")  # made if missing
-        rows = sorted(Destination.objects.all(), key=lambda row: (not row.is_default, row.name))
+        store.get_destination(self.level, "Default")  # made if missing
+        rows = sorted(Destination.objects.at(self.level), key=lambda row: (not row.is_default, row.name))
         self.stdout.write(
             "Destination\tTLS Support\tIP Address Preference\tConcurrent Connections\t"
             "Messages per Connection\tRecipients per Minute\tApply Limits To"
@@ -171,7 +176,7 @@ class Command(SubcommandCommand):
     def do_lookup(self, user, address, **options):
         require(user, Capability.VIEW_CONFIG)
         try:
-            match = lookup.entry_for(address)
+            match = lookup.entry_for(self.level, address)
         except ValueError as exc:
             raise Refused(str(exc)) from None
         lines = [f"{address}: {match.reason}", f"Entry: {match.entry.name}"]
@@ -186,7 +191,7 @@ class Command(SubcommandCommand):
 
     def do_export(self, user, path, **options):
         require(user, Capability.VIEW_CONFIG)
-        text = store.export_destinations()
+        text = store.export_destinations(self.level)
         if path == "-":
             self.stdout.write(text, ending="")
             return
@@ -201,7 +206,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"added destination {name}",
-            lambda: store.save_destination(entry),
+            lambda: store.save_destination(self.level, entry),
             f"Destination {name} staged. Use commit to apply it.",
         )
 
@@ -211,12 +216,12 @@ class Command(SubcommandCommand):
             raise Refused("nothing to change: give the settings to change (see destconfig edit --help)")
 
         def apply():
-            entry = Entry.of(store.get_destination(name))
+            entry = Entry.of(store.get_destination(self.level, name))
             for attribute, value in given.items():
                 setattr(entry, attribute, value)
             if rename is not None:
                 entry.name = rename
-            return store.save_destination(entry, original=name)
+            return store.save_destination(self.level, entry, original=name)
 
         self.stage(
             user,
@@ -229,7 +234,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"deleted destination{'s' if len(names) > 1 else ''} {', '.join(names)}",
-            lambda: store.delete_destinations(names),
+            lambda: store.delete_destinations(self.level, names),
             f"Deleted {', '.join(names)}. Use commit to apply it.",
         )
 
@@ -243,6 +248,6 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"imported the destination table from {Path(path).name}",
-            lambda: store.import_destinations(text),
+            lambda: store.import_destinations(self.level, text),
             "Destination table staged. Use commit to apply it.",
         )

@@ -53,9 +53,14 @@ class Command(TestingCommand):
 
     # --- reading ---------------------------------------------------------
 
+    @property
+    def servers_level(self) -> str:
+        """The level whose LDAP server profiles --mode sees."""
+        return self.mode.seen("ldap_servers")
+
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        for server in LdapServer.objects.all():
+        for server in LdapServer.objects.at(self.servers_level):
             self.stdout.write(
                 f"{server.name}\t{server.host}\t{server.port}\t{'SSL' if server.use_ssl else 'no SSL'}\t"
                 f"{server.bind_dn or '(anonymous)'}\t{server.base_dn or '-'}"
@@ -63,8 +68,9 @@ class Command(TestingCommand):
 
     def do_print(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        lines = [f"LDAP Global Settings: Certificate: {LdapSettings.load().certificate_name or 'None'}"]
-        for server in LdapServer.objects.all():
+        settings = LdapSettings.load(self.mode.seen("ldap"))
+        lines = [f"LDAP Global Settings: Certificate: {settings.certificate_name or 'None'}"]
+        for server in LdapServer.objects.at(self.servers_level):
             lines += [
                 f"LDAP Server Profile: {server.name}",
                 f"  Host Name: {server.host}",
@@ -77,7 +83,7 @@ class Command(TestingCommand):
         self.stdout.write("\n".join(lines))
 
     def do_test(self, user, name, **options):
-        config = candidate_levels.seen_candidate()
+        config = candidate_levels.seen_candidate(self.mode)
         self.print_report(user, lambda: ldap.test_server(ldap.profile(name, config), config))
 
     # --- changing --------------------------------------------------------
@@ -88,7 +94,7 @@ class Command(TestingCommand):
         self.stage(
             user,
             "edited the LDAP global settings",
-            lambda: store.set_ldap_certificate(certificate),
+            lambda: store.set_ldap_certificate(self.mode, certificate),
             "LDAP global settings staged. Use commit to apply them.",
         )
 
@@ -106,7 +112,7 @@ class Command(TestingCommand):
         self.stage(
             user,
             f"added LDAP server profile {name}",
-            lambda: store.save_ldap_server(fields),
+            lambda: store.save_ldap_server(self.servers_level, fields),
             f"LDAP server profile {name} staged. Use commit to apply it.",
         )
 
@@ -116,7 +122,7 @@ class Command(TestingCommand):
         password = read_passphrase_file(bind_password_file)
 
         def apply():
-            server = store.get_ldap_server(name)
+            server = store.get_ldap_server(self.servers_level, name)
             fields = store.ServerFields(
                 name=rename or server.name,
                 host=server.host if host is None else host,
@@ -126,7 +132,7 @@ class Command(TestingCommand):
                 bind_password=password,
                 base_dn=server.base_dn if base_dn is None else base_dn,
             )
-            return store.save_ldap_server(fields, original=name)
+            return store.save_ldap_server(self.servers_level, fields, original=name)
 
         self.stage(
             user,
@@ -139,6 +145,6 @@ class Command(TestingCommand):
         self.stage(
             user,
             f"deleted LDAP server profile {name}",
-            lambda: store.delete_ldap_server(name),
+            lambda: store.delete_ldap_server(self.servers_level, name),
             f"LDAP server profile {name} deleted.",
         )

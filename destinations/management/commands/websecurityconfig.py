@@ -45,7 +45,7 @@ class Command(TestingCommand):
         self.stage(
             user,
             "edited the URL Filtering settings",
-            lambda: store.set_url_filtering(*values),
+            lambda: store.set_url_filtering(self.mode, *values),
             "URL Filtering settings staged. Use commit to apply them.",
         )
 
@@ -59,7 +59,7 @@ class Command(TestingCommand):
         )
 
     def do_test(self, user, endpoint=None, certificate=None, **options):
-        config = candidate_levels.seen_candidate()
+        config = candidate_levels.seen_candidate(self.mode)
         configured = websecurity.settings(config)
         endpoint = configured["endpoint"] if endpoint is None else endpoint
         certificate = configured["client_certificate_name"] if certificate is None else certificate

@@ -274,11 +274,16 @@ class Command(SubcommandCommand):
             "rat_file", metavar="FILE", nargs="?", default="-", help="standard output if none"
         )
 
+    @property
+    def level(self) -> str:
+        """The level whose listeners --mode sees."""
+        return self.mode.seen("listeners")
+
     # --- listeners ---------------------------------------------------------------------
 
     def do_list(self, user, **options):
         require(user, Capability.VIEW_CONFIG)
-        for listener in Listener.objects.all():
+        for listener in Listener.objects.at(self.level):
             self.stdout.write(
                 f"{listener.name}\t{listener.get_listener_type_display()}\t{listener.interface_name}\t"
                 f"{listener.port}\t{listener.certificate_name or '-'}\t"
@@ -290,7 +295,9 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"created listener {name}",
-            lambda: store.create(name, listener_type, interface_name, port, certificate_name, **limits),
+            lambda: store.create(
+                self.mode, name, listener_type, interface_name, port, certificate_name, **limits
+            ),
             f"Listener {name} created. Use commit to apply it.",
         )
 
@@ -316,7 +323,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"edited listener {name}",
-            lambda: store.edit(name, **changes),
+            lambda: store.edit(self.mode, name, **changes),
             f"Listener {changes.get('new_name', name)} changed. Use commit to apply it.",
         )
 
@@ -325,7 +332,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"chose {chosen} for listener {name}",
-            lambda: store.set_certificate(name, certificate_name),
+            lambda: store.set_certificate(self.mode, name, certificate_name),
             f"Listener {name} uses {chosen}. Use commit to apply it.",
         )
 
@@ -333,7 +340,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"deleted listener {name}",
-            lambda: store.delete(name),
+            lambda: store.delete(self.level, name),
             f"Listener {name} deleted. Use commit to apply it.",
         )
 
@@ -341,7 +348,7 @@ class Command(SubcommandCommand):
 
     def hat_print(self, user, name, **options):
         require(user, Capability.VIEW_CONFIG)
-        listener = hat.listener(name)
+        listener = hat.listener(self.level, name)
         groups = list(hat.groups_overview(listener).prefetch_related(_entries_in_order()))
         parameters = {"default_policy_parameters": hat.default_parameters_item(listener)}
         self.stdout.write(f"Mail Flow Policies of listener {listener.name}")
@@ -383,7 +390,7 @@ class Command(SubcommandCommand):
 
     def hat_export(self, user, name, hat_file, **options):
         require(user, Capability.VIEW_CONFIG)
-        listener = hat.listener(name)
+        listener = hat.listener(self.level, name)
         items = _hat_items(listener)
         text = hatfile.format_hat(listener.name, items)
         if hat_file == "-":
@@ -394,7 +401,7 @@ class Command(SubcommandCommand):
 
     def hat_find(self, user, name, hat_address, hat_hostname, **options):
         require(user, Capability.VIEW_CONFIG)
-        listener = hat.listener(name)
+        listener = hat.listener(self.level, name)
         finding = hat.find_senders(listener, hat_address, hat_hostname)
         host = hat_address.strip() + (f" ({hat_hostname.strip()})" if hat_hostname.strip() else "")
         lines = [f"{host}: sender group {finding.group.name}, entry {finding.entry}"]
@@ -422,6 +429,7 @@ class Command(SubcommandCommand):
     ):
         def apply():
             outcome = hat.save_group(
+                self.level,
                 name,
                 hat_group,
                 policy_name=policy_name(hat_policy),
@@ -429,7 +437,9 @@ class Command(SubcommandCommand):
                 order=hat_order,
                 create=True,
             )
-            return combined(outcome, hat.add_senders(name, hat_group, hat_add) if hat_add else None)
+            return combined(
+                outcome, hat.add_senders(self.level, name, hat_group, hat_add) if hat_add else None
+            )
 
         self.stage(
             user,
@@ -444,6 +454,7 @@ class Command(SubcommandCommand):
             user,
             f"added mail flow policy {policy} to listener {name}",
             lambda: hat.save_policy(
+                self.level,
                 name,
                 policy,
                 create=True,
@@ -468,6 +479,7 @@ class Command(SubcommandCommand):
             if any(value is not None for value in (hat_new_name, hat_policy, hat_comment)):
                 outcomes.append(
                     hat.save_group(
+                        self.level,
                         name,
                         hat_group,
                         new_name=hat_new_name,
@@ -476,9 +488,9 @@ class Command(SubcommandCommand):
                     )
                 )
             if hat_remove:
-                outcomes.append(hat.remove_senders(name, group, hat_remove))
+                outcomes.append(hat.remove_senders(self.level, name, group, hat_remove))
             if hat_add:
-                outcomes.append(hat.add_senders(name, group, hat_add))
+                outcomes.append(hat.add_senders(self.level, name, group, hat_add))
             return combined(*outcomes)
 
         self.stage(
@@ -500,7 +512,13 @@ class Command(SubcommandCommand):
             user,
             f"edited mail flow policy {policy} of listener {name}",
             lambda: hat.save_policy(
-                name, policy, new_name=new_name, connection_behavior=hat_behavior, limits=limits, **tls
+                self.level,
+                name,
+                policy,
+                new_name=new_name,
+                connection_behavior=hat_behavior,
+                limits=limits,
+                **tls,
             ),
             f"Mail flow policy {new_name or policy} of listener {name} changed. Use commit to apply it.",
         )
@@ -508,9 +526,9 @@ class Command(SubcommandCommand):
     def hat_delete(self, user, name, hat_kind, hat_item, **options):
         if hat_kind == "policy":
             item = policy_name(hat_item)
-            what, delete = f"mail flow policy {item}", lambda: hat.delete_policy(name, item)
+            what, delete = f"mail flow policy {item}", lambda: hat.delete_policy(self.level, name, item)
         else:
-            what, delete = f"sender group {hat_item}", lambda: hat.delete_group(name, hat_item)
+            what, delete = f"sender group {hat_item}", lambda: hat.delete_group(self.level, name, hat_item)
         self.stage(
             user,
             f"deleted {what} of listener {name}",
@@ -522,7 +540,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"moved sender group {hat_group} of listener {name} to position {hat_order}",
-            lambda: hat.save_group(name, hat_group, order=hat_order),
+            lambda: hat.save_group(self.level, name, hat_group, order=hat_order),
             f"Sender group {hat_group} of listener {name} moved to position {hat_order}. "
             "Use commit to apply it.",
         )
@@ -537,7 +555,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"changed the Default Policy Parameters of listener {name}",
-            lambda: hat.set_default_parameters(name, limits=limits, **tls),
+            lambda: hat.set_default_parameters(self.level, name, limits=limits, **tls),
             f"Default Policy Parameters of listener {name} changed. Use commit to apply them.",
         )
 
@@ -546,7 +564,7 @@ class Command(SubcommandCommand):
 
         def apply():
             groups = hatfile.parse_hat(text)
-            hat.replace_hat(name, groups)
+            hat.replace_hat(self.level, name, groups)
             return Outcome(notes=[f"Imported {_counted(groups)}."])
 
         source = "standard input" if hat_file == "-" else Path(hat_file).name
@@ -561,7 +579,7 @@ class Command(SubcommandCommand):
 
     def rat_print(self, user, name, **options):
         require(user, Capability.VIEW_CONFIG)
-        listener = rat.public_listener(name)
+        listener = rat.public_listener(self.level, name)
         self.stdout.write(
             f"Recipient Access Table of listener {listener.name}: the first entry that covers a recipient decides"
         )
@@ -570,7 +588,7 @@ class Command(SubcommandCommand):
 
     def rat_export(self, user, name, rat_file, **options):
         require(user, Capability.VIEW_CONFIG)
-        listener = rat.public_listener(name)
+        listener = rat.public_listener(self.level, name)
         entries = rat.table(listener)
         text = rat.format_table(listener.name, entries)
         if rat_file == "-":
@@ -586,7 +604,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"added RAT entry {shown} to listener {name}",
-            lambda: rat.add_entry(name, rat_recipient, rat_action, rat_order),
+            lambda: rat.add_entry(self.level, name, rat_recipient, rat_action, rat_order),
             f"RAT entry {shown} added to listener {name}. Use commit to apply it.",
         )
 
@@ -597,7 +615,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"edited RAT entry {shown} of listener {name}",
-            lambda: rat.edit_entry(name, rat_recipient, action=rat_action, order=rat_order),
+            lambda: rat.edit_entry(self.level, name, rat_recipient, action=rat_action, order=rat_order),
             f"RAT entry {shown} of listener {name} changed. Use commit to apply it.",
         )
 
@@ -606,7 +624,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"deleted RAT entry {shown} of listener {name}",
-            lambda: rat.delete_entry(name, rat_recipient),
+            lambda: rat.delete_entry(self.level, name, rat_recipient),
             f"RAT entry {shown} of listener {name} deleted. Use commit to apply it.",
         )
 
@@ -616,7 +634,7 @@ class Command(SubcommandCommand):
         self.stage(
             user,
             f"imported the RAT of listener {name} from {source}",
-            lambda: rat.import_table(name, text),
+            lambda: rat.import_table(self.level, name, text),
             f"RAT of listener {name} imported. Use commit to apply it.",
         )
 
