@@ -1,7 +1,7 @@
 """Managers whose queries name whose rows they read, as ``objects.using(alias)`` names a database: a
-level's (``AtLevel.at(level)``: a feature's rows in the candidate) or a machine's (``OfMachine.of(machine)``:
-IP interfaces, the gateway's records). A query that names neither is refused, so a forgotten level or
-machine is a bug that shows rather than every level's rows."""
+level's (``AtLevel.at(level)``: a feature's rows in the candidate) or a machine's
+(``OfMachine.of(machine)``: IP interfaces, the gateway's records). A query that names neither is
+refused, so a forgotten level or machine is a bug that shows rather than every level's rows."""
 
 from __future__ import annotations
 

@@ -36,8 +36,11 @@ def interface_edit(request: ConsoleRequest, name: str | None = None):
         original = store.item_of(interface)
     # The certificates the interface's machine runs (its own, its group's or the cluster's), whatever
     # level the mode shows of the other features.
-    runs = candidate_levels.mode_for(levels.machine(machine) if machine else levels.CLUSTER)
-    choices = [("", "— none —"), *registry.sections["certificates"].choices(runs.seen("certificates"))]
+    machine_mode = candidate_levels.mode_for(levels.machine(machine) if machine else levels.CLUSTER)
+    choices = [
+        ("", "— none —"),
+        *registry.sections["certificates"].choices(machine_mode.seen("certificates")),
+    ]
     form = InterfaceForm(
         request.POST or None,
         certificate_choices=choices,
