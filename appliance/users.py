@@ -2,7 +2,7 @@
 
 Accounts take effect at once: they are not configuration, so nothing is staged or committed. Like
 the change workflow's verbs, each function makes its change and writes its ``users`` audit line in
-one transaction; views and console commands call them. The built-in ``admin`` stays an active
+one transaction; the Users and Change Password pages call them. The built-in ``admin`` stays an active
 Administrator and cannot be deleted; nobody deletes their own account.
 """
 

@@ -24,8 +24,8 @@ def _utc_now() -> datetime.datetime:
 
 
 class ExpiryAlerts:
-    """Sends the expiry alerts of the running configuration through ``delivery`` (the gateway's
-    ``Delivery``); ``running_config()`` gives the running configuration as section data."""
+    """Sends the expiry alerts of the running configuration through ``notices`` (the delivery
+    engine's ``Notices``); ``running_config()`` gives the running configuration as section data."""
 
     def __init__(
         self,

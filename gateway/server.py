@@ -139,7 +139,7 @@ class Gateway:
         )
         self.config: Config = {}
         if self.main:
-            self.delivery = Delivery(self.shared, lambda: self.config, write)
+            self.delivery = Delivery(self.shared, lambda: self.config)
             self.shared.accepted = self.delivery.enqueue
             self.expiry_alerts = ExpiryAlerts(self.delivery.notices, lambda: self.config)
         else:

@@ -30,7 +30,7 @@ from destinations.models import DEFAULT_DESTINATION, ProbeStatus, TlsSupport
 from destinations.validators import canonical_destination
 from gateway.delivery import hops
 from gateway.delivery.client import client_context, peer_chain
-from gateway.delivery.hops import TIMEOUT, HopFailed, addresses, find_hops, new_resolver
+from gateway.delivery.hops import HopFailed, addresses, find_hops, new_resolver
 
 PROBE_SENDER = "tlsverify@{hostname}"
 # What each mode does with what the probe found (delivery's rules, in words).
@@ -248,7 +248,7 @@ async def probe_host(
     hostname = system_hostname(config)
     note(f"Trying TLS on {host}[{address}:{port}]")
     client = aiosmtplib.SMTP(
-        hostname=address, port=port, local_hostname=hostname, timeout=TIMEOUT, start_tls=False
+        hostname=address, port=port, local_hostname=hostname, timeout=hops.TIMEOUT, start_tls=False
     )
     try:
         banner = await client.connect()
@@ -363,5 +363,5 @@ def _tls_details(probe: HostProbe, domain: str) -> list[str]:
             f"{pad}issuer= {openssl_name(cert.issuer)}",
         ]
     for finding in probe.findings:
-        lines.append(f"{pad}Chain {finding.severity.label}: {finding.text} What to do: {finding.advice}")
+        lines.append(f"{pad}Chain {finding.word}: {finding.text} What to do: {finding.advice}")
     return lines

@@ -397,3 +397,12 @@ def test_interfaceconfig_in_a_machines_mode_shows_and_changes_that_machines_inte
         if item["interface_name"] == "Management"
     }
     assert hostnames["esa3"] == "mx3.example.com" and hostnames["esa2"] == "esa2.example.com"
+
+
+def test_the_hostname_is_the_clusters_alone_from_the_console_too(cluster):
+    # As System Settings refuses it on the page: the hostname has no levels.
+    assert refused("sethostname", "esa9.example.com", "--mode", ESA2) == (
+        "Error: System hostname: these settings are defined at the Cluster level only; change the mode to "
+        "Cluster: Mail to edit them"
+    )
+    assert nothing_staged()

@@ -297,7 +297,7 @@ def assert_transcript(found: tlsprobe.HostProbe, expected: Expected, lines: list
     assert not any(line.endswith("<-- 250-STARTTLS") for line in after_tls), "STARTTLS offered twice"
     details = tls_details(lines)
     patterns = expected_details(expected) + [
-        PAD + re.escape(f"Chain {finding.severity.label}: {finding.text} What to do: {finding.advice}")
+        PAD + re.escape(f"Chain {finding.word}: {finding.text} What to do: {finding.advice}")
         for finding in found.findings
     ]
     assert len(details) == len(patterns), shown

@@ -19,6 +19,7 @@ def move_back(apps, schema_editor):
         old(address=row.address, alert_classes=row.alert_classes, severities=row.severities)
         for row in new.objects.all()
     )
+    new.objects.all().delete()
 
 
 class Migration(migrations.Migration):

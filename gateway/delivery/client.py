@@ -18,7 +18,8 @@ from certificates import trust, verify
 from destinations.delivery_settings import delivery_of
 from destinations.models import TlsSupport
 from gateway import bounces, maillog, records
-from gateway.delivery.hops import TIMEOUT, HopFailed
+from gateway.delivery import hops
+from gateway.delivery.hops import HopFailed
 from tracking.models import Event, TlsPolicy
 
 REQUIRED = (TlsSupport.REQUIRED, TlsSupport.REQUIRED_VERIFY)
@@ -87,7 +88,7 @@ class SmtpClient:
             port=port,
             local_hostname=ehlo_name,
             source_address=(source, 0) if source else None,
-            timeout=TIMEOUT,
+            timeout=hops.TIMEOUT,
             start_tls=False,
         )
         try:
@@ -205,7 +206,6 @@ class SmtpClient:
         outcome.delivered += accepted
         return outcome
 
-    @staticmethod
     @staticmethod
     async def reset(client) -> None:
         """RSET after a transaction that did not end in DATA, so the connection can carry the next."""

@@ -23,8 +23,8 @@ class Delivery:
     """The queue: which message is due, and the console's requests for it. An attempt at a message is
     ``attempts``' (``gateway.delivery.attempt``), bounces and alerts ``notices``'."""
 
-    def __init__(self, shared, running_config, write=print):
-        self.shared, self.running_config, self.write = shared, running_config, write
+    def __init__(self, shared, running_config):
+        self.shared, self.running_config = shared, running_config
         self.due: list[tuple[float, int]] = []  # (when, MID), a heap
         self.when: dict[int, float] = {}  # MID -> when it is due; heap entries that differ are stale
         self.busy: set[int] = set()  # being delivered now

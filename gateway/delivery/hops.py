@@ -32,7 +32,7 @@ def new_resolver(config: Config) -> dns.asyncresolver.Resolver:
 async def find_hops(config: Config, domain: str, preference: str | None, resolver=None):
     """(host name, address, port) to try in order; None: the route drops the mail (/dev/null).
 
-    ``resolver``: the configuration's (``Delivery.resolver_for``); by default a new one."""
+    ``resolver``: the configuration's (``Attempts.resolver_for``); by default a new one."""
     if domain.startswith("[") and domain.endswith("]"):  # user@[192.0.2.1], user@[IPv6:2001:db8::1]
         literal = domain[1:-1].removeprefix("IPv6:").removeprefix("ipv6:")
         try:

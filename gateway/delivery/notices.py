@@ -1,7 +1,8 @@
 """What delivery tells people: bounce notices (DSN) to senders, and alerts to the alert recipients.
 
 Both are messages the gateway spools and delivers itself, from the null sender so they never
-bounce back. An alert goes out at most once an hour per subject (``alert_mail.REPEAT_AFTER``).
+bounce back. The required-TLS alert goes out at most once an hour per domain
+(``alert_mail.REPEAT_AFTER``); the expiry alerts once per threshold (``gateway.expiry_alerts``).
 """
 
 from __future__ import annotations

@@ -26,5 +26,5 @@ class Command(ApplianceCommand):
             system.hostname = name
             system.save(update_fields=["hostname"])
 
-        result = workflow.submit(user, f"set hostname to {name}", apply, source="CLI")
+        result = workflow.submit(user, f"set hostname to {name}", apply, source="CLI", mode=self.mode)
         self.report(result, f"Hostname {name} staged. Use commit to apply it.")
