@@ -270,7 +270,7 @@ LOGGING = {
         # aiosmtpd logs every SMTP command at INFO; the gateway's own record is mail_logs.
         "mail.log": {"level": "WARNING"},
         # What runappliance and rungateway print (Appliance ready, Warning:, Error:), kept in the file.
-        "appliance.services": {"handlers": ["file"], "propagate": False},
+        "appliance.services": {"handlers": ["file"], "level": "INFO", "propagate": False},
     },
 }
 # gunicorn's own lines (errors, access) in its formats, to the terminal and the file alike
