@@ -22,10 +22,11 @@ apt:
 # Debian packages the tests use, installed only when missing: openssl makes the test certificates
 # and probes STARTTLS (s_client), swaks is the SMTP client the gateway tests send with, postfix is
 # a real receiving server for the delivery tests (looked for in /usr/sbin, which a user's PATH lacks), chromium
-# is the browser the browser suite drives (Playwright, never a downloaded browser).
+# is the browser the browser suite drives (Playwright, never a downloaded browser); strace shows the
+# gateway's fsyncs come before its 250.
 # PostgreSQL (its binaries are not on PATH) is the shared database of the cluster tests and of the
 # second pass of the suite; the tests start a server of their own in a temporary folder.
-SYSTEM_TOOLS = /usr/bin/openssl /usr/bin/swaks /usr/sbin/postfix /usr/bin/chromium
+SYSTEM_TOOLS = /usr/bin/openssl /usr/bin/swaks /usr/sbin/postfix /usr/bin/chromium /usr/bin/strace
 system-packages:
 	@missing=$$(for tool in $(SYSTEM_TOOLS); do test -x $$tool || printf ' %s' $$(basename $$tool); done); \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
