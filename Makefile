@@ -13,20 +13,22 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
-# Install Debian packages (as root, or through sudo).
+# Install Debian packages (as root, or through sudo), waiting up to 10 minutes for another apt-get.
 apt:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PACKAGES)
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(PACKAGES)
 
 # Debian packages the tests use, installed only when missing: openssl makes the test certificates
 # and probes STARTTLS (s_client), swaks is the SMTP client the gateway tests send with, postfix is
-# a real receiving server for the delivery tests (/usr/sbin/postfix: root's PATH finds it), chromium
-# is the browser the browser suite drives (Playwright, never a downloaded browser).
+# a real receiving server for the delivery tests (looked for in /usr/sbin, which a user's PATH lacks), chromium
+# is the browser the browser suite drives (Playwright, never a downloaded browser); strace shows the
+# gateway's fsyncs come before its 250.
 # PostgreSQL (its binaries are not on PATH) is the shared database of the cluster tests and of the
 # second pass of the suite; the tests start a server of their own in a temporary folder.
-SYSTEM_TOOLS = openssl swaks postfix chromium
+SYSTEM_TOOLS = /usr/bin/openssl /usr/bin/swaks /usr/sbin/postfix /usr/bin/chromium /usr/bin/strace
 system-packages:
-	@missing=$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || printf ' %s' $$tool; done); \
+	@missing=$$(for tool in $(SYSTEM_TOOLS); do test -x $$tool || printf ' %s' $$(basename $$tool); done); \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then $(MAKE) apt PACKAGES="$$missing"; fi
 

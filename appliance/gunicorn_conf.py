@@ -15,9 +15,10 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connections  # noqa: E402
 
-from appliance import https, workflow  # noqa: E402
+from appliance import https, lifecycle, workflow  # noqa: E402
 from appliance.config.sections import registry  # noqa: E402
 
+lifecycle.die_with_parent()  # the master stops when runappliance dies, as at Ctrl-C
 _config = workflow.machine_config()
 _endpoints = https.endpoints(_config)
 connections.close_all()  # never share the master's database connection with forked workers

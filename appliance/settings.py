@@ -118,7 +118,17 @@ def persistent_secret_key(data_dir: Path, shared_key_file: Path | None) -> str:
     return path.read_text().strip()
 
 
-DATA_DIR = Path(os.environ.get("APPLIANCE_DATA_DIR", BASE_DIR / "var")).resolve()
+def envdir(name: str, default: Path) -> Path:
+    """A folder the appliance owns; set but empty is refused (it would be the current directory)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default.resolve()
+    if not raw.strip():
+        raise ImproperlyConfigured(f"{name} is set but empty: name a folder, or unset it for {default}")
+    return Path(raw).resolve()
+
+
+DATA_DIR = envdir("APPLIANCE_DATA_DIR", BASE_DIR / "var")
 # Sessions, password hashes, the audit log and sealed keys: for the appliance's account only.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATA_DIR.chmod(0o700)

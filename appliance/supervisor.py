@@ -27,10 +27,11 @@ from typing import Protocol
 from django.conf import settings
 from django.db import close_old_connections
 
-from appliance import https, workflow
+from appliance import https, lifecycle, workflow
 from appliance.redirects import RedirectServers
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
+STOP_SECONDS = 30  # how long a service may take to stop before it is killed
 
 
 class CommitWaiter(Protocol):
@@ -72,7 +73,10 @@ def _bind_problem(endpoint: https.Endpoint) -> str:
         try:
             probe.bind((endpoint.address, endpoint.port))
         except OSError as error:
-            return f"{endpoint.address} port {endpoint.port} ({error.strerror})"
+            holder = lifecycle.holder(endpoint.address, endpoint.port)
+            return (
+                f"{endpoint.address} port {endpoint.port} ({error.strerror}{f'; {holder}' if holder else ''})"
+            )
     return ""
 
 
@@ -173,6 +177,10 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
+        problem = lifecycle.left_running(wait=STOP_SECONDS)
+        if problem:
+            self.error(f"Error: {problem}")
+            return 1
         self._roll_back_unconfirmed()
         if settings.MACHINE_NAME:
             self._follow_cluster()  # the versions committed while this machine was down
@@ -185,6 +193,7 @@ class Supervisor:
         https.forget_certificate_files()
         self._start_console()
         self.gateway = self._start("rungateway")
+        self._record()
         try:
             if self._wait_until_listening(endpoints):
                 self._redirect(number)
@@ -199,6 +208,7 @@ class Supervisor:
                         f"Warning: the mail gateway exited with status {self.gateway.returncode}; starting it again"
                     )
                     self.gateway = self._start("rungateway")
+                    self._record()
                 self._check_database()
                 latest = workflow.announced_in_file()
                 if latest is None:
@@ -218,6 +228,11 @@ class Supervisor:
 
     def _start_console(self) -> None:
         self.console = self._start("-m", "gunicorn", "--config", str(GUNICORN_CONF))
+        if self.gateway is not None:
+            self._record()
+
+    def _record(self) -> None:
+        lifecycle.record([process.pid for process in (self.console, self.gateway) if process])
 
     @staticmethod
     def _start(*arguments: str) -> subprocess.Popen:
@@ -229,7 +244,12 @@ class Supervisor:
         )
         return subprocess.Popen(
             command,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "appliance.settings"},
+            # Each dies with us, also by kill -9 (``lifecycle.die_with_parent``).
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "appliance.settings",
+                lifecycle.SUPERVISOR_PID: str(os.getpid()),
+            },
             cwd=settings.BASE_DIR,
             start_new_session=True,
         )
@@ -264,6 +284,7 @@ class Supervisor:
         self.redirects.close()
         _stop(self.gateway)
         self._stop_console()
+        lifecycle.forget()
 
     def _stop_console(self) -> None:
         _stop(self.console)
@@ -273,7 +294,7 @@ def _stop(process: subprocess.Popen | None) -> None:
     if process and process.poll() is None:
         process.terminate()  # gunicorn and the gateway: graceful stop
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

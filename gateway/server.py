@@ -12,7 +12,6 @@ running version (the file every commit rewrites) and applies each new one.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import os
 import signal
@@ -27,7 +26,7 @@ from django import db
 from django.conf import settings
 
 from appliance import dns as appliance_dns
-from appliance import https, interfaces, tls, workflow
+from appliance import https, interfaces, lifecycle, tls, workflow
 from appliance.config.sections import Config, registry
 from appliance.sections import system_hostname
 from certificates import trust
@@ -297,10 +296,7 @@ async def _run_until_signalled(gateway: Gateway) -> bool:
 def _serve_inbound(siblings: Siblings, write) -> None:
     """An inbound process (forked by ``serve``). It dies with main, as if one process had died: a
     gateway started anew must not share its ports with what is left of the old one."""
-    PR_SET_PDEATHSIG = 1  # noqa: N806 (linux/prctl.h)
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != siblings.parent:
-        return  # main died before the line above
+    lifecycle.die_with_parent(siblings.parent, signal.SIGKILL)
     siblings.accepted.receiving.close()
     asyncio.run(_run_until_signalled(Gateway(write, siblings)))
 

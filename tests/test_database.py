@@ -134,3 +134,21 @@ def test_machines_sharing_a_postgres_database_share_the_key_of_the_operators_fil
         assert not (tmp_path / "a" / "appliance.sqlite3").exists()
     finally:
         server.remove()
+
+
+def test_an_empty_data_directory_variable_is_refused_and_nothing_is_made(tmp_path):
+    # Set but empty would make the current directory the data directory (and chmod it 0700).
+    before = (tmp_path.stat().st_mode, sorted(tmp_path.iterdir()))
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "manage.py"), "check"],
+        cwd=tmp_path,
+        env={**os.environ, "APPLIANCE_DATA_DIR": "", "DJANGO_SETTINGS_MODULE": "appliance.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"Error: APPLIANCE_DATA_DIR is set but empty: name a folder, or unset it for {PROJECT / 'var'}"
+    )
+    assert (tmp_path.stat().st_mode, sorted(tmp_path.iterdir())) == before

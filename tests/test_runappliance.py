@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from cryptography import x509
 
@@ -225,8 +226,55 @@ def test_a_port_in_use_is_reported_on_stderr_and_nothing_claims_to_be_ready(tmp_
         appliance = Appliance(tmp_path / "data", port)
         assert appliance.process.wait(timeout=60) == 1
     output = "\n".join(appliance.lines)
-    assert f"Error: the console cannot listen on 127.0.0.1 port {port} (Address already in use)" in output
+    # The error names what holds the port: this test's own process.
+    assert (
+        f"Error: the console cannot listen on 127.0.0.1 port {port} (Address already in use; PID {os.getpid()}: "
+        in output
+    )
     assert "Appliance ready" not in output
+
+
+def service_processes(data_dir: Path) -> list[psutil.Process]:
+    """The processes whose environment names ``data_dir``: runappliance, gunicorn and the gateway's."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("APPLIANCE_DATA_DIR") == str(data_dir):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_killed_appliance_takes_its_services_along_and_starts_again_at_once(tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+    first = Appliance(data_dir, port)
+    first.wait_for(r"^Gateway ready: ")
+    first.wait_for(r"^Appliance ready: ")
+    services = [p for p in service_processes(data_dir) if p.pid != first.process.pid]
+    assert len(services) >= 3  # gunicorn's master and workers, the gateway's processes
+    first.process.kill()  # SIGKILL: no handler runs, nothing is cleaned up
+    first.process.wait()
+    _, alive = psutil.wait_procs(services, timeout=15)
+    assert alive == [], f"left running after kill -9: {[p.cmdline() for p in alive]}"
+
+    started = time.monotonic()
+    second = Appliance(data_dir, port)
+    try:
+        second.wait_for(r"^Appliance ready: ", timeout=30)
+        second.wait_for(r"^Gateway ready: IncomingMail ", timeout=30)
+        assert time.monotonic() - started < 30
+        assert "Error" not in "\n".join(second.lines)
+
+        # A second runappliance on the same data directory is refused, naming the one that runs.
+        third = Appliance(data_dir, free_port())
+        assert third.process.wait(timeout=60) == 1
+        assert (
+            f"Error: runappliance already runs on this data directory (PID {second.process.pid})"
+            in "\n".join(third.lines)
+        )
+    finally:
+        assert second.stop() == 0
 
 
 def test_the_guides_path_ends_with_the_console_serving_the_ca_signed_chain(running, tmp_path):

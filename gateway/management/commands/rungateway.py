@@ -1,5 +1,6 @@
 from django.conf import settings
 
+from appliance import lifecycle
 from appliance.management.base import ApplianceCommand, Refused
 from gateway import server as gateway
 
@@ -19,6 +20,7 @@ class Command(ApplianceCommand):
     def handle(self, *args, processes, **options):
         if processes < 1:
             raise Refused("--processes must be 1 or more")
+        lifecycle.die_with_parent()  # started by runappliance: stop when it dies
         status = gateway.serve(write=self.service_line, processes=processes)
         if status:
             raise SystemExit(status)
