@@ -252,6 +252,10 @@ MACHINE_NAME = os.environ.get("APPLIANCE_MACHINE", "").strip()
 
 # Processes of the mail gateway that accept mail: one per core, as one saturates a core.
 GATEWAY_PROCESSES = envint("APPLIANCE_GATEWAY_PROCESSES", os.cpu_count() or 1, 1, 64)
+# Seconds an SMTP client may take for each command (RFC 5321's 5 minutes), and, while a listener is
+# busy (stress), before its MAIL FROM: Postfix's smtpd_timeout 300s and, under stress, 10s.
+SMTP_TIMEOUT_SECONDS = envint("APPLIANCE_SMTP_TIMEOUT", 300, 1, 3600)
+SMTP_STRESS_TIMEOUT_SECONDS = envint("APPLIANCE_SMTP_STRESS_TIMEOUT", 10, 1, 3600)
 
 # Failed logins allowed per user name and per client address in the window.
 LOGIN_FAILURE_LIMIT = envint("APPLIANCE_LOGIN_FAILURE_LIMIT", 5, 1)

@@ -8,6 +8,8 @@ rotates the mail log. What they share is made before the fork:
 
 - ``ListenerCounts``: open connections and TLS sessions by listener, in shared memory under one
   lock, so a listener's Max. Concurrent Connections holds over all processes together;
+- ``ClientCounts``: the same by client address of a listener, open connections and connections this
+  minute, as Postfix's anvil counts them: a mail flow policy's limits From a Single IP;
 - ``AcceptedChannel``: an inbound process tells main the MID of each message it spooled, so that
   delivery starts at once (a datagram socket pair; the spool file itself is already durable);
 - ``AppliedVersions``: the configuration version each process applied, so main announces a
@@ -19,11 +21,13 @@ file lock; the mail log is appended to by all (``maillog``).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import mmap
 import multiprocessing
 import socket
 import struct
+import time
 
 FORK = multiprocessing.get_context("fork")
 # One entry: a digest of the key (a listener's name, or "tls " and the name) and its count.
@@ -41,7 +45,7 @@ class ListenerCounts:
 
     @staticmethod
     def _digest(key: str) -> bytes:
-        return hashlib.blake2b(key.encode(), digest_size=16).digest()
+        return _digest(key)
 
     def _find(self, digest: bytes) -> tuple[int, int]:
         """(offset, count) of ``digest``'s entry, else of a free one; call with the lock held."""
@@ -74,6 +78,84 @@ class ListenerCounts:
     def __getitem__(self, key: str) -> int:
         with self.lock:
             return self._find(self._digest(key))[1]
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+# One entry: a digest of "listener address", its open connections, when its minute began (CLOCK_MONOTONIC,
+# the same clock in every process) and the connections it made since.
+CLIENT_ENTRY = struct.Struct("16sqdq")
+CLIENT_ENTRIES = 16384  # 640 KB, far more than the connections a gateway holds at once
+PROBES = 64  # the slots a key may take, from the one its digest names
+MINUTE = 60.0
+
+
+class Admission(enum.Enum):
+    ADMITTED = "admitted"
+    TOO_MANY_OPEN = "too many open"
+    TOO_FAST = "too fast"
+    UNTRACKED = "untracked"  # admitted, but every slot the address could take holds open connections
+
+
+class ClientCounts:
+    """Connections by client address of a listener, over every process: open now, and made in the
+    client's current minute (which starts at its first connection, as anvil's time unit does; refused
+    attempts count, so a client that hammers stays refused until it slows down).
+
+    A fixed table in shared memory: an address takes one of ``PROBES`` slots from where its digest
+    points. When they are all taken, the one without open connections whose minute began first is
+    reused (that client's count of the minute starts again). When all of them hold open connections,
+    which takes some ten thousand connections open at once, the address is admitted untracked: the
+    listener's own Maximum Concurrent Connections still holds."""
+
+    def __init__(self):
+        self.memory = mmap.mmap(-1, CLIENT_ENTRIES * CLIENT_ENTRY.size)  # anonymous, shared across fork
+        self.lock = FORK.Lock()
+
+    def _slot(self, digest: bytes) -> tuple[int, tuple] | None:
+        """(offset, entry) of ``digest``, else a new entry in the slot to reuse; None if none may be
+        reused. Call with the lock held."""
+        first = int.from_bytes(digest[:8], "little") % CLIENT_ENTRIES
+        reuse, reuse_started = None, 0.0
+        for probe in range(PROBES):
+            offset = (first + probe) % CLIENT_ENTRIES * CLIENT_ENTRY.size
+            entry = CLIENT_ENTRY.unpack_from(self.memory, offset)
+            if entry[0] == digest:
+                return offset, entry
+            if not entry[1] and (reuse is None or entry[2] < reuse_started):
+                reuse, reuse_started = offset, entry[2]
+        return None if reuse is None else (reuse, (digest, 0, -MINUTE, 0))  # its minute starts now
+
+    def admit(self, key: str, max_open: int, max_per_minute: int) -> Admission:
+        """Count a connection of ``key`` ("listener address"), and open it if under both limits."""
+        digest, now = _digest(key), time.monotonic()
+        with self.lock:
+            found = self._slot(digest)
+            if found is None:
+                return Admission.UNTRACKED
+            offset, (_held, open_now, started, made) = found
+            if now - started >= MINUTE:
+                started, made = now, 0
+            made += 1
+            if open_now >= max_open:
+                verdict = Admission.TOO_MANY_OPEN
+            elif made > max_per_minute:
+                verdict = Admission.TOO_FAST
+            else:
+                verdict, open_now = Admission.ADMITTED, open_now + 1
+            CLIENT_ENTRY.pack_into(self.memory, offset, digest, open_now, started, made)
+            return verdict
+
+    def release(self, key: str) -> None:
+        """One connection of ``key`` admitted (not untracked) has ended."""
+        digest = _digest(key)
+        with self.lock:
+            found = self._slot(digest)
+            if found is not None and found[1][1]:  # a reused slot's new entry has none open
+                offset, (_held, open_now, started, made) = found
+                CLIENT_ENTRY.pack_into(self.memory, offset, digest, open_now - 1, started, made)
 
 
 MID = struct.Struct("q")

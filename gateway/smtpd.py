@@ -17,6 +17,15 @@ Required); TLS is Mandatory for Address List refuses MAIL FROM a listed sender
 in clear. A message is answered 250 only once the spool holds it (fsync'd).
 aiosmtpd ≥ 1.4.6 drops what a client pipelines after STARTTLS; messages with a
 bare CR or LF are refused, so nothing can smuggle a second message through us.
+
+Under abuse, as Postfix's anvil and stress mode: past its policy's Max. Concurrent
+Connections or Max. Connections Per Minute From a Single IP a client gets 421 and
+is closed; while the listener holds more than ``STRESS_SHARE`` of its Maximum
+Concurrent Connections, a session that has not yet sent MAIL FROM has
+``SMTP_STRESS_TIMEOUT_SECONDS`` for each command instead of ``SMTP_TIMEOUT_SECONDS``.
+A MAIL FROM or RCPT TO whose address holds what no envelope address may (a control
+character, NUL included, 8-bit without SMTPUTF8, unbalanced angle brackets) gets
+501 before anything is logged or queued.
 """
 
 from __future__ import annotations
@@ -30,20 +39,38 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
+from django.conf import settings
 
 from appliance.config.sections import Item
 from gateway import maillog, records
 from gateway.access import Decision, HostAccessTable
-from gateway.processes import ListenerCounts
+from gateway.processes import Admission, ClientCounts, ListenerCounts
 from gateway.spool import Envelope, IdCounter, Spool
 from listeners import hat, rat
-from listeners.models import DEFAULT_LIMITS, ConnectionBehavior, InboundTls
+from listeners.models import DEFAULT_LIMITS, LIMIT_LABELS, ConnectionBehavior, InboundTls
 from tracking.models import TlsPolicy
 
 ALLOWED_BEFORE_TLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}
 MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
 BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+STRESS_SHARE = 0.8  # of a listener's Maximum Concurrent Connections: above it, the listener is busy
+TOO_MANY_FROM_ADDRESS = {
+    Admission.TOO_MANY_OPEN: (
+        "max_concurrency_per_ip",
+        "421 4.7.0 Too many concurrent SMTP connections from this IP address; please try again later.",
+    ),
+    Admission.TOO_FAST: (
+        "max_connections_per_minute_per_ip",
+        "421 4.7.0 Too many SMTP connections from this IP address this minute; please try again later.",
+    ),
+}
+# Characters no envelope address may hold: C0 controls (NUL included) and DEL.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+BAD_ADDRESS = {
+    "MAIL": "501 5.1.7 Bad sender address syntax",
+    "RCPT": "501 5.1.3 Bad recipient address syntax",
+}
 ESA_WORDS = {
     "552 Error: Too much mail data": TOO_BIG,
     "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
@@ -81,6 +108,7 @@ class Shared:
     # Open sessions (by listener name) and sessions in TLS ("TLS " and the name), over every process
     # of the gateway: the listeners' concurrency limits.
     open_counts: ListenerCounts = field(default_factory=ListenerCounts)
+    client_counts: ClientCounts = field(default_factory=ClientCounts)  # by listener and client address
     recorder: records.Recorder = field(default_factory=records.Recorder)
 
 
@@ -93,7 +121,7 @@ class InboundSession(SMTP):
             data_size_limit=DEFAULT_LIMITS["max_message_size"],  # the policy's, once the HAT decides
             enable_SMTPUTF8=True,
             decode_data=False,
-            timeout=300,
+            timeout=settings.SMTP_TIMEOUT_SECONDS,
         )
         self.inbound, self.service, self.resolve_name = inbound, service, resolve_name
         self.icid = service.icids.take()
@@ -102,6 +130,8 @@ class InboundSession(SMTP):
         self.tls_text = ""
         self.ended = False
         self.counted = self.counted_tls = False
+        self.client_key = ""  # "listener address" while ClientCounts counts this connection open
+        self.sent_mail_from = False
         self.messages = 0
         self.closing = False  # QUIT, or we closed: the end is not "lost"
         self.reported_missing_tls = False
@@ -141,15 +171,53 @@ class InboundSession(SMTP):
             self.closing = True
             self.transport.close()
             return
+        self.limits = hat.effective_limits(listener, self.decision.policy)
+        if not await self._admit_client(address):
+            return
         if behavior == ConnectionBehavior.REJECT:
             await self.push(f"554 5.7.1 {self.hostname} Access denied")
             self.closing = True
             self.transport.close()
             return
         self._apply_tls(self.decision.tls)
-        self.limits = hat.effective_limits(listener, self.decision.policy)
         self.data_size_limit = self.limits.max_message_size
         await super()._handle_client()
+
+    async def _admit_client(self, address: str) -> bool:
+        """The policy's limits From a Single IP: False (421 sent, closing) past one of them."""
+        key = f"{self.inbound.name} {address}"
+        limits = self.limits
+        admission = self.service.client_counts.admit(
+            key, limits.max_concurrency_per_ip, limits.max_connections_per_minute_per_ip
+        )
+        if admission == Admission.ADMITTED:
+            self.client_key = key
+            return True
+        if admission == Admission.UNTRACKED:
+            maillog.warning(
+                f"ICID {self.icid} address {address} not limited: the table of client addresses is full"
+            )
+            return True
+        tag, reply = TOO_MANY_FROM_ADDRESS[admission]
+        maillog.info(
+            f"ICID {self.icid} refused: address {address} reached {LIMIT_LABELS[tag]} ({getattr(limits, tag)}) "
+            f"of policy {self.decision.policy['policy_name']}"
+        )
+        await self.push(reply)
+        self.closing = True
+        self.transport.close()
+        return False
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # Postfix's stress mode: while the listener is busy, who has not yet sent MAIL FROM gets little
+        # time for each command, so idle connections cannot keep others out.
+        if duration is None and not self.sent_mail_from and self._listener_busy():
+            duration = settings.SMTP_STRESS_TIMEOUT_SECONDS
+        super()._reset_timeout(duration)
+
+    def _listener_busy(self) -> bool:
+        name = self.inbound.name
+        return self.service.open_counts[name] > STRESS_SHARE * self.inbound.listener["max_concurrency"]
 
     def _log_new(self, address: str) -> None:
         interface = self.inbound.interface
@@ -222,7 +290,25 @@ class InboundSession(SMTP):
             self.closing = True
             self.transport.close()
             return
+        utf8 = "SMTPUTF8" in (arg or "").upper().split()[1:]
+        if await self._refused_address("MAIL", arg, utf8):
+            return
         await super().smtp_MAIL(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg):  # noqa: N802 (aiosmtpd's name)
+        utf8 = "SMTPUTF8" in self.envelope.mail_options
+        if await self._refused_address("RCPT", arg, utf8):
+            return
+        await super().smtp_RCPT(arg)
+
+    async def _refused_address(self, command: str, arg: str | None, utf8: bool) -> bool:
+        """501 to an address no envelope may hold, logged without it; whether it was refused."""
+        problem = _address_problem(arg or "", utf8)
+        if problem:
+            maillog.info(f"ICID {self.icid} {command} refused: {problem}")
+            await self.push(f"{BAD_ADDRESS[command]}: {problem}")
+        return bool(problem)
 
     async def smtp_AUTH(self, arg):  # noqa: N802 (aiosmtpd's name)
         await self.push("502 5.5.1 SMTP AUTH is not offered here")
@@ -266,10 +352,29 @@ class InboundSession(SMTP):
             self.service.open_counts.release(self.inbound.name)
         if self.counted_tls:
             self.service.open_counts.release(f"TLS {self.inbound.name}")
+        if self.client_key:
+            self.service.client_counts.release(self.client_key)
         if lost:
             maillog.info(f"ICID {self.icid} lost")
         maillog.info(f"ICID {self.icid} close")
         self.service.recorder.connection(self.record)
+
+
+def _address_problem(arg: str, utf8: bool) -> str:
+    """What makes a MAIL FROM or RCPT TO argument unusable as an envelope address ("" if nothing).
+
+    aiosmtpd decodes the line as UTF-8 with surrogate escapes, so bytes that are not UTF-8 come here
+    as surrogates; the mail log, the spool's JSON and delivery could not take them."""
+    if CONTROL.search(arg):
+        return "the address holds a control character"
+    if any("\udc80" <= char <= "\udcff" for char in arg):
+        return "the address holds bytes that are not UTF-8"
+    if not utf8 and not arg.isascii():
+        return "8-bit characters need SMTPUTF8"
+    path = arg.partition(":")[2].strip().split(" ", 1)[0]  # after FROM: or TO:, before any parameter
+    if path.count("<") != path.count(">") or path.count("<") > 1 or path.find(">") < path.find("<"):
+        return "unbalanced angle brackets"
+    return ""
 
 
 def _reason(error: BaseException) -> str:
@@ -310,6 +415,8 @@ class _Handler:
                 return MUST_STARTTLS
         envelope.mail_from = address
         envelope.mail_options.extend(options)
+        owner.sent_mail_from = True
+        server._reset_timeout()  # a sender at work: the full time from now on, busy or not
         return "250 2.1.0 Sender ok"
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802

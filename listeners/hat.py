@@ -70,6 +70,15 @@ PREDEFINED_GROUPS = {
         (ALL, "BLOCKED", ""),
     ],
 }
+# Per-client-address limits of the predefined policies that differ from the Default Policy Parameters
+# (the others say Use Default). THROTTLED: suspicious senders get half. TRUSTED and RELAYED: known hosts
+# that send in bulk (your own relays, partners' outbound clusters) get five times as much, and still
+# at most a third of a listener's 300, so even a compromised trusted host cannot take it whole.
+PREDEFINED_CLIENT_LIMITS = {
+    "THROTTLED": {"max_concurrency_per_ip": 10, "max_connections_per_minute_per_ip": 60},
+    "TRUSTED": {"max_concurrency_per_ip": 100, "max_connections_per_minute_per_ip": 600},
+    "RELAYED": {"max_concurrency_per_ip": 100, "max_connections_per_minute_per_ip": 600},
+}
 # What a Default Policy Parameters element holds when a file leaves it out: TLS Off, as on the ESA.
 DEFAULT_PARAMETERS = {
     "tls": InboundTls.OFF,
@@ -88,6 +97,7 @@ def predefined_policies(listener_type: str) -> list[Item]:
             "tls_verify_client": False,
             "tls_mandatory_address_list": "",
             **dict.fromkeys(POLICY_LIMITS),
+            **PREDEFINED_CLIENT_LIMITS.get(name, {}),
         }
         for name, behavior in PREDEFINED_POLICIES[listener_type]
     ]
@@ -236,6 +246,8 @@ class Limits:
     max_message_size: int
     max_rcpts_per_msg: int
     max_msgs_per_session: int
+    max_concurrency_per_ip: int
+    max_connections_per_minute_per_ip: int
 
 
 def effective_limits(listener: Item, policy: Item) -> Limits:

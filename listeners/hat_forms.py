@@ -95,6 +95,14 @@ LIMIT_HELP = {
         "Messages in one connection; the next MAIL FROM is answered "
         "421 4.7.0 Too many messages in this session, and the connection is closed."
     ),
+    "max_concurrency_per_ip": (
+        "Connections one client address holds at once; one more is answered 421 4.7.0 Too many "
+        "concurrent SMTP connections from this IP address, and closed."
+    ),
+    "max_connections_per_minute_per_ip": (
+        "Connections one client address opens in a minute, refused ones included; one more is "
+        "answered 421 4.7.0 Too many SMTP connections from this IP address this minute, and closed."
+    ),
 }
 MEGABYTE, KILOBYTE = 1024 * 1024, 1024
 

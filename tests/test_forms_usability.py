@@ -47,7 +47,13 @@ INTERFACE = {
     "httpsd_port": "8443",
     "certificate": "Demo",
 }
-LIMITS = {"max_message_size": "10485760", "max_rcpts_per_msg": "50", "max_msgs_per_session": "10"}
+LIMITS = {
+    "max_message_size": "10485760",
+    "max_rcpts_per_msg": "50",
+    "max_msgs_per_session": "10",
+    "max_concurrency_per_ip": "20",
+    "max_connections_per_minute_per_ip": "120",
+}
 
 
 def block(page: str, element_id: str) -> str:

@@ -369,6 +369,9 @@ def test_the_shipped_listener_has_the_public_policies_and_groups(admin):
         "max_message_size": 10485760,
         "max_rcpts_per_msg": 50,
         "max_msgs_per_session": 10,
+        # Ours, per client address: see listeners.models.DEFAULT_LIMITS.
+        "max_concurrency_per_ip": 20,
+        "max_connections_per_minute_per_ip": 120,
     }
     assert [g["comment"] for g in listener_item()["sender_group"]][:2] == [
         "Senders you trust",
@@ -818,6 +821,8 @@ def test_the_listeners_section_round_trips_with_its_hat(table):
         "          <tls>preferred</tls>\n"
         "          <tls_verify_client>1</tls_verify_client>\n"
         "          <tls_mandatory_address_list>Partners</tls_mandatory_address_list>\n"
+        "          <max_concurrency_per_ip>100</max_concurrency_per_ip>\n"
+        "          <max_connections_per_minute_per_ip>600</max_connections_per_minute_per_ip>\n"
         "        </mail_flow_policy>\n"
         "        <default_policy_parameters>\n"
         "          <tls>preferred</tls>\n"
@@ -825,6 +830,8 @@ def test_the_listeners_section_round_trips_with_its_hat(table):
         "          <max_message_size>10485760</max_message_size>\n"
         "          <max_rcpts_per_msg>50</max_rcpts_per_msg>\n"
         "          <max_msgs_per_session>10</max_msgs_per_session>\n"
+        "          <max_concurrency_per_ip>20</max_concurrency_per_ip>\n"
+        "          <max_connections_per_minute_per_ip>120</max_connections_per_minute_per_ip>\n"
         "        </default_policy_parameters>\n"
         "      </mail_flow_policies>\n"
         "      <hat>\n"

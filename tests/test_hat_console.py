@@ -21,8 +21,23 @@ data_dir = test_console.data_dir  # a fresh appliance in its own data directory
 HAT = ("listenerconfig", "edit", "IncomingMail", "hostaccess")
 
 
-SHIPPED_LIMITS = {"max_message_size": 10485760, "max_rcpts_per_msg": 50, "max_msgs_per_session": 10}
+SHIPPED_LIMITS = {
+    "max_message_size": 10485760,
+    "max_rcpts_per_msg": 50,
+    "max_msgs_per_session": 10,
+    "max_concurrency_per_ip": 20,
+    "max_connections_per_minute_per_ip": 120,
+}
 DEFAULT_LIMIT_COLUMNS = "10485760 (Default)\t50 (Default)\t10 (Default)"
+PER_IP_COLUMNS = {
+    name: "\t".join(f"{value}{' (Default)' if name in ('ACCEPTED', 'BLOCKED') else ''}" for value in values)
+    for name, values in {
+        "ACCEPTED": (20, 120),
+        "BLOCKED": (20, 120),
+        "THROTTLED": (10, 60),
+        "TRUSTED": (100, 600),
+    }.items()
+}
 
 
 def hat() -> list[tuple[str, str, list[str]]]:
@@ -70,14 +85,16 @@ def test_print_shows_policies_with_effective_tls_defaults_and_the_hat(admin):
         "Mail Flow Policies of listener IncomingMail",
         "Policy\tConnection Behavior\tTLS\tVerify Client Certificate\t"
         "TLS is Mandatory for Address List\tMax. Message Size (bytes)\tMax. Recipients Per Message\t"
-        "Max. Messages Per Connection\tSender Groups",
+        "Max. Messages Per Connection\tMax. Concurrent Connections From a Single IP\t"
+        "Max. Connections Per Minute From a Single IP\tSender Groups",
         "ACCEPTED\tAccept\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\t"
-        f"{DEFAULT_LIMIT_COLUMNS}\tUNKNOWNLIST, ALL",
+        f"{DEFAULT_LIMIT_COLUMNS}\t{PER_IP_COLUMNS['ACCEPTED']}\tUNKNOWNLIST, ALL",
         "BLOCKED\tReject\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\t"
-        f"{DEFAULT_LIMIT_COLUMNS}\tBLOCKED_LIST",
+        f"{DEFAULT_LIMIT_COLUMNS}\t{PER_IP_COLUMNS['BLOCKED']}\tBLOCKED_LIST",
         "THROTTLED\tAccept\tPreferred (Default)\tNo (Default)\tTLSMandatory (Default)\t"
-        f"{DEFAULT_LIMIT_COLUMNS}\tSUSPECTLIST",
-        f"TRUSTED\tAccept\tRequired\tYes\t-\t{DEFAULT_LIMIT_COLUMNS}\tALLOWED_LIST, PARTNERS",
+        f"{DEFAULT_LIMIT_COLUMNS}\t{PER_IP_COLUMNS['THROTTLED']}\tSUSPECTLIST",
+        f"TRUSTED\tAccept\tRequired\tYes\t-\t{DEFAULT_LIMIT_COLUMNS}\t{PER_IP_COLUMNS['TRUSTED']}\t"
+        "ALLOWED_LIST, PARTNERS",
         "",
         "Default Policy Parameters",
         "TLS: Preferred",
@@ -86,6 +103,8 @@ def test_print_shows_policies_with_effective_tls_defaults_and_the_hat(admin):
         "Max. Message Size (bytes): 10485760",
         "Max. Recipients Per Message: 50",
         "Max. Messages Per Connection: 10",
+        "Max. Concurrent Connections From a Single IP: 20",
+        "Max. Connections Per Minute From a Single IP: 120",
         "",
         "Host Access Table: the first sender group that holds a host decides its policy",
         "1. ALLOWED_LIST: policy TRUSTED (Senders you trust)",

@@ -75,6 +75,8 @@ def default_form(**values) -> dict:
         "max_message_size": "10485760",
         "max_rcpts_per_msg": "50",
         "max_msgs_per_session": "10",
+        "max_concurrency_per_ip": "20",
+        "max_connections_per_minute_per_ip": "120",
         **values,
     }
 
@@ -183,10 +185,16 @@ def test_the_table_shows_what_each_policy_gets(login, admin):
     page = text(login(admin).get(POLICIES))
     rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
     cells = {
-        row.split("</a>")[0].rsplit(">", 1)[1]: [cell.split("</td>")[0] for cell in row.split("<td>")[2:10]]
+        row.split("</a>")[0].rsplit(">", 1)[1]: [cell.split("</td>")[0] for cell in row.split("<td>")[2:12]]
         for row in rows
     }
-    limits = ["Use Default (10 MB)", "Use Default (50)", "Use Default (10)"]
+    limits = [
+        "Use Default (10 MB)",
+        "Use Default (50)",
+        "Use Default (10)",
+        "Use Default (20)",
+        "Use Default (120)",
+    ]
     assert cells["ACCEPTED"] == [
         "Accept",
         "Use Default (Preferred)",
@@ -195,8 +203,8 @@ def test_the_table_shows_what_each_policy_gets(login, admin):
         *limits,
         "2",  # UNKNOWNLIST and ALL
     ]
-    assert cells["THROTTLED"] == ["Accept", "Required", "No", "None", *limits, "1"]
-    assert cells["TRUSTED"] == ["Accept", "Preferred", "No", "Partners", *limits, "1"]
+    assert cells["THROTTLED"] == ["Accept", "Required", "No", "None", *limits[:3], "10", "60", "1"]
+    assert cells["TRUSTED"] == ["Accept", "Preferred", "No", "Partners", *limits[:3], "100", "600", "1"]
     assert 'id="default-parameters"' in page and "<tr><th>TLS</th><td>Preferred</td></tr>" in page
 
 

@@ -139,12 +139,12 @@ def test_a_policy_limit_is_its_own_or_use_default(admin):
     )
     [item] = [item for item in listeners() if item["listener_name"] == IN]
     policy = next(p for p in item["mail_flow_policy"] if p["policy_name"] == "ACCEPTED")
-    assert hat.effective_limits(item, policy) == hat.Limits(2048, 3, 2)
+    assert hat.effective_limits(item, policy) == hat.Limits(2048, 3, 2, 20, 120)
     stage(admin, lambda: hat.save_policy(CLUSTER, IN, "ACCEPTED", limits={"max_message_size": None}))
     assert policy_limits("ACCEPTED") == UNSET
     [item] = [item for item in listeners() if item["listener_name"] == IN]
     policy = next(p for p in item["mail_flow_policy"] if p["policy_name"] == "ACCEPTED")
-    assert hat.effective_limits(item, policy) == hat.Limits(10485760, 3, 2)
+    assert hat.effective_limits(item, policy) == hat.Limits(10485760, 3, 2, 20, 120)
 
 
 @pytest.mark.parametrize(
@@ -259,6 +259,8 @@ def default_form(**values) -> dict:
         "max_message_size": "10485760",
         "max_rcpts_per_msg": "50",
         "max_msgs_per_session": "10",
+        "max_concurrency_per_ip": "20",
+        "max_connections_per_minute_per_ip": "120",
         **values,
     }
 
@@ -531,11 +533,15 @@ def test_limits_round_trip_through_the_configuration_file(admin):
         "          <tls>default</tls>\n"
         "          <tls_verify_client>0</tls_verify_client>\n"
         "          <max_message_size>1048576</max_message_size>\n"
+        "          <max_concurrency_per_ip>10</max_concurrency_per_ip>\n"
+        "          <max_connections_per_minute_per_ip>60</max_connections_per_minute_per_ip>\n"
         "        </mail_flow_policy>\n"
     ) in saved  # Use Default: the element is left out
     assert (
         "          <max_rcpts_per_msg>500</max_rcpts_per_msg>\n"
         "          <max_msgs_per_session>1</max_msgs_per_session>\n"
+        "          <max_concurrency_per_ip>100</max_concurrency_per_ip>\n"
+        "          <max_connections_per_minute_per_ip>600</max_connections_per_minute_per_ip>\n"
         "        </mail_flow_policy>\n"
     ) in saved
     assert (
@@ -545,6 +551,8 @@ def test_limits_round_trip_through_the_configuration_file(admin):
         "          <max_message_size>20971520</max_message_size>\n"
         "          <max_rcpts_per_msg>50</max_rcpts_per_msg>\n"
         "          <max_msgs_per_session>10</max_msgs_per_session>\n"
+        "          <max_concurrency_per_ip>20</max_concurrency_per_ip>\n"
+        "          <max_connections_per_minute_per_ip>120</max_connections_per_minute_per_ip>\n"
         "        </default_policy_parameters>\n"
     ) in saved
     parsed = parse(saved.encode("latin-1")).config
@@ -654,8 +662,30 @@ def test_the_document_loads_with_its_limits(admin):
             {"l21": "<max_msgs_per_session>100000</max_msgs_per_session>"},
             "line 21: <max_msgs_per_session> must be between 1 and 10000, not 100000",
         ),
-    ],
-    ids=["concurrency", "tls-concurrency", "size", "size-not-a-number", "recipients", "messages"],
+        (
+            {
+                "l21": "<max_msgs_per_session>10</max_msgs_per_session><max_concurrency_per_ip>0</max_concurrency_per_ip>"
+            },
+            "line 21: <max_concurrency_per_ip> must be between 1 and 10000, not 0",
+        ),
+        (
+            {
+                "l21": "<max_msgs_per_session>10</max_msgs_per_session>"
+                "<max_connections_per_minute_per_ip>many</max_connections_per_minute_per_ip>"
+            },
+            "line 21: <max_connections_per_minute_per_ip> must be a whole number, not 'many'",
+        ),
+    ],  # fmt: skip
+    ids=[
+        "concurrency",
+        "tls-concurrency",
+        "size",
+        "size-not-a-number",
+        "recipients",
+        "messages",
+        "per-ip-concurrency",
+        "per-ip-rate-not-a-number",
+    ],  # fmt: skip
 )
 def test_limits_out_of_range_in_a_file_are_refused_naming_the_line(admin, unchanged, lines, problem):
     with pytest.raises(ConfigFileError) as refusal:

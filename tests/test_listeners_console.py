@@ -157,6 +157,8 @@ def test_read_only_gets_a_preview_and_nothing_is_stored(read_only, unchanged):
         "  Default Policy Parameters: Max. Message Size (bytes):  -> 10485760",
         "  Default Policy Parameters: Max. Recipients Per Message:  -> 50",
         "  Default Policy Parameters: Max. Messages Per Connection:  -> 10",
+        "  Default Policy Parameters: Max. Concurrent Connections From a Single IP:  -> 20",
+        "  Default Policy Parameters: Max. Connections Per Minute From a Single IP:  -> 120",
         "  Sender Group:  -> 2 entries",
     ]
     assert err == ""

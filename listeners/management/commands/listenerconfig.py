@@ -41,6 +41,8 @@ LIMIT_OPTIONS = {
     "max_message_size": "--max-message-size",
     "max_rcpts_per_msg": "--max-recipients",
     "max_msgs_per_session": "--max-messages",
+    "max_concurrency_per_ip": "--max-concurrency-per-ip",
+    "max_connections_per_minute_per_ip": "--max-connections-per-minute-per-ip",
 }
 USE_DEFAULT = "default"
 
