@@ -17,7 +17,8 @@ processes and by everything else on the machine, each in percent of one core (a
 Without ``--target`` it starts a throwaway appliance (``runappliance`` in a
 temporary data directory, free ports), commits TLS Preferred on the default
 listener (``listenerconfig edit IncomingMail hostaccess default --tls
-preferred``) and an SMTP route dropping the bench mail (``smtproutes new
+preferred``), a sender group LOADGEN for 127.0.0.1 whose policy lifts the limits
+From a Single IP (as for a known relay), an SMTP route dropping the bench mail (``smtproutes new
 example.com --host /dev/null``), and a private Postfix (``bench/postfix.py``,
 the Debian package, as root) with the appliance's Demo certificate and key,
 ``smtpd_tls_security_level = may``, and the bench mail to its discard transport.
@@ -57,6 +58,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 LISTENER = "IncomingMail"
 BENCH_DOMAIN = "example.com"  # where the bench mail goes: dropped by both servers
 DEMO = "Demo"
+LOAD_POLICY = "LOADGEN"  # the policy and sender group of the load generator's address
 
 
 class SessionError(Exception):
@@ -365,7 +367,16 @@ class Appliance:
         self.wait_for(r"^Appliance ready: ")
         self.manage("listenerconfig", "edit", LISTENER, "hostaccess", "default", "--tls", "preferred")
         self.manage("smtproutes", "new", BENCH_DOMAIN, "--host", "/dev/null")
-        self.commit("bench: STARTTLS preferred, bench mail dropped")
+        # The load comes from one address, far past the per-address limits that protect a listener
+        # from strangers: the administrator of a known relay gives it a policy of its own.
+        hostaccess = ("listenerconfig", "edit", LISTENER, "hostaccess", "new")
+        self.manage(
+            *hostaccess, "policy", LOAD_POLICY, "--behavior", "accept",
+            "--max-concurrency-per-ip", "10000", "--max-connections-per-minute-per-ip", "100000",
+        )  # fmt: skip
+        self.manage(*hostaccess, "sendergroup", LOAD_POLICY, "--policy", LOAD_POLICY, "--order", "1",
+                    "--senders", "127.0.0.1")  # fmt: skip
+        self.commit("bench: STARTTLS preferred, bench mail dropped, the load generator a known relay")
 
     def commit(self, comment: str) -> None:
         version = int(
