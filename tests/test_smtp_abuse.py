@@ -225,5 +225,11 @@ def test_the_limits_from_a_single_ip_round_trip_through_the_file_and_the_console
     out, _ = run(*hostaccess, "print")
     assert "Max. Connections Per Minute From a Single IP" in out
     assert "\t30\t" in out.split("THROTTLED\t", 1)[1].split("\n", 1)[0]
+    # What bench/smtp_load.py commits for its load generator, as for a known relay.
+    run(*hostaccess, "new", "policy", "LOADGEN", "--behavior", "accept",
+        "--max-concurrency-per-ip", "10000", "--max-connections-per-minute-per-ip", "100000")  # fmt: skip
+    run(*hostaccess, "new", "sendergroup", "LOADGEN", "--policy", "LOADGEN", "--order", "1",
+        "--senders", "127.0.0.1")  # fmt: skip
+    assert "1. LOADGEN: policy LOADGEN" in run(*hostaccess, "print")[0]
     problem = refused(*hostaccess, "edit", "policy", "THROTTLED", "--max-concurrency-per-ip", "0")
     assert "Max. Concurrent Connections From a Single IP must be between 1 and 10000, not 0" in problem

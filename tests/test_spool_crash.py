@@ -183,6 +183,12 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_message(tmp_path, monke
         appliance.wait_for(r"^Appliance ready: ")
         appliance.wait_for(rf"^Gateway ready: {LISTENER} 127\.0\.0\.1:{smtp_port} ")
         ok(appliance, "listenerconfig", "edit", LISTENER, "hostaccess", "default", "--tls", "preferred")
+        # The clients reconnect from one address far past the per-address limits: a known relay's policy.
+        hostaccess = ("listenerconfig", "edit", LISTENER, "hostaccess", "new")
+        ok(appliance, *hostaccess, "policy", "LOADGEN", "--behavior", "accept",
+           "--max-concurrency-per-ip", "10000", "--max-connections-per-minute-per-ip", "100000")  # fmt: skip
+        ok(appliance, *hostaccess, "sendergroup", "LOADGEN", "--policy", "LOADGEN", "--order", "1",
+           "--senders", "127.0.0.1")  # fmt: skip
         # The next hop refuses connections: delivery keeps every message queued (temporary failures),
         # so the queue holds exactly what was acknowledged.
         ok(appliance, "smtproutes", "new", "example.com", "--host", f"127.0.0.1:{free_port()}")
