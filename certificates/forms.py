@@ -153,13 +153,15 @@ class ImportForm(CheckedForm):
     )
     accept_dates = forms.BooleanField(label="Accept an expired or not yet valid certificate", required=False)
 
+    pkcs12: pki.Pkcs12Content | None = None  # the file opened by clean(), once, for the submit
+
     def clean(self):
         data = super().clean()
         upload = data.get("cert_file")
         if upload:
             # The file's own faults next to it, a wrong password next to the password.
             try:
-                pki.read_pkcs12(uploaded_bytes(upload), data.get("cert_pass", ""))
+                self.pkcs12 = pki.read_pkcs12(uploaded_bytes(upload), data.get("cert_pass", ""))
             except pki.WrongPassword as refusal:
                 self.add_error("cert_pass", f"{refusal}.")
             except pki.CertificateError as refusal:

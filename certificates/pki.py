@@ -6,8 +6,12 @@ whose message names the problem in the administrator's words.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
+import json
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass, field
 
@@ -21,6 +25,7 @@ from django.db import models
 
 from appliance.validators import validate_hostname
 from appliance.workflow import ChangeRefused
+from certificates import pfx
 
 PEM = serialization.Encoding.PEM
 
@@ -33,6 +38,10 @@ class WrongPassword(CertificateError):
     """The file is fine; its password is not."""
 
 
+class KeyRefused(CertificateError):
+    """A key outside the key policy (``check_key_policy``)."""
+
+
 class KeyType(models.TextChoices):
     RSA2048 = "rsa2048", "RSA 2048"
     RSA3072 = "rsa3072", "RSA 3072"
@@ -41,19 +50,79 @@ class KeyType(models.TextChoices):
     EC384 = "ec384", "ECDSA P-384"
 
 
+# --- the key policy: refused before any expensive work -----------------------
+
+RSA_BITS = range(2048, 8192 + 1)
+# The curves every TLS peer and CA takes; OpenSSL also loads secp256k1 and Brainpool, few peers do.
+# Ed25519 is refused: CAs do not sign it for TLS servers, and mail servers rarely offer it.
+SUPPORTED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+KEY_POLICY = "use RSA 2048–8192 bits or ECDSA P-256/P-384/P-521"
+
+
+def check_key_policy(key) -> None:
+    """The one key policy of every way a key comes in or is made: CertificateError naming the limit.
+    It reads the size or curve only, so it runs before OpenSSL's slow checks of an RSA key."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        if key.key_size in RSA_BITS:
+            return
+        name = f"RSA-{key.key_size}"
+    elif isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        if key.curve.name in SUPPORTED_CURVES:
+            return
+        name = f"ECDSA {key.curve.name}"
+    else:
+        name = key_description(key)
+    raise KeyRefused(f"{name} keys are not supported: {KEY_POLICY}")
+
+
+# --- the slow work: in a child process, with a deadline ----------------------
+
+DEADLINE_SECONDS = 15  # well inside gunicorn's 30 s: the page answers, and says what took too long
+
+
+def in_worker(job: dict, what: str) -> dict:
+    """``certificates.worker``'s answer to ``job``, stopped after ``DEADLINE_SECONDS``. Run it before
+    ``workflow.submit``: the submit's transaction holds the database's write lock."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "certificates.worker"],
+            input=json.dumps(job).encode(),
+            capture_output=True,
+            timeout=DEADLINE_SECONDS,
+            cwd=PROJECT_DIR,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CertificateError(f"{what} took longer than {DEADLINE_SECONDS} s and was stopped") from None
+    if done.returncode != 0:
+        raise CertificateError(f"{what} failed ({done.stderr.decode(errors='replace').strip()[-200:]})")
+    return json.loads(done.stdout)
+
+
+PROJECT_DIR = __file__.rsplit("/certificates/", 1)[0]
+
+
 def generate_key(key_type: str):
+    """A new key of ``KeyType`` ``key_type``, made in the worker (RSA 4096 takes seconds)."""
     key_type = KeyType(key_type)
     if key_type.startswith("rsa"):
-        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
-    curve = ec.SECP256R1() if key_type is KeyType.EC256 else ec.SECP384R1()
-    return ec.generate_private_key(curve)
+        return _generated({"rsa_bits": int(key_type[3:])}, key_type.label)
+    return _generated({"curve": "secp256r1" if key_type is KeyType.EC256 else "secp384r1"}, key_type.label)
 
 
 def generate_key_like(key):
-    """A new key of the same algorithm and size (RSA) or curve (ECDSA) as ``key``."""
+    """A new key of the same algorithm and size (RSA) or curve (ECDSA) as ``key``, within the policy
+    (an entry loaded before it, RSA-1024 say, is renewed with the nearest size the policy allows)."""
     if isinstance(key, rsa.RSAPrivateKey):
-        return rsa.generate_private_key(public_exponent=65537, key_size=max(key.key_size, 2048))
-    return ec.generate_private_key(key.curve)
+        bits = min(max(key.key_size, RSA_BITS.start), RSA_BITS.stop - 1)
+        return _generated({"rsa_bits": bits}, f"RSA {bits}")
+    curve = key.curve.name if key.curve.name in SUPPORTED_CURVES else "secp256r1"
+    return _generated({"curve": curve}, f"ECDSA {SUPPORTED_CURVES[curve]}")
+
+
+def _generated(job: dict, label: str):
+    made = in_worker({"job": "generate", **job}, f"Making the {label} key")
+    return serialization.load_pem_private_key(made["key"].encode(), None, unsafe_skip_rsa_key_validation=True)
 
 
 def key_description(key) -> str:
@@ -114,10 +183,10 @@ def load_private_key(
     """
     data = pem.encode()
     secret = passphrase.encode() if passphrase else None
+    _check_encrypted_key(data)
     try:
-        key = serialization.load_pem_private_key(
-            data, password=secret, unsafe_skip_rsa_key_validation=not thorough
-        )
+        # Parsed only: the size is checked before OpenSSL's RSA check, which grows with it.
+        key = serialization.load_pem_private_key(data, password=secret, unsafe_skip_rsa_key_validation=True)
     except TypeError:
         if secret is None:
             raise CertificateError("The private key is encrypted: give its passphrase") from None
@@ -128,13 +197,33 @@ def load_private_key(
         raise CertificateError("This is not a PEM private key (RSA or EC)") from exc
     except UnsupportedAlgorithm:
         raise CertificateError(
-            "The private key uses an algorithm or curve this appliance does not support"
+            f"The private key uses an algorithm or curve this appliance does not support: {KEY_POLICY}"
         ) from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise CertificateError(f"{key_description(key)} keys are not supported: use RSA or ECDSA")
-    if not (thorough or checked) and isinstance(key, rsa.RSAPrivateKey) and not _signs_correctly(key):
+    check_key_policy(key)
+    if not isinstance(key, rsa.RSAPrivateKey) or checked:
+        return key
+    if thorough:
+        try:
+            serialization.load_pem_private_key(private_key_pem(key).encode(), None)
+        except ValueError:
+            raise CertificateError("The private key is damaged: its parts do not belong together") from None
+    elif not _signs_correctly(key):
         raise CertificateError("The private key is damaged: its parts do not belong together")
     return key
+
+
+def _check_encrypted_key(data: bytes) -> None:
+    """An encrypted PKCS#8 key's PBKDF2 iterations, refused over the cap before it is decrypted."""
+    begin, end = b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"-----END ENCRYPTED PRIVATE KEY-----"
+    if begin not in data or end not in data:
+        return
+    body = data.split(begin, 1)[1].split(end, 1)[0]
+    try:
+        pfx.check_encrypted_key(base64.b64decode(body))
+    except pfx.TooCostly as refusal:
+        raise CertificateError(str(refusal)) from None
+    except (pfx.Unreadable, ValueError):
+        pass  # cryptography says what is wrong with it
 
 
 def _signs_correctly(key: rsa.RSAPrivateKey) -> bool:
@@ -150,6 +239,8 @@ def _signs_correctly(key: rsa.RSAPrivateKey) -> bool:
 def validate_private_key(pem: str) -> None:
     try:
         load_private_key(pem, thorough=False)
+    except KeyRefused as refusal:
+        raise ValueError(f"is refused: {refusal}") from None
     except CertificateError:
         raise ValueError("is not an unencrypted PEM private key") from None
 
@@ -432,31 +523,46 @@ class Pkcs12Content:
     friendly_name: str
 
 
+UNREADABLE_PKCS12 = "The file is not a readable PKCS#12 file (damaged, or another format)"
+
+
 def read_pkcs12(data: bytes, password: str) -> Pkcs12Content:
-    """Key, certificate and chain of a PKCS#12 file (OpenSSL 1.x and 3, Windows, Java)."""
+    """Key, certificate and chain of a PKCS#12 file (OpenSSL 1.x and 3, Windows, Java).
+
+    Its iteration counts are read first and refused over ``pfx.MAX_ITERATIONS``; then the worker
+    decrypts it (PBKDF2 and OpenSSL's RSA check) within the deadline. Call it before the submit."""
     if not data:
         raise CertificateError("The PKCS#12 file is empty")
     try:
-        bundle = pkcs12.load_pkcs12(data, password.encode() if password else None)
-    except UnsupportedAlgorithm:
-        raise CertificateError("The PKCS#12 file uses an algorithm this appliance does not support") from None
-    except ValueError as exc:
-        if "Invalid password" in str(exc):
-            raise WrongPassword("The password does not open this PKCS#12 file") from None
+        pfx.check_pkcs12(data)
+    except pfx.TooCostly as refusal:
+        raise CertificateError(str(refusal)) from None
+    except pfx.Unreadable:
+        raise CertificateError(UNREADABLE_PKCS12) from None
+    job = {"job": "open_pkcs12", "data": base64.b64encode(data).decode(), "password": password or ""}
+    opened = in_worker(job, "Opening the PKCS#12 file")
+    refused = opened.get("refused")
+    if refused == "password":
+        raise WrongPassword("The password does not open this PKCS#12 file")
+    if refused == "unsupported":
         raise CertificateError(
-            "The file is not a readable PKCS#12 file (damaged, or another format)"
-        ) from None
-    if bundle.key is None:
+            f"The PKCS#12 file uses an algorithm or key this appliance does not support: {KEY_POLICY}"
+        )
+    if refused:
+        raise CertificateError(UNREADABLE_PKCS12)
+    if opened["key"] is None:
         raise CertificateError("The PKCS#12 file holds no private key, only certificates")
-    if bundle.cert is None:
+    if opened["certificate"] is None:
         raise CertificateError("The PKCS#12 file holds a private key but no certificate for it")
-    if not isinstance(bundle.key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise CertificateError(f"{key_description(bundle.key)} keys are not supported: use RSA or ECDSA")
-    _usable([bundle.cert.certificate, *(c.certificate for c in bundle.additional_certs)])
-    name = bundle.cert.friendly_name.decode("utf-8", "replace") if bundle.cert.friendly_name else ""
-    return Pkcs12Content(
-        bundle.key, bundle.cert.certificate, [c.certificate for c in bundle.additional_certs], name
+    # OpenSSL checked the key in the worker: parsed only here.
+    key = serialization.load_pem_private_key(
+        opened["key"].encode(), None, unsafe_skip_rsa_key_validation=True
     )
+    check_key_policy(key)
+    certificate = x509.load_pem_x509_certificate(opened["certificate"].encode())
+    chain = [x509.load_pem_x509_certificate(pem.encode()) for pem in opened["chain"]]
+    _usable([certificate, *chain])
+    return Pkcs12Content(key, certificate, chain, opened["friendly_name"])
 
 
 class Pkcs12Profile(models.TextChoices):

@@ -96,9 +96,12 @@ def _check_leaf(certificate: x509.Certificate) -> None:
 
 
 def create_self_signed(
-    level: str, name: str, subject: pki.Subject, days: int, names: list[str], key_type: str
+    level: str, name: str, subject: pki.Subject, days: int, names: list[str], key_type: str, key=None
 ) -> Certificate:
-    """Create Self-Signed Certificate: a new key, the certificate, and a CSR for the same key."""
+    """Create Self-Signed Certificate: a new key, the certificate, and a CSR for the same key.
+
+    ``key``: made of ``key_type`` before the submit (``pki.generate_key``), as the pages and
+    ``certconfig`` do; made here otherwise."""
     _new_name(level, name)
     subject.validate()
     if not 1 <= days <= MAX_DAYS:
@@ -108,7 +111,7 @@ def create_self_signed(
             pki.validate_alternative_name(alternative)
         except ValueError as exc:
             raise CertificateError(f"The Subject Alternative Name {exc}") from None
-    key = pki.generate_key(key_type)
+    key = key or pki.generate_key(key_type)
     names = names or [subject.common_name]
     certificate = pki.self_signed(key, subject.name(), names, days)
     request = pki.signing_request(key, subject.name(), names)
@@ -169,10 +172,10 @@ def paste(
 
 
 def import_pkcs12(
-    level: str, name: str, data: bytes, password: str, accept_dates: bool = False
+    level: str, name: str, content: pki.Pkcs12Content, accept_dates: bool = False
 ) -> tuple[str, Outcome]:
-    """Import Certificate: key, leaf and chain from a PKCS#12 file; the name defaults to the CN."""
-    content = pki.read_pkcs12(data, password)
+    """Import Certificate: key, leaf and chain of a PKCS#12 file opened before the submit
+    (``pki.read_pkcs12``); the name defaults to the CN."""
     name = name or pki.common_name(content.certificate) or content.friendly_name
     if not name:
         raise CertificateError("The certificate has no common name: give the certificate a name")
@@ -257,14 +260,21 @@ def remove_intermediate(level: str, name: str, fingerprint: str) -> None:
 # --- renew, delete -----------------------------------------------------------
 
 
-def renew(level: str, name: str, new_key: bool = False) -> str:
+def renewal_key(level: str, name: str):
+    """The new key of a renewal: like the entry's. Made before the submit (it may take seconds)."""
+    return pki.generate_key_like(unseal(get(level, name).private_key_sealed))
+
+
+def renew(level: str, name: str, new_key: bool = False, key=None) -> str:
     """Renew: self-signed gets a new self-signed certificate; CA-signed a new CSR, the old one stays in service.
 
+    ``key``: the new key (``renewal_key``) when ``new_key``, made before the submit; made here otherwise.
     Returns what happened, in a sentence.
     """
     entry = get(level, name)
     current = entry.certificate
-    key = pki.generate_key_like(unseal(entry.private_key_sealed)) if new_key else None
+    if new_key:
+        key = key or renewal_key(level, name)
     names = pki.alternative_names(current)
     if entry.self_signed:
         key = key or unseal(entry.private_key_sealed)

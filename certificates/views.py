@@ -90,13 +90,7 @@ def add_certificate(request: ConsoleRequest):
         if option == "import":
 
             def apply():
-                _, outcome = store.import_pkcs12(
-                    level,
-                    data["name"],
-                    forms.uploaded_bytes(data["cert_file"]),
-                    data["cert_pass"],
-                    data["accept_dates"],
-                )
+                _, outcome = store.import_pkcs12(level, data["name"], form.pkcs12, data["accept_dates"])
                 return outcome
 
             return "imported a PKCS#12 certificate", apply
@@ -115,6 +109,8 @@ def add_certificate(request: ConsoleRequest):
 
             return f"pasted certificate {data['name']}", apply
 
+        key = pki.generate_key(form.private_key_type())  # seconds for RSA 4096: before the submit
+
         def apply():
             store.create_self_signed(
                 level,
@@ -123,6 +119,7 @@ def add_certificate(request: ConsoleRequest):
                 data["expiration"],
                 data["alternative_names"],
                 form.private_key_type(),
+                key,
             )
             return workflow.Outcome(
                 notes=[f"'{data['name']}' is ready: download its signing request after you commit."]
@@ -169,7 +166,8 @@ def _operation(action: str, name: str, data: dict, request):
     if action == "remove_intermediate":
         return lambda: store.remove_intermediate(level, name, request.POST.get("fingerprint", ""))
     if action == "renew":
-        return lambda: workflow.Outcome(notes=[store.renew(level, name, data["new_key"])])
+        key = store.renewal_key(level, name) if data["new_key"] else None  # made before the submit
+        return lambda: workflow.Outcome(notes=[store.renew(level, name, data["new_key"], key)])
     return lambda: store.delete(request.mode, name)
 
 

@@ -91,7 +91,7 @@ def test_import_pkcs12(case, admin, ca, leaves, tmp_path):
     info = openssl_info("pkcs12", "-in", path, "-info", "-noout", "-legacy", "-passin", f"pass:{PASSWORD}")
     assert algorithm in info  # the file really is what the case says
 
-    name, outcome = stage(admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD))
+    name, outcome = stage(admin, lambda: store.import_pkcs12(CLUSTER, "", pki.read_pkcs12(data, PASSWORD)))
 
     assert name == f"{kind}.example.com"  # the CN
     assert (outcome.notes, outcome.warnings) == ([ROOT_NOTE] if chain == "full" else [], [])
@@ -107,15 +107,15 @@ def test_import_pkcs12(case, admin, ca, leaves, tmp_path):
 
 def test_import_takes_the_given_name_and_refuses_a_taken_one(admin, ca, leaves, tmp_path):
     _, data = make_file(tmp_path, ca, leaves["rsa"], (), "intermediate", friendly_name="backup")
-    name, _ = stage(admin, lambda: store.import_pkcs12(CLUSTER, "mail-2026", data, PASSWORD))
+    name, _ = stage(admin, lambda: store.import_pkcs12(CLUSTER, "mail-2026", pki.read_pkcs12(data, PASSWORD)))
     assert name == "mail-2026"
     assert fingerprints(Certificate.objects.at(CLUSTER).get(name="mail-2026").certificate) == fingerprints(
         leaves["rsa"].cert
     )
-    stage(admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD))
+    stage(admin, lambda: store.import_pkcs12(CLUSTER, "", pki.read_pkcs12(data, PASSWORD)))
     assert_refused(
         admin,
-        lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD),
+        lambda: store.import_pkcs12(CLUSTER, "", pki.read_pkcs12(data, PASSWORD)),
         "A certificate named 'rsa.example.com' already exists",
     )
     workflow.abandon(admin)
@@ -132,9 +132,14 @@ def test_imported_expired_certificate_needs_accepting(admin, ca, tmp_path):
     ends = pki.load_certificate(old.cert_pem).not_valid_after_utc
     problem = f"The certificate 'old.example.com' expired on {ends:%Y-%m-%d %H:%M} UTC"
     assert_refused(
-        admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD), problem, store.DatesRefused
+        admin,
+        lambda: store.import_pkcs12(CLUSTER, "", pki.read_pkcs12(data, PASSWORD)),
+        problem,
+        store.DatesRefused,
     )
-    _, outcome = stage(admin, lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD, accept_dates=True))
+    _, outcome = stage(
+        admin, lambda: store.import_pkcs12(CLUSTER, "", pki.read_pkcs12(data, PASSWORD), accept_dates=True)
+    )
     assert outcome.warnings == [f"{problem}; accepted as asked."]
     assert Certificate.objects.at(CLUSTER).get(name="old.example.com").status == Certificate.Status.EXPIRED
 
@@ -160,7 +165,9 @@ REFUSALS = {
 def test_import_refusals(case, admin, ca, leaves, tmp_path):
     _, full = make_file(tmp_path, ca, leaves["rsa"], (), "intermediate")
     cut, password, message = REFUSALS[case]
-    assert_refused(admin, lambda: store.import_pkcs12(CLUSTER, "", cut(full), password), message)
+    assert_refused(
+        admin, lambda: store.import_pkcs12(CLUSTER, "", pki.read_pkcs12(cut(full), password)), message
+    )
     assert not workflow.has_uncommitted_changes()
 
 
@@ -173,12 +180,14 @@ def test_import_refuses_a_file_without_key_and_one_of_another_format(admin, ca, 
     )
     assert_refused(
         admin,
-        lambda: store.import_pkcs12(CLUSTER, "", data, PASSWORD),
+        lambda: store.import_pkcs12(CLUSTER, "", pki.read_pkcs12(data, PASSWORD)),
         "The PKCS#12 file holds no private key, only certificates",
     )
     assert_refused(
         admin,
-        lambda: store.import_pkcs12(CLUSTER, "", to_p7b(leaves["ec"].cert, der=True), PASSWORD),
+        lambda: store.import_pkcs12(
+            CLUSTER, "", pki.read_pkcs12(to_p7b(leaves["ec"].cert, der=True), PASSWORD)
+        ),
         "The file is not a readable PKCS#12 file (damaged, or another format)",
     )
     assert not workflow.has_uncommitted_changes()
@@ -312,7 +321,9 @@ def test_export_pem_with_and_without_the_chain(exported, ca):
 
 def test_an_export_imports_back_under_another_name(admin, exported, ca):
     data = store.export_pkcs12(CLUSTER, "mail", "export pass 1", pki.Pkcs12Profile.COMPATIBLE)
-    name, _ = stage(admin, lambda: store.import_pkcs12(CLUSTER, "mail-copy", data, "export pass 1"))
+    name, _ = stage(
+        admin, lambda: store.import_pkcs12(CLUSTER, "mail-copy", pki.read_pkcs12(data, "export pass 1"))
+    )
     copy, original = (
         Certificate.objects.at(CLUSTER).get(name=name),
         Certificate.objects.at(CLUSTER).get(name="mail"),

@@ -128,10 +128,11 @@ class Command(SubcommandCommand):
 
     def do_new(self, user, name, cn, org, ou, city, state, country, days, san, key, **options):
         subject = pki.Subject(cn, org, ou, city, state, country.upper())
+        made = pki.generate_key(key)  # seconds for RSA 4096: before the submit
         self.stage(
             user,
             f"created self-signed certificate {name}",
-            lambda: store.create_self_signed(self.level, name, subject, days, san, key),
+            lambda: store.create_self_signed(self.level, name, subject, days, san, key, made),
             f"Certificate {name} created with a signing request. Use commit to apply it.",
         )
 
@@ -164,22 +165,22 @@ class Command(SubcommandCommand):
 
     def do_import(self, user, name, pkcs12, passphrase_file, force, **options):
         data, password = _read(pkcs12), read_passphrase_file(passphrase_file) or ""
+        content = pki.read_pkcs12(data, password)  # decrypted before the submit, within the deadline
         imported = {}
 
         def apply():
-            imported["name"], outcome = store.import_pkcs12(
-                self.level, name, data, password, accept_dates=force
-            )
+            imported["name"], outcome = store.import_pkcs12(self.level, name, content, accept_dates=force)
             return outcome
 
         result = workflow.submit(user, "imported a PKCS#12 certificate", apply, "CLI", mode=self.mode)
         self.report(result, f"Certificate {imported.get('name', name)} imported. Use commit to apply it.")
 
     def do_renew(self, user, name, new_key, **options):
+        key = store.renewal_key(self.level, name) if new_key else None  # made before the submit
         self.stage(
             user,
             f"renewed {name}",
-            lambda: workflow.Outcome(notes=[store.renew(self.level, name, new_key)]),
+            lambda: workflow.Outcome(notes=[store.renew(self.level, name, new_key, key)]),
             f"Renewal of {name} staged.",
         )
 
