@@ -216,6 +216,20 @@ def test_builtin_admin_cannot_be_deleted_or_demoted(login, admin, second_admin):
     assert admin.role == "administrator" and admin.is_active
 
 
+def test_another_administrator_is_refused_admins_password_in_words(login, admin, second_admin):
+    client = login(second_admin)
+    new = {"full_name": "", "role": "administrator", "is_active": "on"}
+    new |= {"password": "Other-Horse-43", "password_again": "Other-Horse-43"}
+    response = client.post(reverse("user_edit", args=["admin"]), new)
+    assert response.status_code == 409
+    assert (
+        "Only &#x27;admin&#x27; can change the password of the user &#x27;admin&#x27;."
+        in response.content.decode()
+    )
+    admin.refresh_from_db()
+    assert admin.check_password(PASSWORD)
+
+
 def test_rollback_page_compares_and_stages(login, admin):
     client = login(admin)
     client.post(reverse("system_settings"), {"hostname": "two.example.org", "rollback_versions_kept": 10})
