@@ -41,4 +41,5 @@ urlpatterns = [
     path("", include("gateway.urls")),
 ]
 
+handler403 = "appliance.views.errors.permission_denied"
 handler500 = "appliance.views.errors.server_error"

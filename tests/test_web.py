@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.urls import reverse
 
@@ -169,6 +171,17 @@ def test_only_administrators_manage_users(login, request, role_fixture):
     )
     assert response.status_code == 403
     assert not User.objects.filter(username="mallory").exists()
+
+
+def test_a_refusal_is_logged_in_one_line_without_a_traceback(login, guest, caplog):
+    client = login(guest)
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert client.get(reverse("users")).status_code == 403
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert record.getMessage() == (
+        "Forbidden: /admin/users/ (user gus, 127.0.0.1): The Guest role may not manage user accounts."
+    )
 
 
 def test_administrator_adds_edits_and_deletes_a_user(login, admin):
