@@ -110,6 +110,21 @@ def test_a_bad_document_is_refused_with_line_and_element_and_changes_nothing(log
     assert not workflow.has_uncommitted_changes()
 
 
+def test_a_refused_large_paste_is_not_echoed(login, admin):
+    client = login(admin)
+    pasted = "<config>\n<hostname>ok.example.org</hostname>\n" + "<x/>\n" * 200_000
+    pasted += (
+        "<config_rollback><versions_kept>" + "9" * 1_000_000 + "</versions_kept></config_rollback></config>"
+    )
+    response = client.post(reverse("load_config"), {"source": "paste", "pasted": pasted})
+    page = response.content.decode()
+    assert response.status_code == 400 and len(pasted) > 2_000_000
+    assert len(page) < 60_000
+    assert "MB) is not shown again: paste it again once corrected." in page
+    assert "line 3: " in page and "… and 199951 more problems." in page
+    assert "9" * 400 not in page
+
+
 def test_load_form_names_what_is_missing(login, admin):
     client = login(admin)
     for fields, message in [
