@@ -176,6 +176,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "appliance.modes.ModeMiddleware",
+    "appliance.bodylimit.BodyLimitMiddleware",
 ]
 
 ROOT_URLCONF = "appliance.urls"
@@ -223,6 +224,8 @@ WHITENOISE_USE_FINDERS = True
 
 # A large configuration (10,000 destinations, 1,000 certificates) pasted or uploaded.
 CONFIG_FILE_MAX_BYTES = envint("APPLIANCE_CONFIG_MAX_BYTES", 32 * 1024 * 1024, 1024)
+# The largest request body (a configuration file and the form around it); above it, a 413 before reading
+# (appliance.bodylimit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG_FILE_MAX_BYTES + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 

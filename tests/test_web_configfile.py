@@ -164,3 +164,17 @@ def test_an_upload_over_the_size_limit_is_refused_before_reading(login, admin, s
     assert response.status_code == 400
     assert "The file is larger than the limit of 1 MiB." in response.content.decode()
     assert not workflow.has_uncommitted_changes()
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_reading(login, admin, settings, caplog):
+    settings.CONFIG_FILE_MAX_BYTES = 1024 * 1024
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024 + 64 * 1024
+    pasted = "<config><hostname>big.example.org</hostname></config>" + " " * (2 * 1024 * 1024)
+    response = login(admin).post(reverse("load_config"), {"source": "paste", "pasted": pasted})
+    page = response.content.decode()
+    assert response.status_code == 413
+    assert "What was sent (2.0\xa0MB) is larger than the console accepts" in page
+    assert "a configuration file may be up to 1 MiB. Nothing was changed." in page
+    assert not workflow.has_uncommitted_changes()
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "django.request"]
+    assert logged.startswith("Request Entity Too Large: /admin/config/load/ (user admin, 127.0.0.1): ")
