@@ -166,6 +166,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "appliance.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -228,6 +229,9 @@ CONFIG_FILE_MAX_BYTES = envint("APPLIANCE_CONFIG_MAX_BYTES", 32 * 1024 * 1024, 1
 # (appliance.bodylimit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG_FILE_MAX_BYTES + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# appliance.csp: the vendored htmx and console.js are served from here, like the stylesheet.
+CONTENT_SECURITY_POLICY = "default-src 'self'"
 
 # Served only over HTTPS by gunicorn (wsgi.url_scheme is https).
 SECURE_SSL_REDIRECT = True

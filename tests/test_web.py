@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -284,3 +286,23 @@ def test_change_password(login, operator):
     assert "Your password has been changed." in response.content.decode()
     operator.refresh_from_db()
     assert operator.check_password("Another-Pass-77")
+
+
+def test_every_answer_has_the_content_security_policy(login, admin, https_client):
+    assert https_client.get(reverse("login"))["Content-Security-Policy"] == "default-src 'self'"
+    assert login(admin).get(reverse("overview"))["Content-Security-Policy"] == "default-src 'self'"
+    assert https_client.get("/static/js/htmx.min.js")["Content-Security-Policy"] == "default-src 'self'"
+
+
+INLINE = re.compile(r"<script(?![^>]*\ssrc=)|<style|\sstyle=|\son[a-z]+=|\shx-on|javascript:|data:")
+
+
+def test_no_template_relies_on_what_the_policy_forbids():
+    """Inline scripts, handlers and styles (htmx's hx-on evaluates script) would not run under the CSP."""
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    found = [
+        f"{path.relative_to(templates)}: {match.group()}"
+        for path in templates.rglob("*.html")
+        for match in INLINE.finditer(path.read_text())
+    ]
+    assert found == []
