@@ -74,6 +74,16 @@ def test_save_on_the_appliance_then_load_it_back(login, admin):
     assert workflow.pending_changes() == []
 
 
+def test_a_read_only_operator_downloads_but_saves_nothing_on_the_appliance(login, read_only):
+    client = login(read_only)
+    before = configfile.saved_files()
+    assert "Save file to this appliance" not in client.get(reverse("config_file")).content.decode()
+    response = client.post(reverse("config_file"), {"operation": "save", "passphrases": "mask"})
+    assert response.status_code == 400
+    assert configfile.saved_files() == before
+    assert download(client).status_code == 200
+
+
 def test_pasted_configuration_is_staged_and_committed(login, admin):
     client = login(admin)
     pasted = "<config><hostname>pasted.example.org</hostname></config>"

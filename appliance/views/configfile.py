@@ -47,6 +47,12 @@ class SaveForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        if not can(user, Capability.SAVE_ON_APPLIANCE):
+            self.fields["operation"].choices = [
+                (operation, label)
+                for operation, label in self.fields["operation"].choices
+                if operation != "save"
+            ]
         self.fields["passphrases"].choices = [
             (mode, label)
             for mode, label in self.fields["passphrases"].choices
