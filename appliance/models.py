@@ -260,6 +260,7 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         LOGIN = "login", "Login"
         LOGIN_FAILED = "login_failed", "Login failed"
+        LOGIN_LOCKOUT = "login_lockout", "Login lockout"
         LOGOUT = "logout", "Logout"
         SUBMIT = "submit", "Submit"
         COMMIT = "commit", "Commit"

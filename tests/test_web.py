@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from appliance import workflow
 from appliance.models import AuditEvent, ConfigVersion, SystemSettings, User
@@ -55,6 +57,58 @@ def test_login_is_rate_limited(https_client, appliance, settings):
     assert response.status_code == 429
     assert "Too many failed login attempts" in response.content.decode()
     assert "_auth_user_id" not in https_client.session
+
+
+def attempt(client, password, address, username="admin"):
+    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def lockouts() -> list[tuple[str, str, str]]:
+    rows = AuditEvent.objects.filter(action="login_lockout").order_by("id")
+    return list(rows.values_list("user_name", "detail", "source"))
+
+
+def test_a_lockout_is_audited_and_refused_attempts_do_not_extend_it(https_client, appliance, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(10):
+        attempt(https_client, "wrong", "192.0.2.66")
+    assert AuditEvent.objects.filter(action="login_failed").count() == 3  # the rest never got checked
+    assert lockouts() == [
+        ("admin", "locked out for 15 minutes: 3 failed logins for admin from this address", "GUI 192.0.2.66"),
+        *[
+            (
+                "admin",
+                "refused while locked out: 3 failed logins for admin from this address",
+                "GUI 192.0.2.66",
+            )
+        ]
+        * 7,
+    ]
+    # The failures leave the window; the refusals since, however many, do not hold the lockout.
+    old = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS + 1)
+    AuditEvent.objects.filter(action="login_failed").update(time=old)
+    assert attempt(https_client, PASSWORD, "192.0.2.66").status_code == 302
+
+
+def test_a_flood_from_one_address_never_keeps_out_the_right_password_from_another(
+    https_client, appliance, settings
+):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for number in range(50):
+        attempt(https_client, "wrong", "192.0.2.66", username=f"user{number % 20}")
+    assert attempt(https_client, "wrong", "192.0.2.66", username="someone").status_code == 429
+    assert lockouts()[-1][1] == "refused while locked out: 12 failed logins from this address"
+    assert attempt(HTTPSClient(), PASSWORD, "192.0.2.10").status_code == 302
+
+
+def test_an_account_guessed_from_many_addresses_is_locked_for_those_only(https_client, appliance, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for number in range(12):
+        attempt(https_client, "wrong", f"192.0.2.{100 + number}")
+    response = attempt(https_client, PASSWORD, "192.0.2.100")
+    assert response.status_code == 429
+    assert lockouts()[-1][1] == "refused while locked out: 12 failed logins for admin from all addresses"
+    assert attempt(HTTPSClient(), PASSWORD, "192.0.2.10").status_code == 302
 
 
 def test_post_without_csrf_token_is_refused(appliance, admin):
