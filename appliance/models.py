@@ -46,6 +46,7 @@ class SystemSettings(models.Model):
 
     hostname = models.CharField(max_length=253)
     rollback_versions_kept = models.PositiveIntegerField(default=10)
+    web_ui_timeout_minutes = models.PositiveIntegerField(default=30)
 
     class Meta:
         verbose_name_plural = "system settings"
