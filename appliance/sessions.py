@@ -23,6 +23,11 @@ POLL_HEADER = "X-Console-Poll"
 ACTIVITY_RESOLUTION_SECONDS = 30
 
 
+def mark_login(sender, request, user, **kwargs):
+    """A login is activity; stamped here, it is saved with the new session (no save of its own)."""
+    request.session[LAST_ACTIVITY] = time.time()
+
+
 class InactivityTimeoutMiddleware:
     """After AuthenticationMiddleware and MessageMiddleware: the request after the timeout goes on as
     anonymous (LoginRequiredMiddleware sends it to the login page, which says why)."""
@@ -34,7 +39,7 @@ class InactivityTimeoutMiddleware:
         if request.user.is_authenticated:
             now = time.time()
             last = request.session.get(LAST_ACTIVITY, now)
-            minutes = web_ui_timeout_minutes(workflow.machine_config())
+            minutes = web_ui_timeout_minutes(workflow.machine_config())  # one query: the running number
             if now - last > minutes * 60:
                 user = request.user
                 logout(request)
