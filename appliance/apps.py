@@ -6,8 +6,11 @@ class ApplianceConfig(AppConfig):
     verbose_name = "Appliance"
 
     def ready(self):
-        from appliance import alerts, navigation, sections
+        from django.contrib.auth.signals import user_logged_in
 
+        from appliance import alerts, navigation, sections, sessions
+
+        user_logged_in.connect(sessions.mark_login)
         sections.register_sections()
         alerts.register_section()
         navigation.register_core_pages()

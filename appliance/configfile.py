@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -43,23 +44,36 @@ def running_document(
     return document
 
 
-def write_private(path: Path, document: str) -> None:
-    """A configuration file only its owner may read (it may hold secrets, encrypted or plain)."""
+def write_private(path: Path, document: str, new: bool = False) -> None:
+    """A configuration file only its owner may read (it may hold secrets, encrypted or plain). ``new``:
+    never an existing file (FileExistsError)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC), 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
     with os.fdopen(fd, "w", encoding="latin-1") as handle:
         handle.write(document)
 
 
 def save_on_appliance(user, mode, passphrase=None, path: Path | None = None, source="") -> Path:
-    """Write the running configuration to ``path`` or the appliance's configuration folder."""
+    """Write the running configuration to ``path`` or a new file in the appliance's configuration folder.
+
+    A Read-Only Operator writes nothing on the appliance (it downloads, or ``showconfig``); a second save
+    in the same second gets its own name (``-2``, ``-3``, …) instead of the first one's.
+    """
+    require(user, Capability.SAVE_ON_APPLIANCE)
     document = running_document(user, mode, passphrase, source)
-    if path is None:
-        hostname = workflow.running_config()["hostname"][0]["hostname"]
-        path = configuration_dir() / f"{hostname}-{timezone.now():%Y%m%dT%H%M%S}.xml"
-    write_private(path, document)
-    return path
+    if path is not None:
+        write_private(path, document)
+        return path
+    hostname = workflow.running_config()["hostname"][0]["hostname"]
+    stem = f"{hostname}-{timezone.now():%Y%m%dT%H%M%S}"
+    for number in itertools.count(1):
+        path = configuration_dir() / (f"{stem}.xml" if number == 1 else f"{stem}-{number}.xml")
+        try:
+            write_private(path, document, new=True)
+            return path
+        except FileExistsError:
+            continue
 
 
 def saved_files() -> list[str]:

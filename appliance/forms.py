@@ -181,6 +181,15 @@ class SystemSettingsForm(forms.Form):
     )
 
 
+class NetworkAccessForm(forms.Form):
+    web_ui_timeout_minutes = forms.IntegerField(
+        label="Web UI Inactivity Timeout",
+        min_value=5,
+        max_value=1440,
+        help_text="Minutes (5–1440) without a request after which a console session is logged out.",
+    )
+
+
 class UserForm(forms.Form):
     username = forms.RegexField(
         label="User Name",

@@ -46,6 +46,7 @@ class SystemSettings(models.Model):
 
     hostname = models.CharField(max_length=253)
     rollback_versions_kept = models.PositiveIntegerField(default=10)
+    web_ui_timeout_minutes = models.PositiveIntegerField(default=30)
 
     class Meta:
         verbose_name_plural = "system settings"
@@ -260,6 +261,7 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         LOGIN = "login", "Login"
         LOGIN_FAILED = "login_failed", "Login failed"
+        LOGIN_LOCKOUT = "login_lockout", "Login lockout"
         LOGOUT = "logout", "Logout"
         SUBMIT = "submit", "Submit"
         COMMIT = "commit", "Commit"

@@ -201,6 +201,14 @@ def register_core_pages():
     )
     register(
         "System Administration",
+        "Network Access",
+        "network_access",
+        position=22,
+        help="guide#system-administration-network-access",
+        feature=levels.CLUSTER_ONLY,
+    )
+    register(
+        "System Administration",
         "SSL Configuration",
         "ssl_configuration",
         position=25,

@@ -23,6 +23,7 @@ class Capability(StrEnum):
     EXPORT_MASKED = "save the configuration with masked passphrases"
     EXPORT_SECRETS = "save the configuration with encrypted passphrases"
     EXPORT_PLAIN = "save the configuration with plain passphrases"
+    SAVE_ON_APPLIANCE = "save files on the appliance"
     VIEW_AUDIT = "view the audit log"
     TEST_CONNECTIONS = "run connection tests (Test Server, Test Connection)"
     MANAGE_USERS = "manage user accounts"
@@ -36,6 +37,7 @@ _STAFF = {
     Capability.COMMIT,
     Capability.EXPORT_MASKED,
     Capability.EXPORT_SECRETS,
+    Capability.SAVE_ON_APPLIANCE,
     Capability.VIEW_AUDIT,
     Capability.TEST_CONNECTIONS,
 }

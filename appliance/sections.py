@@ -1,4 +1,4 @@
-"""The appliance's own configuration sections: hostname, rollback settings, IP interfaces."""
+"""The appliance's own configuration sections: hostname, rollback settings, network access, IP interfaces."""
 
 from __future__ import annotations
 
@@ -29,6 +29,22 @@ def _write_rollback(items):
     system = SystemSettings.load()
     system.rollback_versions_kept = items[0]["versions_kept"]
     system.save(update_fields=["rollback_versions_kept"])
+
+
+def _write_network_access(items):
+    system = SystemSettings.load()
+    system.web_ui_timeout_minutes = items[0]["web_ui_timeout"]
+    system.save(update_fields=["web_ui_timeout_minutes"])
+
+
+WEB_UI_TIMEOUT = Field(
+    "web_ui_timeout", "Web UI Inactivity Timeout (minutes)", Kind.INT, default=30, minimum=5, maximum=1440
+)
+
+
+def web_ui_timeout_minutes(config: Config) -> int:
+    """After how long without a request a console session ends (a version older than the setting: 30)."""
+    return (config.get("network_access") or [{"web_ui_timeout": WEB_UI_TIMEOUT.default}])[0]["web_ui_timeout"]
 
 
 INTERFACE_FIELDS = {
@@ -129,6 +145,17 @@ def register_sections():
             fields=(Field("versions_kept", "Versions kept", Kind.INT, default=10, minimum=1, maximum=100),),
             read=lambda: [{"versions_kept": SystemSettings.load().rollback_versions_kept}],
             write=_write_rollback,
+        )
+    )
+    registry.register(
+        Section(
+            tag="network_access",
+            title="Network Access",
+            heading=SYSTEM,
+            position=905,
+            fields=(WEB_UI_TIMEOUT,),
+            read=lambda: [{"web_ui_timeout": SystemSettings.load().web_ui_timeout_minutes}],
+            write=_write_network_access,
         )
     )
     registry.register(

@@ -166,16 +166,19 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "appliance.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "appliance.sessions.InactivityTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "appliance.modes.ModeMiddleware",
+    "appliance.bodylimit.BodyLimitMiddleware",
 ]
 
 ROOT_URLCONF = "appliance.urls"
@@ -223,8 +226,13 @@ WHITENOISE_USE_FINDERS = True
 
 # A large configuration (10,000 destinations, 1,000 certificates) pasted or uploaded.
 CONFIG_FILE_MAX_BYTES = envint("APPLIANCE_CONFIG_MAX_BYTES", 32 * 1024 * 1024, 1024)
+# The largest request body (a configuration file and the form around it); above it, a 413 before reading
+# (appliance.bodylimit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG_FILE_MAX_BYTES + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# appliance.csp: the vendored htmx and console.js are served from here, like the stylesheet.
+CONTENT_SECURITY_POLICY = "default-src 'self'"
 
 # Served only over HTTPS by gunicorn (wsgi.url_scheme is https).
 SECURE_SSL_REDIRECT = True

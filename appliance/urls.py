@@ -16,6 +16,7 @@ urlpatterns = [
     path("network/interfaces/edit/<str:name>/", network.interface_edit, name="interface_edit"),
     path("network/interfaces/delete/<str:name>/", network.interface_delete, name="interface_delete"),
     path("admin/system/", system.system_settings, name="system_settings"),
+    path("admin/network-access/", system.network_access, name="network_access"),
     path("admin/ssl/", system.ssl_configuration, name="ssl_configuration"),
     path("admin/config/", configfile.config_file, name="config_file"),
     path("admin/config/load/", configfile.load_config, name="load_config"),
@@ -41,4 +42,5 @@ urlpatterns = [
     path("", include("gateway.urls")),
 ]
 
+handler403 = "appliance.views.errors.permission_denied"
 handler500 = "appliance.views.errors.server_error"

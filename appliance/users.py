@@ -3,7 +3,7 @@
 Accounts take effect at once: they are not configuration, so nothing is staged or committed. Like
 the change workflow's verbs, each function makes its change and writes its ``users`` audit line in
 one transaction; the Users and Change Password pages call them. The built-in ``admin`` stays an active
-Administrator and cannot be deleted; nobody deletes their own account.
+Administrator, cannot be deleted, and only ``admin`` sets its password; nobody deletes their own account.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ def edit(
     require(acting_user, Capability.MANAGE_USERS)
     if user.is_builtin_admin and (role != Role.ADMINISTRATOR or not is_active):
         raise UserRefused(f"The user '{user.username}' is built in: it stays an active Administrator.")
+    # The built-in account is the way back in: another Administrator must not be able to take it over.
+    if user.is_builtin_admin and password and acting_user != user:
+        raise UserRefused(f"Only '{user.username}' can change the password of the user '{user.username}'.")
     user.first_name, user.role, user.is_active = full_name, role, is_active
     if password:
         user.set_password(password)

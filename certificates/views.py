@@ -240,6 +240,7 @@ def certificate_mx_check(request: ConsoleRequest, name: str):
 
 
 @requires(Capability.VIEW_CONFIG)
+@require_POST  # it is recorded (downloads.record): a GET changes nothing
 def download_csr(request: ConsoleRequest, name: str):
     entry = _entry(request, name)
     if not entry.csr_pem:

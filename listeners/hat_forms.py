@@ -136,7 +136,7 @@ def _limit_validator(tag: str):
 
 def _number_input(tag: str) -> forms.NumberInput:
     low, high = LIMITS[tag]
-    return forms.NumberInput(attrs={"min": low, "max": high, "style": "max-width: 12rem"})
+    return forms.NumberInput(attrs={"min": low, "max": high, "class": "number"})
 
 
 def limit_field(tag: str, **kwargs) -> forms.IntegerField:

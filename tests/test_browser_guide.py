@@ -97,7 +97,7 @@ def test_the_guide_from_login_to_logout(console, live_appliance, tmp_path):
     # Download the CSR, have the test's intermediate CA sign it, upload it with the intermediate.
     page.locator("td").get_by_role("link", name=NAME, exact=True).click()
     with page.expect_download() as downloading:
-        page.get_by_role("link", name="Download Certificate Signing Request").click()
+        page.get_by_role("button", name="Download Certificate Signing Request").click()
     csr = downloading.value.path().read_text()
     request = x509.load_pem_x509_csr(csr.encode())
     assert request.subject.rfc4514_string().startswith(f"CN={HOST},")

@@ -17,7 +17,7 @@ from django.urls import reverse
 from appliance import workflow
 from appliance.config.levels import CLUSTER, CLUSTER_MODE
 from certificates import pki, store
-from certificates.models import Certificate
+from certificates.models import Certificate, CsrDownload
 from certificates.pki import KeyType
 from tests.certificate_helpers import assert_refused, fingerprints, snapshot, stage
 from tests.pki_factory import bundle, make_pki, openssl, self_signed, to_der, to_p7b
@@ -505,10 +505,19 @@ def test_create_and_upload_are_staged_until_commit_and_abandon_discards_them(adm
 
 
 def download_csr(client, name):
-    response = client.get(reverse("certificates:csr", args=[name]))
+    response = client.post(reverse("certificates:csr", args=[name]))
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="{name}.csr"'
     return response.content.decode()
+
+
+def test_a_get_of_the_csr_changes_nothing(login, admin, read_only):
+    create(admin)
+    for user in (admin, read_only):
+        assert login(user).get(reverse("certificates:csr", args=["mail"])).status_code == 405
+    assert not CsrDownload.objects.exists()
+    assert download_csr(login(read_only), "mail").startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    assert list(CsrDownload.objects.values_list("certificate_name", "user_name")) == [("mail", "rita")]
 
 
 CSR_WARNING_END = (

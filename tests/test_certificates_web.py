@@ -138,7 +138,7 @@ def test_csr_download_of_an_uncommitted_certificate_warns_and_abandon_asks(login
     client.post(reverse("certificates:add"), SELF_SIGNED)
     page = client.get(reverse("certificates:detail", args=["Mail"])).content.decode()
     assert "This certificate is not committed yet. Commit your changes before you send" in page
-    response = client.get(reverse("certificates:csr", args=["Mail"]))
+    response = client.post(reverse("certificates:csr", args=["Mail"]))
     assert response["Content-Disposition"] == 'attachment; filename="Mail.csr"'
     assert response.content.startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
     assert CsrDownload.objects.filter(certificate_name="Mail").count() == 1
@@ -159,7 +159,7 @@ def test_csr_download_after_commit_warns_nothing_but_a_rollback_still_asks(login
     client.post(reverse("uncommitted_changes"), {"comment": "mail"})
     page = client.get(reverse("certificates:detail", args=["Mail"])).content.decode()
     assert "not committed yet" not in page
-    client.get(reverse("certificates:csr", args=["Mail"]))
+    client.post(reverse("certificates:csr", args=["Mail"]))
     assert CsrDownload.objects.count() == 1
     response = client.post(reverse("rollback"), {"number": "1"})
     assert response.status_code == 409

@@ -153,6 +153,7 @@ def test_saved_file_has_the_esa_shape(admin):
         "alerts",
         "ssl_config",
         "config_rollback",
+        "network_access",
     ]
     comments = [text for tag, text in (c for c in children if isinstance(c, tuple))]
     assert [c.strip().splitlines()[1].strip("* ") for c in comments] == [

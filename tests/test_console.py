@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from appliance import vault, workflow
+from appliance import configfile, vault, workflow
 from appliance.models import AuditEvent, ConfigVersion, SystemSettings, User
 from tests.conftest import PASSWORD
 from tests.console import refused, run
@@ -195,6 +195,24 @@ def test_saveconfig_without_file_saves_in_the_configuration_folder(admin, settin
     assert path.parent == settings.DATA_DIR / "configuration"
     assert re.fullmatch(r"esa\.example\.com-\d{8}T\d{6}\.xml", path.name)
     assert mode_of(path) == 0o600 and err == ""
+
+
+def test_two_saves_in_one_second_keep_both_files(admin, settings, monkeypatch):
+    moment = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: moment)
+    first, second = (Path(run("saveconfig", "--passphrases", "mask")[0].rstrip("\n")) for _ in range(2))
+    stem = f"esa.example.com-{moment:%Y%m%dT%H%M%S}"
+    assert first.name.startswith(stem) and second.name.startswith(stem) and first != second
+    assert first.read_text(encoding="latin-1") == second.read_text(encoding="latin-1")
+
+
+def test_a_read_only_operator_saves_nothing_on_the_appliance(admin, read_only, tmp_path):
+    before = configfile.saved_files()
+    line = refused("saveconfig", "--user=rita", "--passphrases", "mask")
+    assert line == "Error: The Read-Only Operator role may not save files on the appliance."
+    refused("saveconfig", "--user=rita", "--passphrases", "mask", "--file", str(tmp_path / "x.xml"))
+    assert configfile.saved_files() == before and not (tmp_path / "x.xml").exists()
+    assert "<hostname>esa.example.com</hostname>" in run("showconfig", "--user=rita")[0]
 
 
 def test_saveconfig_plain_warns_and_the_file_is_private(admin, tmp_path):

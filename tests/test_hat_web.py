@@ -670,24 +670,25 @@ def test_read_only_operator_sees_a_preview_and_nothing_is_stored(login, admin, r
 
 
 def test_query_counts_do_not_grow_with_the_hat(login, admin, django_assert_max_num_queries):
-    # A page's count includes one query of Centralized Management's mode selector (is there a cluster).
+    # A page's count includes one query of Centralized Management's mode selector (is there a cluster)
+    # and one of the inactivity timeout (appliance.sessions: the running version's number).
     bulk_senders("UNKNOWNLIST", 10_000)
     client = login(admin)
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(14):
         page = text(client.get(url("group", "UNKNOWNLIST")))
     assert "10000 senders" in page and "Page 1 of 100" in page and page.count('name="host"') == 100
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(14):
         page = text(client.get(url("group", "UNKNOWNLIST"), {"q": "10.100.1", "page": 2}))
     assert "Page 2 of" in page
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         page = text(client.get(HAT))
     assert "<td>10000</td>" in page
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         page = text(client.get(POLICIES))
     assert "ACCEPTED" in page
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         export = client.get(url("hat_export")).content.decode()
     assert len(export.splitlines()) == 2 + 5 + 10_000
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         answer = find(client, "10.100.39.15", headers=HTMX)
     assert ">UNKNOWNLIST</a>, by its entry 10.100.39.15" in answer

@@ -61,7 +61,7 @@ def test_the_list_shows_each_listener_and_the_network_menu_links_it(login, admin
         row = row[: row.index("</tr>")]
         for cell in cells[1:]:
             assert cell in row
-    assert "return confirm('Delete listener Relay?')" in text
+    assert 'data-confirm="Delete listener Relay?"' in text
 
 
 def test_the_form_has_the_esa_fields_and_defaults(login, admin):

@@ -437,3 +437,20 @@ def test_the_committed_ssl_configuration_is_what_the_console_serves(running):
     assert handshake(ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
     with pytest.raises(ssl.SSLError):
         handshake(ssl.TLSVersion.TLSv1_2)
+
+
+def test_a_body_over_the_limit_gets_a_readable_413_at_once(running):
+    context = ssl._create_unverified_context()  # what is served is not the point here
+    browser = Browser(running.port, context)
+    browser.request("GET", "/login/")
+    browser.request("POST", "/login/", {"username": "admin", "password": PASSWORD})
+    paste = "x" * (50 * 1024 * 1024)  # a 50 MB paste; the limit is 32 MiB
+    started = time.monotonic()
+    response, page = browser.request("POST", "/admin/config/load/", {"source": "paste", "pasted": paste})
+    elapsed = time.monotonic() - started
+    assert response.status == 413
+    assert "is larger than the console accepts: a configuration file may be up to 32 MiB." in page
+    assert elapsed < 5, elapsed
+    print(f"413 answered in {elapsed * 1000:.0f} ms")
+    browser.connect()
+    assert browser.request("GET", "/")[0].status == 200

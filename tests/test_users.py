@@ -72,6 +72,32 @@ def test_the_builtin_admin_stays_an_active_administrator(admin, second_admin, ch
     assert audited() == []
 
 
+def test_only_admin_changes_the_builtin_admins_password(admin, second_admin):
+    with pytest.raises(users.UserRefused, match="Only 'admin' can change the password of the user 'admin'."):
+        users.edit(
+            second_admin,
+            admin,
+            full_name="x",
+            role=Role.ADMINISTRATOR,
+            is_active=True,
+            password="Other-Horse-43",
+        )
+    admin.refresh_from_db()
+    assert admin.check_password(PASSWORD) and admin.first_name == ""
+    assert audited() == []
+    users.edit(second_admin, admin, full_name="The admin", role=Role.ADMINISTRATOR, is_active=True)
+    users.edit(
+        admin,
+        admin,
+        full_name="The admin",
+        role=Role.ADMINISTRATOR,
+        is_active=True,
+        password="Other-Horse-43",
+    )
+    admin.refresh_from_db()
+    assert admin.check_password("Other-Horse-43")
+
+
 def test_nobody_deletes_the_builtin_admin_or_themselves(admin, second_admin):
     with pytest.raises(users.UserRefused, match="The user 'admin' cannot be deleted."):
         users.delete(second_admin, admin)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from appliance import workflow
 from appliance.models import AuditEvent, ConfigVersion, SystemSettings, User
@@ -51,6 +57,58 @@ def test_login_is_rate_limited(https_client, appliance, settings):
     assert response.status_code == 429
     assert "Too many failed login attempts" in response.content.decode()
     assert "_auth_user_id" not in https_client.session
+
+
+def attempt(client, password, address, username="admin"):
+    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def lockouts() -> list[tuple[str, str, str]]:
+    rows = AuditEvent.objects.filter(action="login_lockout").order_by("id")
+    return list(rows.values_list("user_name", "detail", "source"))
+
+
+def test_a_lockout_is_audited_and_refused_attempts_do_not_extend_it(https_client, appliance, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(10):
+        attempt(https_client, "wrong", "192.0.2.66")
+    assert AuditEvent.objects.filter(action="login_failed").count() == 3  # the rest never got checked
+    assert lockouts() == [
+        ("admin", "locked out for 15 minutes: 3 failed logins for admin from this address", "GUI 192.0.2.66"),
+        *[
+            (
+                "admin",
+                "refused while locked out: 3 failed logins for admin from this address",
+                "GUI 192.0.2.66",
+            )
+        ]
+        * 7,
+    ]
+    # The failures leave the window; the refusals since, however many, do not hold the lockout.
+    old = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS + 1)
+    AuditEvent.objects.filter(action="login_failed").update(time=old)
+    assert attempt(https_client, PASSWORD, "192.0.2.66").status_code == 302
+
+
+def test_a_flood_from_one_address_never_keeps_out_the_right_password_from_another(
+    https_client, appliance, settings
+):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for number in range(50):
+        attempt(https_client, "wrong", "192.0.2.66", username=f"user{number % 20}")
+    assert attempt(https_client, "wrong", "192.0.2.66", username="someone").status_code == 429
+    assert lockouts()[-1][1] == "refused while locked out: 12 failed logins from this address"
+    assert attempt(HTTPSClient(), PASSWORD, "192.0.2.10").status_code == 302
+
+
+def test_an_account_guessed_from_many_addresses_is_locked_for_those_only(https_client, appliance, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for number in range(12):
+        attempt(https_client, "wrong", f"192.0.2.{100 + number}")
+    response = attempt(https_client, PASSWORD, "192.0.2.100")
+    assert response.status_code == 429
+    assert lockouts()[-1][1] == "refused while locked out: 12 failed logins for admin from all addresses"
+    assert attempt(HTTPSClient(), PASSWORD, "192.0.2.10").status_code == 302
 
 
 def test_post_without_csrf_token_is_refused(appliance, admin):
@@ -171,6 +229,17 @@ def test_only_administrators_manage_users(login, request, role_fixture):
     assert not User.objects.filter(username="mallory").exists()
 
 
+def test_a_refusal_is_logged_in_one_line_without_a_traceback(login, guest, caplog):
+    client = login(guest)
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert client.get(reverse("users")).status_code == 403
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert record.getMessage() == (
+        "Forbidden: /admin/users/ (user gus, 127.0.0.1): The Guest role may not manage user accounts."
+    )
+
+
 def test_administrator_adds_edits_and_deletes_a_user(login, admin):
     client = login(admin)
     response = client.post(
@@ -216,6 +285,20 @@ def test_builtin_admin_cannot_be_deleted_or_demoted(login, admin, second_admin):
     assert admin.role == "administrator" and admin.is_active
 
 
+def test_another_administrator_is_refused_admins_password_in_words(login, admin, second_admin):
+    client = login(second_admin)
+    new = {"full_name": "", "role": "administrator", "is_active": "on"}
+    new |= {"password": "Other-Horse-43", "password_again": "Other-Horse-43"}
+    response = client.post(reverse("user_edit", args=["admin"]), new)
+    assert response.status_code == 409
+    assert (
+        "Only &#x27;admin&#x27; can change the password of the user &#x27;admin&#x27;."
+        in response.content.decode()
+    )
+    admin.refresh_from_db()
+    assert admin.check_password(PASSWORD)
+
+
 def test_rollback_page_compares_and_stages(login, admin):
     client = login(admin)
     client.post(reverse("system_settings"), {"hostname": "two.example.org", "rollback_versions_kept": 10})
@@ -257,3 +340,23 @@ def test_change_password(login, operator):
     assert "Your password has been changed." in response.content.decode()
     operator.refresh_from_db()
     assert operator.check_password("Another-Pass-77")
+
+
+def test_every_answer_has_the_content_security_policy(login, admin, https_client):
+    assert https_client.get(reverse("login"))["Content-Security-Policy"] == "default-src 'self'"
+    assert login(admin).get(reverse("overview"))["Content-Security-Policy"] == "default-src 'self'"
+    assert https_client.get("/static/js/htmx.min.js")["Content-Security-Policy"] == "default-src 'self'"
+
+
+INLINE = re.compile(r"<script(?![^>]*\ssrc=)|<style|\sstyle=|\son[a-z]+=|\shx-on|javascript:|data:")
+
+
+def test_no_template_relies_on_what_the_policy_forbids():
+    """Inline scripts, handlers and styles (htmx's hx-on evaluates script) would not run under the CSP."""
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    found = [
+        f"{path.relative_to(templates)}: {match.group()}"
+        for path in templates.rglob("*.html")
+        for match in INLINE.finditer(path.read_text())
+    ]
+    assert found == []

@@ -74,6 +74,16 @@ def test_save_on_the_appliance_then_load_it_back(login, admin):
     assert workflow.pending_changes() == []
 
 
+def test_a_read_only_operator_downloads_but_saves_nothing_on_the_appliance(login, read_only):
+    client = login(read_only)
+    before = configfile.saved_files()
+    assert "Save file to this appliance" not in client.get(reverse("config_file")).content.decode()
+    response = client.post(reverse("config_file"), {"operation": "save", "passphrases": "mask"})
+    assert response.status_code == 400
+    assert configfile.saved_files() == before
+    assert download(client).status_code == 200
+
+
 def test_pasted_configuration_is_staged_and_committed(login, admin):
     client = login(admin)
     pasted = "<config><hostname>pasted.example.org</hostname></config>"
@@ -108,6 +118,21 @@ def test_a_bad_document_is_refused_with_line_and_element_and_changes_nothing(log
     assert "line 4: &lt;interface&gt; lacks &lt;interface_hostname&gt;" in page
     assert SystemSettings.load().hostname == "esa.example.com"
     assert not workflow.has_uncommitted_changes()
+
+
+def test_a_refused_large_paste_is_not_echoed(login, admin):
+    client = login(admin)
+    pasted = "<config>\n<hostname>ok.example.org</hostname>\n" + "<x/>\n" * 200_000
+    pasted += (
+        "<config_rollback><versions_kept>" + "9" * 1_000_000 + "</versions_kept></config_rollback></config>"
+    )
+    response = client.post(reverse("load_config"), {"source": "paste", "pasted": pasted})
+    page = response.content.decode()
+    assert response.status_code == 400 and len(pasted) > 2_000_000
+    assert len(page) < 60_000
+    assert "MB) is not shown again: paste it again once corrected." in page
+    assert "line 3: " in page and "… and 199951 more problems." in page
+    assert "9" * 400 not in page
 
 
 def test_load_form_names_what_is_missing(login, admin):
@@ -149,3 +174,17 @@ def test_an_upload_over_the_size_limit_is_refused_before_reading(login, admin, s
     assert response.status_code == 400
     assert "The file is larger than the limit of 1 MiB." in response.content.decode()
     assert not workflow.has_uncommitted_changes()
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_reading(login, admin, settings, caplog):
+    settings.CONFIG_FILE_MAX_BYTES = 1024 * 1024
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024 + 64 * 1024
+    pasted = "<config><hostname>big.example.org</hostname></config>" + " " * (2 * 1024 * 1024)
+    response = login(admin).post(reverse("load_config"), {"source": "paste", "pasted": pasted})
+    page = response.content.decode()
+    assert response.status_code == 413
+    assert "What was sent (2.0\xa0MB) is larger than the console accepts" in page
+    assert "a configuration file may be up to 1 MiB. Nothing was changed." in page
+    assert not workflow.has_uncommitted_changes()
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "django.request"]
+    assert logged.startswith("Request Entity Too Large: /admin/config/load/ (user admin, 127.0.0.1): ")

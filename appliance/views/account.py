@@ -19,13 +19,32 @@ from appliance.audit import Action
 from appliance.models import AuditEvent
 from appliance.views.common import ConsoleRequest, form_page, source_of
 
+# Failed logins (a wrong user name or password) allowed in the window, as multiples of
+# LOGIN_FAILURE_LIMIT: from one address to any account, and to one account from every address.
+ADDRESS_LIMIT_FACTOR = 4
+ACCOUNT_LIMIT_FACTOR = 4
 
-def _too_many_failures(username: str, source: str) -> bool:
-    """Failed logins in the window, per user name from this address, and per address overall."""
+
+def _lockout(username: str, source: str) -> str | None:
+    """Why a login for ``username`` from ``source`` is refused before its password is checked, or None.
+
+    Only failures count, never refused attempts: knocking on a lockout does not extend it. An account's
+    lockout holds for the addresses that failed on it, so a flood from one address never keeps out the
+    right password from another.
+    """
     since = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-    failures = AuditEvent.objects.filter(action=Action.LOGIN_FAILED, time__gte=since, source=source)
+    failures = AuditEvent.objects.filter(action=Action.LOGIN_FAILED, time__gte=since)
     limit = settings.LOGIN_FAILURE_LIMIT
-    return failures.filter(user_name=username).count() >= limit or failures.count() >= limit * 4
+    from_here = failures.filter(source=source).count()
+    if from_here >= limit * ADDRESS_LIMIT_FACTOR:
+        return f"{from_here} failed logins from this address"
+    on_account = failures.filter(user_name=username)
+    on_account_from_here = on_account.filter(source=source).count()
+    if on_account_from_here >= limit:
+        return f"{on_account_from_here} failed logins for {username} from this address"
+    if on_account_from_here and (everywhere := on_account.count()) >= limit * ACCOUNT_LIMIT_FACTOR:
+        return f"{everywhere} failed logins for {username} from all addresses"
+    return None
 
 
 @login_not_required
@@ -35,9 +54,9 @@ def login_view(request: ConsoleRequest):
     if request.method == "POST":
         username = request.POST.get("username", "")[:150]
         source = source_of(request)
-        if _too_many_failures(username, source):
-            minutes = settings.LOGIN_FAILURE_WINDOW_SECONDS // 60
-            audit.record(username, Action.LOGIN_FAILED, "refused: too many failed attempts", source)
+        minutes = settings.LOGIN_FAILURE_WINDOW_SECONDS // 60
+        if reason := _lockout(username, source):
+            audit.record(username, Action.LOGIN_LOCKOUT, f"refused while locked out: {reason}", source)
             context = {
                 "form": AuthenticationForm(request),
                 "next": next_url,
@@ -51,6 +70,9 @@ def login_view(request: ConsoleRequest):
                 next_url = settings.LOGIN_REDIRECT_URL
             return redirect(next_url)
         audit.record(username, Action.LOGIN_FAILED, "wrong user name or password", source)
+        if reason := _lockout(username, source):
+            detail = f"locked out for {minutes} minutes: {reason}"
+            audit.record(username, Action.LOGIN_LOCKOUT, detail, source)
     return render(request, "registration/login.html", {"form": form, "next": next_url})
 
 

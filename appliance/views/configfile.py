@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -14,6 +15,12 @@ from appliance import configfile, workflow
 from appliance.config.xmlfile import ConfigFileError, SecretMode, size_limit_text
 from appliance.roles import Capability, can, requires
 from appliance.views.common import ConsoleRequest, source_of
+
+# What a page shown again after a refused load echoes of the input: a paste may be up to
+# CONFIG_FILE_MAX_BYTES, and a document's problems quote its values and may run to one a line.
+ECHOED_PASTE_MAX_CHARS = 64 * 1024
+PROBLEMS_SHOWN = 50
+PROBLEM_MAX_CHARS = 300
 
 
 class SaveForm(forms.Form):
@@ -40,6 +47,12 @@ class SaveForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        if not can(user, Capability.SAVE_ON_APPLIANCE):
+            self.fields["operation"].choices = [
+                (operation, label)
+                for operation, label in self.fields["operation"].choices
+                if operation != "save"
+            ]
         self.fields["passphrases"].choices = [
             (mode, label)
             for mode, label in self.fields["passphrases"].choices
@@ -109,12 +122,36 @@ class LoadForm(forms.Form):
             return upload.read(), f"uploaded file {upload.name}"
         return self.cleaned_data["pasted"].encode("utf-8"), "pasted configuration"
 
+    def forget_large_paste(self) -> None:
+        """Shown again, the form leaves a large paste out (the note says so) instead of sending it back."""
+        pasted = self.data.get("pasted", "")
+        if len(pasted) > ECHOED_PASTE_MAX_CHARS:
+            self.data = self.data.copy()
+            self.data["pasted"] = ""
+            self["pasted"].help_text = (
+                f"The configuration you pasted ({filesizeformat(len(pasted))}) is not shown again: "
+                "paste it again once corrected."
+            )
 
-def _page(request, save_form, load_form, status=200, **extra):
+
+def _shown(problems: list[str]) -> list[str]:
+    """The first problems, each cut short: enough to correct the document, never the document itself."""
+    shown = [
+        p if len(p) <= PROBLEM_MAX_CHARS else p[:PROBLEM_MAX_CHARS] + "…" for p in problems[:PROBLEMS_SHOWN]
+    ]
+    if len(problems) > PROBLEMS_SHOWN:
+        shown.append(f"… and {len(problems) - PROBLEMS_SHOWN} more problems.")
+    return shown
+
+
+def _page(request, save_form, load_form, status=200, problems=(), **extra):
+    if load_form.is_bound:
+        load_form.forget_large_paste()
+    context = {"save_form": save_form, "load_form": load_form, "saved_files": configfile.saved_files()}
     return render(
         request,
         "appliance/config_file.html",
-        {"save_form": save_form, "load_form": load_form, "saved_files": configfile.saved_files(), **extra},
+        {**context, "problems": _shown(list(problems)), **extra},
         status=status,
     )
 

@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import reverse
 
-from appliance.forms import SslConfigurationForm, SystemSettingsForm
+from appliance.forms import NetworkAccessForm, SslConfigurationForm, SystemSettingsForm
 from appliance.models import AuditEvent, SslSettings, SystemSettings
 from appliance.roles import Capability, requires
 from appliance.sections import SSL_FIELDS
@@ -33,6 +33,28 @@ def system_settings(request: ConsoleRequest):
         change,
         full_template="appliance/system_settings.html",
         success_url=reverse("system_settings"),
+    )
+
+
+@requires(Capability.VIEW_CONFIG)
+def network_access(request: ConsoleRequest):
+    current = SystemSettings.load()
+
+    def change(data):
+        def apply():
+            current.web_ui_timeout_minutes = data["web_ui_timeout_minutes"]
+            current.save(update_fields=["web_ui_timeout_minutes"])
+
+        return "edited network access", apply
+
+    return staged_form_page(
+        request,
+        NetworkAccessForm(
+            request.POST or None, initial={"web_ui_timeout_minutes": current.web_ui_timeout_minutes}
+        ),
+        change,
+        full_template="appliance/network_access.html",
+        success_url=reverse("network_access"),
     )
 
 

@@ -11,3 +11,26 @@ htmx.onLoad((content) => {
     form.classList.add("inherited");
   }
 });
+
+// The Content-Security-Policy allows no inline script: what templates once said in on…= handlers is here.
+
+// A form or a submit button with data-confirm asks before it is sent (before htmx sees the submit too).
+document.addEventListener(
+  "submit",
+  (event) => {
+    const question = event.submitter?.dataset.confirm ?? event.target.dataset.confirm;
+    if (question && !confirm(question)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  },
+  true,
+);
+
+// A field's inline check is swapped in only if the field still holds the value checked (_field.html).
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const name = event.target.dataset?.checkedField;
+  if (!name) return;
+  const now = new FormData(event.target.closest("form")).getAll(name).join();
+  if (now !== event.detail.requestConfig.formData.getAll(name).join()) event.detail.shouldSwap = false;
+});
